@@ -1,0 +1,85 @@
+"""Domain errors to HTTP responses: the one place that knows status codes.
+
+| error               | status |
+|---------------------|--------|
+| JobNotFound         | 404    |
+| PayloadTooLarge     | 413    |
+| InvalidJobRequest   | 422    |
+| InvalidCursor       | 400    |
+| DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
+| malformed JSON      | 400    |
+| body not sent as JSON | 415  |
+| schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
+
+Bodies are ``{"detail": ...}`` like FastAPI's own errors.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from jobqueue.errors import (
+    DatabaseUnavailable,
+    InvalidCursor,
+    InvalidJobRequest,
+    JobNotFound,
+    JobQueueError,
+    PayloadTooLarge,
+)
+
+STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
+    (JobNotFound, 404),
+    (PayloadTooLarge, 413),
+    (InvalidJobRequest, 422),
+    (InvalidCursor, 400),
+    (DatabaseUnavailable, 503),
+]
+
+
+def status_of(exc: JobQueueError) -> int:
+    """The HTTP status for a domain error (500 for one without a mapping)."""
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JobQueueError)
+    status = status_of(exc)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "model_attributes_type" for error in errors):
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type:
+            return JSONResponse(
+                {
+                    "detail": f"send the body as JSON with 'Content-Type: application/json' "
+                    f"(got {content_type or 'no Content-Type'!r})"
+                },
+                status_code=415,
+            )
+        return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=422)
+    if any(error.get("type") == "json_invalid" for error in errors):
+        first = errors[0]
+        message = first.get("ctx", {}).get("error", "")
+        return JSONResponse(
+            {"detail": f"the request body is not valid JSON: {message}".rstrip(": ")},
+            status_code=400,
+        )
+    cleaned = [{k: v for k, v in error.items() if k != "input"} for error in errors]
+    return JSONResponse({"detail": jsonable_encoder(cleaned)}, status_code=422)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(JobQueueError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,1 @@
+"""API routes: jobs and health."""

@@ -1,0 +1,149 @@
+"""Pydantic models for the API's requests and responses, with the examples /docs shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobqueue.jobs import Job, JobStatus
+
+QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+TASK_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /jobs``. Every field has a default: ``{}`` creates an ``echo`` job."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"description": "Process this task"},
+                {"task": "sleep", "payload": {"seconds": 2}, "priority": 5},
+                {"task": "fail", "payload": {"message": "boom"}, "max_attempts": 1},
+            ]
+        },
+    )
+
+    task: str = Field(default="echo", pattern=TASK_PATTERN, description="A registered task name.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="A JSON object handed to the task (size-limited)."
+    )
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN, description="Queue name.")
+    priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first.")
+    description: str | None = Field(default=None, max_length=10_000)
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=1000, description="Attempts in all (default from settings)."
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=86_400, description="Per-attempt timeout in seconds."
+    )
+
+
+class JobOut(BaseModel):
+    """A job as the API returns it. Times are RFC 3339 with an offset (UTC)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "task": "echo",
+                    "queue": "default",
+                    "status": "done",
+                    "payload": {},
+                    "result": {"echo": {}},
+                    "error": None,
+                    "attempts": 1,
+                    "max_attempts": 3,
+                    "priority": 0,
+                    "description": "Process this task",
+                    "created_at": "2026-11-29T12:00:00.000000Z",
+                    "run_at": "2026-11-29T12:00:00.000000Z",
+                    "started_at": "2026-11-29T12:00:00.002000Z",
+                    "finished_at": "2026-11-29T12:00:00.003000Z",
+                    "timeout_seconds": 300.0,
+                    "worker_id": "host:1234:a1b2c3",
+                    "lease_expires_at": None,
+                    "rescues": 0,
+                }
+            ]
+        }
+    )
+
+    id: int
+    task: str
+    queue: str
+    status: JobStatus
+    payload: dict[str, Any]
+    result: Any
+    error: str | None
+    attempts: int
+    max_attempts: int
+    priority: int
+    description: str | None
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timeout_seconds: float
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    rescues: int
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """Build from the domain :class:`jobqueue.jobs.Job`."""
+        return cls(
+            id=job.id,
+            task=job.task,
+            queue=job.queue,
+            status=job.status,
+            payload=job.payload,
+            result=job.result,
+            error=job.error,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            priority=job.priority,
+            description=job.description,
+            created_at=job.created_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            timeout_seconds=job.timeout_seconds,
+            worker_id=job.worker_id,
+            lease_expires_at=job.lease_expires_at,
+            rescues=job.rescues,
+        )
+
+
+class JobPage(BaseModel):
+    """Body of ``GET /jobs``: ``items`` newest first; pass ``next_cursor`` as ``cursor``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [], "next_cursor": "aWQ6MTI"}]}
+    )
+
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class ErrorOut(BaseModel):
+    """Body of every error response: ``detail`` says what went wrong and what to fix."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "job 42 does not exist"}]})
+
+    detail: Any
+
+
+class Health(BaseModel):
+    """Body of ``/healthz`` and ``/readyz``: ``status`` is ``ok`` or ``unavailable``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "checks": {"database": "ok"}}]}
+    )
+
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""The ``jobqueue`` command (typer): serve, migrate, enqueue, get, list.
+
+``serve`` and ``migrate`` talk to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
+of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
+machine that can reach it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+import uvicorn
+
+from jobqueue.api.app import create_app, open_database
+from jobqueue.db.migrations import upgrade_to_head
+from jobqueue.errors import ConfigurationError
+from jobqueue.logs import configure_logging
+from jobqueue.settings import Settings
+
+app = typer.Typer(help="jobqueue: a PostgreSQL-backed job queue service.", no_args_is_help=True)
+
+ServiceUrl = Annotated[
+    str, typer.Option("--url", envvar="JOBQUEUE_URL", help="Base URL of a running service.")
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        _fail(f"invalid settings: {exc}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (JOBQUEUE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (JOBQUEUE_PORT).")] = None,
+) -> None:
+    """Run the API and the worker pool (embedded PostgreSQL when JOBQUEUE_DATABASE_URL is unset).
+
+    Stops gracefully on SIGTERM or Ctrl-C: running jobs get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
+    """
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=None,
+            access_log=False,
+        )
+    except ConfigurationError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the database to the newest schema (a no-op when it is current)."""
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        url, embedded = open_database(settings)
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    try:
+        upgrade_to_head(url)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    typer.echo("database is at the newest revision")
+
+
+def _request(method: str, url: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc} (is `jobqueue serve` running? see --url)")
+    if response.status_code >= 400:
+        _fail(f"{response.status_code}: {response.text}")
+    return response.json()
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. echo, sleep, fail.")],
+    payload: Annotated[str, typer.Option(help="Payload as a JSON object.")] = "{}",
+    queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
+    priority: Annotated[int, typer.Option(help="-100..100, higher runs first.")] = 0,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Create a job and print it as JSON."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        _fail(f"--payload is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        _fail("--payload must be a JSON object, e.g. '{\"seconds\": 2}'")
+    job = {"task": task, "payload": body, "queue": queue, "priority": priority}
+    if description is not None:
+        job["description"] = description
+    _print(_request("POST", f"{url.rstrip('/')}/jobs", json=job))
+
+
+@app.command()
+def get(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Print one job as JSON."""
+    _print(_request("GET", f"{url.rstrip('/')}/jobs/{job_id}"))
+
+
+@app.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(help="todo, in_progress, done, failed…")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    limit: Annotated[int, typer.Option(help="1..1000.")] = 20,
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Print the newest jobs, one line each: id, status, queue, task, attempts."""
+    params = {"status": status, "queue": queue, "task": task, "limit": limit}
+    page = _request("GET", f"{url.rstrip('/')}/jobs", params={k: v for k, v in params.items() if v})
+    for job in page["items"]:
+        typer.echo(
+            f"{job['id']:>8}  {job['status']:<12} {job['queue']:<12} {job['task']:<12} "
+            f"attempts={job['attempts']}/{job['max_attempts']}"
+        )
+    if page["next_cursor"]:
+        typer.echo(f"(more: next cursor {page['next_cursor']})", err=True)

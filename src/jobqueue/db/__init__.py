@@ -1,0 +1,1 @@
+"""Database access: engine, tables (the alembic target), repository (every SQL statement)."""

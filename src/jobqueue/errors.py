@@ -1,0 +1,82 @@
+"""The errors jobqueue raises, and the signals a task may raise (standard library only).
+
+The tree::
+
+    JobQueueError
+    ├── JobNotFound            no job with that id                       (API: 404)
+    ├── InvalidJobRequest      a request that cannot be stored as given  (API: 422)
+    │   ├── UnknownTask        the task name is not registered           (API: 422)
+    │   └── PayloadTooLarge    payload over JOBQUEUE_MAX_PAYLOAD_BYTES    (API: 413)
+    ├── InvalidCursor          a pagination cursor we did not issue      (API: 400)
+    ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
+    └── ConfigurationError     settings that cannot work (start-up stops)
+
+    TaskError                  base of the signals a task raises to steer its job
+    └── Discard                fail the job now, whatever attempts remain
+
+Only ``api/errors.py`` maps these to HTTP status codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class JobQueueError(Exception):
+    """Base of every error jobqueue raises on purpose. ``str(err)`` is a user-facing message."""
+
+
+class JobNotFound(JobQueueError):
+    """No job has the given id."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} does not exist")
+
+
+class InvalidJobRequest(JobQueueError):
+    """A job request that cannot be stored as given; the message says what to fix."""
+
+
+class UnknownTask(InvalidJobRequest):
+    """The task name is not in the registry; the message lists the known names."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown task {name!r}; known tasks: {', '.join(self.known)}")
+
+
+class PayloadTooLarge(InvalidJobRequest):
+    """The payload's JSON encoding is larger than the configured limit (bytes)."""
+
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+        super().__init__(
+            f"payload is {size_bytes} bytes of JSON; the limit is {limit_bytes} bytes "
+            "(JOBQUEUE_MAX_PAYLOAD_BYTES): store large data elsewhere and pass a reference"
+        )
+
+
+class InvalidCursor(JobQueueError):
+    """A pagination cursor that this service did not issue."""
+
+    def __init__(self) -> None:
+        super().__init__("cursor is not valid: pass the next_cursor value of a previous page")
+
+
+class DatabaseUnavailable(JobQueueError):
+    """PostgreSQL could not be reached or answered with a connection error."""
+
+
+class ConfigurationError(JobQueueError):
+    """Settings that cannot work; start-up stops with this message."""
+
+
+class TaskError(Exception):
+    """Base of the signals a task raises to steer its job (not an error of jobqueue itself)."""
+
+
+class Discard(TaskError):
+    """Raise from a task to fail its job at once, without the retries it has left."""

@@ -1,0 +1,166 @@
+"""The job domain: statuses and the legal transitions between them (standard library only).
+
+The state machine (see DESIGN.md)::
+
+    todo ──claim──► in_progress ──ok──────────────────► done
+      ▲                 │ error, attempts left ───────► todo   (run_at = now + backoff)
+      │                 │ error, none left / discard ─► failed
+      │                 │ lease expired (rescue) ─────► todo   (counts as an attempt)
+      │                 │ cancel requested ───────────► cancelled
+      └── retry (API) ◄─ failed, cancelled              todo ──cancel──► cancelled
+
+Every write in ``db/repository.py`` that moves a job is guarded by the source state in its
+``WHERE`` clause, so these rules hold in the database, not only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life. Stored as text in ``jobs.status`` (a CHECK constraint)."""
+
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the states a job only leaves through an explicit retry."""
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.TODO: frozenset({JobStatus.IN_PROGRESS, JobStatus.CANCELLED}),
+    JobStatus.IN_PROGRESS: frozenset(
+        {JobStatus.DONE, JobStatus.TODO, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.DONE: frozenset(),
+    JobStatus.FAILED: frozenset({JobStatus.TODO}),
+    JobStatus.CANCELLED: frozenset({JobStatus.TODO}),
+}
+
+
+def can_transition(source: JobStatus, target: JobStatus) -> bool:
+    """Tell whether ``source → target`` is an edge of the state machine above.
+
+    Args:
+        source: the job's current status.
+        target: the status a write wants to give it.
+
+    Returns:
+        True when the edge exists; a self-loop is never an edge.
+    """
+    return target in TRANSITIONS[source]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of ``jobs``, as the service returns it. Times are timezone-aware UTC.
+
+    ``payload`` and ``result`` are decoded JSON; ``timeout_seconds`` is in seconds.
+    """
+
+    id: int
+    queue: str
+    task: str
+    payload: dict[str, Any]
+    description: str | None
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    rescues: int
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    worker_id: str | None
+    result: Any
+    error: str | None
+    idempotency_key: str | None
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert: what a client asked for, checked and with defaults applied.
+
+    ``payload_json`` is the payload already encoded as JSON text (its size was checked against
+    the limit, in bytes); ``delay_seconds`` (>= 0) is added to the database clock at insert.
+    """
+
+    task: str
+    payload_json: str
+    queue: str
+    priority: int
+    description: str | None
+    max_attempts: int
+    timeout_seconds: float
+    delay_seconds: float = 0.0
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker holds: what the runner needs, nothing more.
+
+    ``attempt`` is the number the claim gave this run (the fence for every later write).
+    """
+
+    id: int
+    queue: str
+    task: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, waiting to be written by the completer.
+
+    ``status`` is ``done``, ``failed`` or ``todo`` (a retry, ``retry_delay_seconds`` from now);
+    ``result_json`` is the result encoded as JSON text (``done`` only).
+    """
+
+    job_id: int
+    attempt: int
+    status: JobStatus
+    result_json: str | None = None
+    error: str | None = None
+    retry_delay_seconds: float = 0.0
+
+
+def find_nul(value: Any, path: str = "payload") -> str | None:
+    """The path of the first string (key or value) in ``value`` that contains U+0000, or None.
+
+    PostgreSQL's text and jsonb cannot store U+0000 (PostgreSQL manual, "JSON Types").
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"{path} (a key)"
+            found = find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None

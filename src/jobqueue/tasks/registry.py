@@ -1,0 +1,151 @@
+"""The task registry: names to functions, filled by the ``@task`` decorator.
+
+A task is a function ``f(ctx: JobContext) -> JSON-serialisable result``, ``async def`` or plain
+``def``. Plain functions run in a worker thread (``asyncio.to_thread``) so they never block the
+event loop; they cannot be interrupted by a timeout or a cancel (Python threads cannot be killed),
+so their late result is ignored.
+
+Example::
+
+    from jobqueue import task
+
+    @task("resize")
+    async def resize(ctx):
+        return {"width": ctx.payload["width"] // 2}
+
+Modules named in ``JOBQUEUE_TASK_MODULES`` are imported at start so their decorators run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobqueue.errors import ConfigurationError
+
+TaskFunction = Callable[["JobContext"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a running task sees of its job.
+
+    Attributes:
+        job_id: the job's id.
+        task: the task name.
+        queue: the queue the job was claimed from.
+        payload: the job's payload, a JSON object.
+        attempt: this attempt's number, 1 for the first run.
+        max_attempts: how many attempts the job may use in all.
+    """
+
+    job_id: int
+    task: str
+    queue: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A registered task: its name, its function and whether that function is a coroutine."""
+
+    name: str
+    function: TaskFunction
+    is_async: bool
+
+    async def run(self, ctx: JobContext) -> Any:
+        """Run the task once for ``ctx``; a plain function runs in a worker thread.
+
+        Returns:
+            whatever the function returns (the job's result; must be JSON-serialisable).
+
+        Raises:
+            whatever the function raises.
+        """
+        if self.is_async:
+            result: Awaitable[Any] = self.function(ctx)
+            return await result
+        return await asyncio.to_thread(self.function, ctx)
+
+
+@dataclass
+class TaskRegistry:
+    """Task names to :class:`Task`. ``create_app`` builds one from the default registry."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+    def register(self, name: str, function: TaskFunction) -> Task:
+        """Add ``function`` under ``name``.
+
+        Raises:
+            ConfigurationError: when ``name`` is taken by another function.
+        """
+        existing = self.tasks.get(name)
+        if existing is not None and existing.function is not function:
+            raise ConfigurationError(f"task name {name!r} is registered twice")
+        entry = Task(name, function, inspect.iscoroutinefunction(function))
+        self.tasks[name] = entry
+        return entry
+
+    def task(self, name: str) -> Callable[[TaskFunction], TaskFunction]:
+        """Decorator form of :meth:`register`; returns the function unchanged."""
+
+        def decorate(function: TaskFunction) -> TaskFunction:
+            self.register(name, function)
+            return function
+
+        return decorate
+
+    def get(self, name: str) -> Task | None:
+        """The task called ``name``, or None."""
+        return self.tasks.get(name)
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self.tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tasks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def copy(self) -> TaskRegistry:
+        """A shallow copy: tests add tasks to it without touching the default registry."""
+        return TaskRegistry(dict(self.tasks))
+
+
+default_registry = TaskRegistry()
+
+
+def task(name: str) -> Callable[[TaskFunction], TaskFunction]:
+    """Register a function as task ``name`` in the default registry.
+
+    Args:
+        name: the name clients pass as ``task`` when they create a job.
+
+    Raises:
+        ConfigurationError: when another function already has that name.
+    """
+    return default_registry.task(name)
+
+
+def import_task_modules(modules: list[str]) -> None:
+    """Import the user modules that hold ``@task`` functions (``JOBQUEUE_TASK_MODULES``).
+
+    Raises:
+        ConfigurationError: when a module cannot be imported; the message names it.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"cannot import task module {module!r} (JOBQUEUE_TASK_MODULES): {exc}"
+            ) from exc

@@ -1,0 +1,90 @@
+"""The completer: buffers attempt outcomes and writes each batch with one fenced UPDATE.
+
+There is no timer: while one write is in flight, the outcomes that arrive meanwhile pile up and
+go together in the next (group commit), so a lone job is written at once and a busy pool writes
+hundreds per statement. Outcomes stay buffered, and their leases held, until the write succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobqueue.db import repository
+from jobqueue.db.engine import connect
+from jobqueue.errors import DatabaseUnavailable
+from jobqueue.jobs import Outcome
+from jobqueue.worker.state import Holdings
+
+log = structlog.get_logger(__name__)
+
+MAX_WRITE_BATCH = 500
+RETRY_DELAY_SECONDS = 0.5
+
+
+class Completer:
+    """Writes outcomes for ``worker_id``.
+
+    Args:
+        engine: the process's engine.
+        holdings: written (or lease-lost) jobs are forgotten there.
+        worker_id: the fence: only rows this worker holds are written.
+    """
+
+    def __init__(self, *, engine: AsyncEngine, holdings: Holdings, worker_id: str) -> None:
+        self.engine = engine
+        self.holdings = holdings
+        self.worker_id = worker_id
+        self.pending: list[Outcome] = []
+        self._added = asyncio.Event()
+
+    def add(self, outcome: Outcome) -> None:
+        """Queue an outcome for writing (no I/O; called by runners)."""
+        self.pending.append(outcome)
+        self._added.set()
+
+    async def run(self) -> None:
+        """Write until cancelled; a failed write is retried after ``RETRY_DELAY_SECONDS``."""
+        while True:
+            await self._added.wait()
+            self._added.clear()
+            while self.pending:
+                try:
+                    await self.write_batch()
+                except DatabaseUnavailable as exc:
+                    log.warning("outcome_write_failed", error=str(exc), pending=len(self.pending))
+                    await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+    async def write_batch(self) -> None:
+        """Write up to ``MAX_WRITE_BATCH`` of the oldest pending outcomes.
+
+        Raises:
+            DatabaseUnavailable: nothing was removed from ``pending``.
+        """
+        batch = self.pending[:MAX_WRITE_BATCH]
+        async with connect(self.engine) as conn:
+            written = await repository.finish(conn, batch, self.worker_id)
+        # Runners only append, so the batch is still the head of the list.
+        del self.pending[: len(batch)]
+        for outcome in batch:
+            self.holdings.forget(outcome.job_id)
+            if outcome.job_id not in written:
+                log.warning(
+                    "lease_lost",
+                    job_id=outcome.job_id,
+                    attempt=outcome.attempt,
+                    dropped_outcome=str(outcome.status),
+                )
+
+    async def flush(self, attempts: int = 3) -> None:
+        """Write everything pending (shutdown); gives up after ``attempts`` failed writes."""
+        failures = 0
+        while self.pending and failures < attempts:
+            try:
+                await self.write_batch()
+            except DatabaseUnavailable as exc:
+                failures += 1
+                log.error("outcome_flush_failed", error=str(exc), pending=len(self.pending))
+                await asyncio.sleep(RETRY_DELAY_SECONDS)

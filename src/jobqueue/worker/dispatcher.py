@@ -1,0 +1,135 @@
+"""The dispatcher: claims as many jobs as there are free slots and feeds the runners' queue.
+
+It claims when woken (a local enqueue, a NOTIFY, a freed slot) and otherwise every
+``poll_interval_seconds``, the safety net for notifications lost while the LISTEN connection was
+down and for jobs whose ``run_at`` has come (saq's fetcher feeding an ``asyncio.Queue``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobqueue.db import repository
+from jobqueue.db.engine import connect
+from jobqueue.errors import DatabaseUnavailable
+from jobqueue.jobs import ClaimedJob
+from jobqueue.worker.state import Holdings
+
+log = structlog.get_logger(__name__)
+
+MAX_CLAIM_BATCH = 100
+"""The most jobs one claim statement takes, whatever the free slots."""
+
+
+class Dispatcher:
+    """Claims jobs for ``queues`` and puts them on ``ready``.
+
+    Args:
+        engine: the process's engine.
+        queues: the queue names this process serves.
+        holdings: the process's held jobs and slots.
+        ready: the runners' queue (bounded by the concurrency).
+        worker_id: this process's id, written into claimed rows.
+        lease_seconds: the lease a claim takes, in seconds.
+        poll_interval_seconds: the longest wait between two claims, in seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        queues: list[str],
+        holdings: Holdings,
+        ready: asyncio.Queue[ClaimedJob],
+        worker_id: str,
+        lease_seconds: float,
+        poll_interval_seconds: float,
+    ) -> None:
+        self.engine = engine
+        self.queues = list(queues)
+        self.holdings = holdings
+        self.ready = ready
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.poll_interval_seconds = poll_interval_seconds
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the claim in flight, if any, has been handed over.
+
+        A claim is never cancelled half-way: its jobs would stay ``in_progress`` until their
+        lease ran out instead of being released at shutdown.
+        """
+        self._stopping = True
+        self._wakeup.set()
+        self.holdings.slot_freed.set()
+
+    def wake(self) -> None:
+        """Claim at once instead of waiting for the poll (safe to call from any callback)."""
+        self._wakeup.set()
+
+    async def _wait_for_wakeup(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    async def _wait_for_slot(self) -> None:
+        while self.holdings.free_slots == 0 and not self._stopping:
+            self.holdings.slot_freed.clear()
+            await self.holdings.slot_freed.wait()
+
+    async def run(self) -> None:
+        """Claim until :meth:`stop`; a database fault is logged and retried after a poll."""
+        while True:
+            await self._wait_for_slot()
+            if self._stopping:
+                return
+            # Cleared before the claim: a wake-up that arrives during it is not lost.
+            self._wakeup.clear()
+            try:
+                drained = await self._claim_round()
+            except DatabaseUnavailable as exc:
+                log.warning("claim_failed", error=str(exc))
+                await self._wait_for_wakeup(self.poll_interval_seconds)
+                continue
+            if drained and not self._stopping:
+                await self._wait_for_wakeup(self.poll_interval_seconds)
+
+    async def _claim_round(self) -> bool:
+        """Claim for each queue in turn while slots are free.
+
+        Returns:
+            True when every queue gave fewer jobs than asked (nothing more is due now).
+        """
+        drained = True
+        # Rotate the starting queue so that no queue starves the others of slots.
+        self.queues.append(self.queues.pop(0))
+        for queue in self.queues:
+            wanted = min(self.holdings.free_slots, MAX_CLAIM_BATCH)
+            if wanted == 0 or self._stopping:
+                return False
+            jobs = await self._claim(queue, wanted)
+            for job in jobs:
+                self.holdings.take(job)
+                self.ready.put_nowait(job)
+            drained = drained and len(jobs) < wanted
+        return drained
+
+    async def _claim(self, queue: str, limit: int) -> list[ClaimedJob]:
+        async with connect(self.engine) as conn:
+            jobs = await repository.claim(
+                conn,
+                queue=queue,
+                limit=limit,
+                worker_id=self.worker_id,
+                lease_seconds=self.lease_seconds,
+            )
+        for job in jobs:
+            log.debug(
+                "job_claimed", job_id=job.id, queue=job.queue, task=job.task, attempt=job.attempt
+            )
+        return jobs

@@ -1,0 +1,76 @@
+"""The single outcome classifier: how an attempt's end becomes the job's next state.
+
+One function decides, for every way an attempt can end (pgqueuer's single classifier):
+
+- returned a value      → ``done`` with the value as result
+- raised ``Discard``    → ``failed`` at once
+- raised, attempts left → ``todo`` again after ``backoff.delay_seconds(attempt)``
+- raised, none left     → ``failed``
+- ran past its timeout  → as "raised", with a ``TimeoutError`` message
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from jobqueue import backoff
+from jobqueue.errors import Discard
+from jobqueue.jobs import ClaimedJob, JobStatus, Outcome, find_nul
+
+MAX_ERROR_CHARS = 4000
+"""The ``error`` column keeps the message and the end of the traceback, up to this many chars."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff parameters, in seconds (see :mod:`jobqueue.backoff`)."""
+
+    base_seconds: float = 1.0
+    max_seconds: float = 3600.0
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold U+0000; one such character must not sink a batch write.
+    return text.replace("\x00", "\ufffd")
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"`` and the trimmed traceback, as stored in ``jobs.error``."""
+    head = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc)[-6:])
+    text = head if len(trace) > MAX_ERROR_CHARS else f"{head}\n{trace}"
+    return _clean(text[:MAX_ERROR_CHARS])
+
+
+def encode_result(value: Any) -> str:
+    """A task's return value as JSON text for ``jobs.result``.
+
+    Raises:
+        TypeError/ValueError: when the value is not JSON (NaN, an object, …).
+    """
+    nul_path = find_nul(value, "result")
+    if nul_path is not None:
+        raise ValueError(f"{nul_path} contains U+0000, which PostgreSQL cannot store")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def succeeded(job: ClaimedJob, value: Any, policy: RetryPolicy) -> Outcome:
+    """The outcome of an attempt that returned ``value``; a value that is not JSON fails it."""
+    try:
+        result_json = encode_result(value)
+    except (TypeError, ValueError) as exc:
+        error = TypeError(f"the task's result is not JSON-serialisable: {exc}")
+        return failed(job, error, policy)
+    return Outcome(job.id, job.attempt, JobStatus.DONE, result_json=result_json)
+
+
+def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy) -> Outcome:
+    """The outcome of an attempt that raised ``exc`` (or timed out)."""
+    error = describe_error(exc)
+    if isinstance(exc, Discard) or job.attempt >= job.max_attempts:
+        return Outcome(job.id, job.attempt, JobStatus.FAILED, error=error)
+    delay = backoff.delay_seconds(job.attempt, policy.base_seconds, policy.max_seconds)
+    return Outcome(job.id, job.attempt, JobStatus.TODO, error=error, retry_delay_seconds=delay)

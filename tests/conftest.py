@@ -1,0 +1,176 @@
+"""Shared fixtures: a real PostgreSQL, one migrated template per run, a fresh clone per test.
+
+The server is ``JOBQUEUE_TEST_ADMIN_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
+A run creates ``jqt_<pid>_template``, migrates it with alembic, and clones it for each test
+(``CREATE DATABASE … TEMPLATE``, a file copy, tens of milliseconds); everything it created is
+dropped at the end. Tests that cross connections (SKIP LOCKED, NOTIFY, several pools) need
+real databases, so every test gets one: no savepoint tricks to reason about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from jobqueue.api.app import create_app
+from jobqueue.db.migrations import upgrade_to_head
+from jobqueue.settings import Settings
+from jobqueue.tasks.registry import JobContext, TaskRegistry, default_registry
+
+ADMIN_URL = os.environ.get(
+    "JOBQUEUE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PREFIX = f"jqt_{os.getpid()}"
+_counter = itertools.count()
+
+
+def url_for(database: str, driver: str = "postgresql+asyncpg") -> str:
+    """A URL to ``database`` on the test server."""
+    return (
+        make_url(ADMIN_URL)
+        .set(drivername=driver, database=database)
+        .render_as_string(hide_password=False)
+    )
+
+
+async def _admin(*statements: str) -> None:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database migrated to head, used only as a template."""
+    name = f"{PREFIX}_template"
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
+    upgrade_to_head(url_for(name))
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test; dropped afterwards. SQLAlchemy asyncpg URL."""
+    name = f"{PREFIX}_{next(_counter)}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield url_for(name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection to the test database, for asserting on rows."""
+    conn = await asyncpg.connect(url_for(make_url(database_url).database or "", "postgresql"))
+    yield conn
+    await conn.close()
+
+
+class Runs:
+    """Counts how often each job ran, for tasks registered by :func:`registry`."""
+
+    def __init__(self) -> None:
+        self.by_job: dict[int, int] = {}
+        self.order: list[int] = []
+        self.changed = asyncio.Event()
+
+    def record(self, ctx: JobContext) -> None:
+        self.by_job[ctx.job_id] = self.by_job.get(ctx.job_id, 0) + 1
+        self.order.append(ctx.job_id)
+        self.changed.set()
+
+
+@pytest.fixture
+def runs() -> Runs:
+    return Runs()
+
+
+@pytest.fixture
+def registry(runs: Runs) -> TaskRegistry:
+    """The built-in tasks plus test tasks: ``count`` (records its run, returns the payload),
+    ``count_sync`` (same, a plain function), ``block`` (waits for ``payload.seconds``)."""
+    tasks = default_registry.copy()
+
+    async def count(ctx: JobContext) -> dict[str, Any]:
+        runs.record(ctx)
+        return ctx.payload
+
+    def count_sync(ctx: JobContext) -> dict[str, Any]:
+        runs.record(ctx)
+        return ctx.payload
+
+    async def block(ctx: JobContext) -> str:
+        runs.record(ctx)
+        await asyncio.sleep(float(ctx.payload.get("seconds", 60)))
+        return "finished"
+
+    tasks.register("count", count)
+    tasks.register("count_sync", count_sync)
+    tasks.register("block", block)
+    return tasks
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    """Settings for the test database; keyword arguments override fields."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "auto_migrate": False,
+            "poll_interval_seconds": 0.2,
+            "backoff_base_seconds": 0.0,
+            "rescue_interval_seconds": 0.2,
+            "log_format": "json",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def start_app(
+    make_settings: Callable[..., Settings], registry: TaskRegistry
+) -> AsyncIterator[AppFactory]:
+    """Start an app (lifespan and worker pool) and return an httpx client for it.
+
+    Several apps may be started in one test; each is shut down at the end.
+    """
+    stack: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def start(**overrides: Any) -> httpx.AsyncClient:
+        app = create_app(make_settings(**overrides), registry=registry)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://jobqueue.test"
+        )
+        client.app = app  # type: ignore[attr-defined]
+        stack.append((lifespan, client))
+        return client
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(start_app: AppFactory) -> httpx.AsyncClient:
+    """One app with a worker pool of 10."""
+    return await start_app()

@@ -1,0 +1,48 @@
+"""Migrations: idempotent, and they create what the claim path relies on."""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from jobqueue.db.migrations import head_revision, upgrade_to_head
+
+
+async def test_upgrade_on_migrated_database_is_noop(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    await db.execute("INSERT INTO jobs (task) VALUES ('echo')")
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    assert await db.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+
+
+async def test_migration_creates_partial_claim_index_and_storage_settings(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    indexdef = await db.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_jobs_claim'"
+    )
+    assert "(queue, priority DESC, run_at, id) WHERE (status = 'todo'::text)" in indexdef
+    options = await db.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'jobs'")
+    assert "fillfactor=70" in options
+    assert make_url(database_url).get_backend_name() == "postgresql"
+
+
+async def test_claim_query_walks_claim_index_without_sort(db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO jobs (task, status) SELECT 'echo', 'done' FROM generate_series(1, 20000)"
+    )
+    await db.execute("INSERT INTO jobs (task) SELECT 'echo' FROM generate_series(1, 20000)")
+    await db.execute("ANALYZE jobs")
+    rows = await db.fetch(
+        "EXPLAIN SELECT id FROM jobs WHERE status = 'todo' AND queue = $1"
+        " AND run_at <= now() ORDER BY priority DESC, run_at, id LIMIT 10 FOR UPDATE SKIP LOCKED",
+        "default",
+    )
+    plan = "\n".join(row[0] for row in rows)
+    assert "Index Scan using ix_jobs_claim" in plan
+    assert "Sort" not in plan

@@ -1,0 +1,25 @@
+"""Tasks for the end-to-end tests, imported by the server subprocess (JOBQUEUE_TASK_MODULES).
+
+``record`` appends ``"<job_id> <attempt>\\n"`` to the file named by ``E2E_RECORD_FILE`` before it
+sleeps, so a test can tell from the file which jobs started and how often, even when the
+process running them is killed half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from jobqueue import task
+from jobqueue.tasks.registry import JobContext
+
+
+@task("record")
+async def record(ctx: JobContext) -> dict[str, Any]:
+    """Append ``"job_id attempt"`` to ``$E2E_RECORD_FILE``, then sleep ``payload.seconds``."""
+    with open(os.environ["E2E_RECORD_FILE"], "a", encoding="utf-8") as file:  # noqa: ASYNC230
+        file.write(f"{ctx.job_id} {ctx.attempt}\n")
+        file.flush()
+    await asyncio.sleep(float(ctx.payload.get("seconds", 0)))
+    return {"ok": True}

@@ -1,0 +1,51 @@
+"""The outcome classifier: one place decides done / retry / failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobqueue.errors import Discard
+from jobqueue.jobs import ClaimedJob, JobStatus
+from jobqueue.worker.outcome import RetryPolicy, failed, succeeded
+
+POLICY = RetryPolicy(base_seconds=1.0, max_seconds=10.0)
+
+
+def _job(attempt: int, max_attempts: int = 3) -> ClaimedJob:
+    return ClaimedJob(1, "default", "t", {}, attempt, max_attempts, 300.0)
+
+
+def test_succeeded_json_value_is_done_with_compact_json() -> None:
+    outcome = succeeded(_job(1), {"a": [1, "é"]}, POLICY)
+    assert (outcome.status, outcome.result_json) == (JobStatus.DONE, '{"a":[1,"é"]}')
+
+
+@pytest.mark.parametrize("value", [object(), float("nan"), {"a": "\x00"}])
+def test_succeeded_non_json_result_fails_attempt(value: object) -> None:
+    outcome = succeeded(_job(3), value, POLICY)
+    assert outcome.status == JobStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.startswith("TypeError: the task's result is not JSON-serialisable")
+
+
+def test_failed_with_attempts_left_is_retry_within_backoff() -> None:
+    outcome = failed(_job(2), RuntimeError("boom"), POLICY)
+    assert outcome.status == JobStatus.TODO
+    assert 0.0 <= outcome.retry_delay_seconds <= 2.0
+    assert outcome.error is not None
+    assert outcome.error.startswith("RuntimeError: boom")
+
+
+def test_failed_on_last_attempt_is_failed() -> None:
+    assert failed(_job(3), RuntimeError("boom"), POLICY).status == JobStatus.FAILED
+
+
+def test_failed_discard_is_failed_with_attempts_left() -> None:
+    assert failed(_job(1), Discard("no"), POLICY).status == JobStatus.FAILED
+
+
+def test_failed_error_text_has_no_nul_and_is_capped() -> None:
+    outcome = failed(_job(3), RuntimeError("a\x00b" + "x" * 10_000), POLICY)
+    assert outcome.error is not None
+    assert "\x00" not in outcome.error
+    assert len(outcome.error) <= 4000
