@@ -8,11 +8,14 @@ The tree::
     │   ├── UnknownTask        the task name is not registered           (API: 422)
     │   └── PayloadTooLarge    payload over JOBQUEUE_MAX_PAYLOAD_BYTES    (API: 413)
     ├── InvalidCursor          a pagination cursor we did not issue      (API: 400)
+    ├── JobStateConflict       the job's status does not allow the action (API: 409)
+    ├── IdempotencyConflict    a key reused for a different request      (API: 409)
     ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
     └── ConfigurationError     settings that cannot work (start-up stops)
 
     TaskError                  base of the signals a task raises to steer its job
-    └── Discard                fail the job now, whatever attempts remain
+    ├── Discard                fail the job now, whatever attempts remain
+    └── RetryLater             retry after the given delay (if attempts remain)
 
 Only ``api/errors.py`` maps these to HTTP status codes.
 """
@@ -66,6 +69,29 @@ class InvalidCursor(JobQueueError):
         super().__init__("cursor is not valid: pass the next_cursor value of a previous page")
 
 
+class JobStateConflict(JobQueueError):
+    """The action is not allowed from the job's current status (e.g. cancelling a done job)."""
+
+    def __init__(self, job_id: int, status: str, action: str, allowed: Iterable[str]) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(
+            f"job {job_id} is {status}; only {' or '.join(allowed)} jobs can be {action}"
+        )
+
+
+class IdempotencyConflict(JobQueueError):
+    """An idempotency key already names a job created from a different request."""
+
+    def __init__(self, key: str, job_id: int, differs: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(
+            f"idempotency key {key!r} was used for job {job_id} with a different {differs}: "
+            "use a new key for a new job, or resend the original request"
+        )
+
+
 class DatabaseUnavailable(JobQueueError):
     """PostgreSQL could not be reached or answered with a connection error."""
 
@@ -80,3 +106,19 @@ class TaskError(Exception):
 
 class Discard(TaskError):
     """Raise from a task to fail its job at once, without the retries it has left."""
+
+
+class RetryLater(TaskError):
+    """Raise from a task to retry its job after ``delay_seconds`` instead of the backoff.
+
+    The attempt still counts: with no attempts left the job ends ``failed``. Use it to honour a
+    server's ``Retry-After`` (RFC 9110, section 10.2.3).
+
+    Args:
+        delay_seconds: seconds from now (>= 0) before the next attempt may run.
+        message: why, stored as the attempt's error.
+    """
+
+    def __init__(self, delay_seconds: float, message: str = "retry requested") -> None:
+        self.delay_seconds = max(float(delay_seconds), 0.0)
+        super().__init__(message)

@@ -91,6 +91,7 @@ class Job:
     error: str | None
     idempotency_key: str | None
     timeout_seconds: float
+    cancel_requested_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,8 @@ class NewJob:
     """A job to insert: what a client asked for, checked and with defaults applied.
 
     ``payload_json`` is the payload already encoded as JSON text (its size was checked against
-    the limit, in bytes); ``delay_seconds`` (>= 0) is added to the database clock at insert.
+    the limit, in bytes). The first run is at ``run_at`` when given, else ``delay_seconds``
+    (>= 0) after the database clock's ``now()`` at insert.
     """
 
     task: str
@@ -109,6 +111,7 @@ class NewJob:
     max_attempts: int
     timeout_seconds: float
     delay_seconds: float = 0.0
+    run_at: datetime | None = None
     idempotency_key: str | None = None
 
 
@@ -132,16 +135,43 @@ class ClaimedJob:
 class Outcome:
     """How one attempt ended, waiting to be written by the completer.
 
-    ``status`` is ``done``, ``failed`` or ``todo`` (a retry, ``retry_delay_seconds`` from now);
-    ``result_json`` is the result encoded as JSON text (``done`` only).
+    ``status`` is ``done``, ``failed``, ``cancelled`` or ``todo`` (a retry,
+    ``retry_delay_seconds`` from now); ``result_json`` is the result as JSON text (``done``
+    only). ``error_type``, ``error_message`` and ``traceback`` describe a failed attempt.
     """
 
     job_id: int
     attempt: int
     status: JobStatus
     result_json: str | None = None
-    error: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
     retry_delay_seconds: float = 0.0
+
+    @property
+    def error(self) -> str | None:
+        """``"Type: message"``, as stored in ``jobs.error``; None for a success."""
+        if self.error_type is None:
+            return None
+        return f"{self.error_type}: {self.error_message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a job, as ``GET /jobs/{id}/attempts`` lists it. Times are UTC.
+
+    ``outcome`` is ``retried``, ``failed``, ``cancelled``, ``rescued``, ``done`` or ``running``.
+    """
+
+    attempt: int
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
 
 
 def find_nul(value: Any, path: str = "payload") -> str | None:

@@ -1,5 +1,6 @@
-"""JobService: the use cases (create, get, list, readiness). Knows the domain and the database,
-never HTTP. Raises the errors of ``jobqueue.errors``; the API maps them to status codes.
+"""JobService: the use cases (create, get, wait, list, attempts, cancel, retry, readiness).
+Knows the domain and the database, never HTTP. Raises the errors of ``jobqueue.errors``; the
+API maps them to status codes.
 
 Each call opens its own transaction at this edge (one call, one transaction): the repository
 never commits.
@@ -7,29 +8,38 @@ never commits.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import repository
 from jobqueue.db.engine import connect, transaction
+from jobqueue.db.notifications import Notifications
 from jobqueue.errors import (
+    IdempotencyConflict,
     InvalidCursor,
     InvalidJobRequest,
     JobNotFound,
+    JobStateConflict,
     PayloadTooLarge,
     UnknownTask,
 )
-from jobqueue.jobs import Job, JobStatus, NewJob, find_nul
+from jobqueue.jobs import Attempt, Job, JobStatus, NewJob, find_nul
 from jobqueue.tasks.registry import TaskRegistry
 
 EnqueueListener = Callable[[Sequence[str]], None]
+
+INSERT_CHUNK = 1000
+"""Rows per INSERT statement in a batch (ten array parameters of this length each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,9 @@ class JobDefaults:
 class JobRequest:
     """What a client asks for when it creates a job (shapes as in the API's ``JobCreate``).
 
-    ``payload`` must be a JSON object; ``delay_seconds`` >= 0 defers the first run.
+    ``payload`` must be a JSON object. The first run is at ``run_at`` (timezone-aware) or
+    ``delay_seconds`` (>= 0) from now, not both. Requests with the same ``idempotency_key``
+    create one job.
     """
 
     task: str = "echo"
@@ -61,7 +73,9 @@ class JobRequest:
     description: str | None = None
     max_attempts: int | None = None
     timeout_seconds: float | None = None
-    delay_seconds: float = 0.0
+    delay_seconds: float | None = None
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +130,15 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidCursor() from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A job returned by an enqueue: ``created`` is False when an idempotency key matched an
+    existing job (nothing was inserted)."""
+
+    job: Job
+    created: bool
+
+
 class JobService:
     """The use cases of the job queue, over one engine.
 
@@ -123,13 +146,25 @@ class JobService:
         engine: the process's async engine.
         registry: the known tasks (``create`` refuses any other name).
         defaults: per-job defaults and limits.
+        notifications: the LISTEN connection; ``wait`` needs it to be woken ("job finished"
+            messages). Without it ``wait`` only reads the job at its start and its deadline.
     """
 
-    def __init__(self, engine: AsyncEngine, registry: TaskRegistry, defaults: JobDefaults) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: TaskRegistry,
+        defaults: JobDefaults,
+        notifications: Notifications | None = None,
+    ) -> None:
         self.engine = engine
         self.registry = registry
         self.defaults = defaults
         self._listeners: list[EnqueueListener] = []
+        self._waiters: dict[int, set[asyncio.Event]] = {}
+        if notifications is not None:
+            notifications.subscribe(repository.NOTIFY_FINISHED, self._on_finished)
+            notifications.on_connect(self._wake_all_waiters)
 
     def add_enqueue_listener(self, listener: EnqueueListener) -> None:
         """Call ``listener(queues)`` after each committed enqueue (wakes the local dispatcher)."""
@@ -141,20 +176,31 @@ class JobService:
         Raises:
             UnknownTask: the task is not registered (the message lists the known ones).
             PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
-            InvalidJobRequest: U+0000 in a string, NaN/Infinity, or a non-finite number.
+            InvalidJobRequest: U+0000 in a string, NaN/Infinity, both ``run_at`` and
+                ``delay_seconds``, a naive ``run_at``, or a non-finite number.
         """
         if request.task not in self.registry:
             raise UnknownTask(request.task, self.registry.names())
-        for name, text in (("queue", request.queue), ("description", request.description)):
+        texts = (
+            ("queue", request.queue),
+            ("description", request.description),
+            ("idempotency_key", request.idempotency_key),
+        )
+        for name, text in texts:
             if text is not None and "\x00" in text:
                 raise InvalidJobRequest(f"{name} contains U+0000, which PostgreSQL cannot store")
         payload_json = encode_json({} if request.payload is None else request.payload, "payload")
         size = len(payload_json.encode())
         if size > self.defaults.max_payload_bytes:
             raise PayloadTooLarge(size, self.defaults.max_payload_bytes)
+        if request.run_at is not None and request.delay_seconds is not None:
+            raise InvalidJobRequest("give run_at or delay_seconds, not both")
+        if request.run_at is not None and request.run_at.utcoffset() is None:
+            raise InvalidJobRequest("run_at needs a UTC offset, e.g. 2026-11-29T12:00:00Z")
         timeout = request.timeout_seconds or self.defaults.timeout_seconds
-        if not math.isfinite(timeout) or not math.isfinite(request.delay_seconds):
-            raise InvalidJobRequest("timeout_seconds and delay_seconds must be finite numbers")
+        delay = request.delay_seconds or 0.0
+        if not math.isfinite(timeout) or not math.isfinite(delay) or delay < 0:
+            raise InvalidJobRequest("timeout_seconds and delay_seconds must be finite and >= 0")
         return NewJob(
             task=request.task,
             payload_json=payload_json,
@@ -163,34 +209,80 @@ class JobService:
             description=request.description,
             max_attempts=request.max_attempts or self.defaults.max_attempts,
             timeout_seconds=timeout,
-            delay_seconds=request.delay_seconds,
+            delay_seconds=delay,
+            run_at=request.run_at,
+            idempotency_key=request.idempotency_key,
         )
 
-    async def create(self, request: JobRequest) -> Job:
-        """Create one job (status ``todo``) and wake the dispatchers of its queue.
+    async def create(self, request: JobRequest) -> Created:
+        """Create one job (status ``todo``), or return the job its idempotency key names.
 
         Raises:
-            the errors of :meth:`prepare`; DatabaseUnavailable.
+            the errors of :meth:`prepare`; IdempotencyConflict; DatabaseUnavailable.
         """
         return (await self.create_many([request]))[0]
 
-    async def create_many(self, requests: Sequence[JobRequest]) -> list[Job]:
-        """Create jobs all or nothing, with one INSERT and one NOTIFY in one transaction.
+    async def create_many(self, requests: Sequence[JobRequest]) -> list[Created]:
+        """Create jobs all or nothing: one INSERT per chunk and one NOTIFY, in one transaction.
 
-        The local dispatcher is woken only after the commit; other processes get the NOTIFY,
-        which PostgreSQL delivers at commit.
+        A request whose idempotency key is taken returns the existing job (``created`` False)
+        if task, queue and payload match, and fails the whole call otherwise. Keys hold as long
+        as the job row exists. The local dispatcher is woken only after the commit; other
+        processes get the NOTIFY, which PostgreSQL delivers at commit.
 
         Raises:
-            the errors of :meth:`prepare` (nothing is stored); DatabaseUnavailable.
+            the errors of :meth:`prepare`, their message prefixed with ``jobs[i]: `` when
+            there are several requests (nothing is stored); IdempotencyConflict;
+            DatabaseUnavailable.
         """
-        new_jobs = [self.prepare(request) for request in requests]
-        queues = sorted({job.queue for job in new_jobs})
+        new_jobs = [
+            self._prepare_at(request, i, len(requests)) for i, request in enumerate(requests)
+        ]
         async with transaction(self.engine) as conn:
-            jobs = await repository.insert_jobs(conn, new_jobs)
-            await repository.notify(conn, queues)
-        for listener in self._listeners:
+            inserted: list[Job] = []
+            for start in range(0, len(new_jobs), INSERT_CHUNK):
+                chunk = new_jobs[start : start + INSERT_CHUNK]
+                inserted.extend(await repository.insert_jobs(conn, chunk))
+            results = await self._match(conn, new_jobs, inserted)
+            queues = sorted({job.queue for job in inserted})
+            if queues:
+                await repository.notify(conn, repository.NOTIFY_QUEUES, queues)
+        for listener in self._listeners if queues else ():
             listener(queues)
-        return jobs
+        return results
+
+    def _prepare_at(self, request: JobRequest, index: int, count: int) -> NewJob:
+        try:
+            return self.prepare(request)
+        except InvalidJobRequest as exc:
+            if count > 1:
+                exc.args = (f"jobs[{index}]: {exc}",)
+            raise
+
+    @staticmethod
+    async def _match(
+        conn: asyncpg.Connection, new_jobs: list[NewJob], inserted: list[Job]
+    ) -> list[Created]:
+        """Pair each request with its job: inserted ones in order, keyed ones by key."""
+        by_key = {job.idempotency_key: job for job in inserted if job.idempotency_key}
+        missing = [j.idempotency_key for j in new_jobs if j.idempotency_key not in (None, *by_key)]
+        if missing:
+            existing = await repository.jobs_by_idempotency_key(conn, [k for k in missing if k])
+            by_key.update({job.idempotency_key: job for job in existing if job.idempotency_key})
+        fresh = iter(job for job in inserted if job.idempotency_key is None)
+        inserted_ids = {job.id for job in inserted}
+        results: list[Created] = []
+        for new in new_jobs:
+            if new.idempotency_key is None:
+                results.append(Created(next(fresh), True))
+                continue
+            job = by_key[new.idempotency_key]
+            differs = _difference(new, job)
+            if differs:
+                raise IdempotencyConflict(new.idempotency_key, job.id, differs)
+            results.append(Created(job, job.id in inserted_ids))
+            inserted_ids.discard(job.id)  # a key repeated in one batch creates one job
+        return results
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -203,6 +295,124 @@ class JobService:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    async def wait(self, job_id: int, seconds: float) -> Job:
+        """The job once it is ``done``, ``failed`` or ``cancelled``, or after ``seconds``
+        (float seconds, 0 to 60) in whatever status it has then.
+
+        Woken by the "finished" NOTIFY the completer sends, not by polling: the job is read at
+        the start, on each notification naming it, and at the deadline.
+
+        Raises:
+            JobNotFound: no such job. DatabaseUnavailable.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        woken = asyncio.Event()
+        # Registered before the first read: a finish between the read and the wait still wakes.
+        self._waiters.setdefault(job_id, set()).add(woken)
+        try:
+            job = await self.get(job_id)
+            while not job.status.is_final:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(woken.wait(), remaining)
+                except TimeoutError:
+                    return await self.get(job_id)
+                woken.clear()
+                job = await self.get(job_id)
+            return job
+        finally:
+            waiters = self._waiters.get(job_id, set())
+            waiters.discard(woken)
+            if not waiters:
+                self._waiters.pop(job_id, None)
+
+    def _on_finished(self, items: list[str]) -> None:
+        if "*" in items:
+            self._wake_all_waiters()
+            return
+        for item in items:
+            if item.isdigit():
+                for event in self._waiters.get(int(item), ()):
+                    event.set()
+
+    def _wake_all_waiters(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt of a job, oldest first: the recorded unsuccessful ones, then the
+        successful (``done``) or ``running`` one described by the job row itself.
+
+        Raises:
+            JobNotFound: no such job. DatabaseUnavailable.
+        """
+        async with connect(self.engine) as conn:
+            job = await repository.get_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            history = await repository.list_attempts(conn, job_id)
+        current = {JobStatus.DONE: "done", JobStatus.IN_PROGRESS: "running"}.get(job.status)
+        if current is not None:
+            finished = job.finished_at if job.status is JobStatus.DONE else None
+            history.append(
+                Attempt(
+                    job.attempts, job.worker_id, job.started_at, finished, current, None, None, None
+                )
+            )
+        return history
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a job: ``todo`` becomes ``cancelled`` at once; for an ``in_progress`` job the
+        request is recorded and sent (NOTIFY) to the process running it, which cancels the
+        attempt (the job then ends ``cancelled``; an attempt that completes first wins).
+        Cancelling a ``cancelled`` job changes nothing.
+
+        Returns:
+            the job after the call (``in_progress`` with ``cancel_requested_at`` set for a
+            running one).
+
+        Raises:
+            JobNotFound; JobStateConflict for a ``done`` or ``failed`` job;
+            DatabaseUnavailable.
+        """
+        async with transaction(self.engine) as conn:
+            job = await repository.lock_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            if job.status is JobStatus.TODO:
+                job = await repository.cancel_todo(conn, job_id)
+                await repository.notify(conn, repository.NOTIFY_FINISHED, [job_id])
+            elif job.status is JobStatus.IN_PROGRESS:
+                job = await repository.request_cancel(conn, job_id)
+                await repository.notify(conn, repository.NOTIFY_CANCEL, [job_id])
+            elif job.status is not JobStatus.CANCELLED:
+                raise JobStateConflict(job_id, job.status, "cancelled", ["todo", "in_progress"])
+        assert job is not None  # the row is locked: its status cannot have changed
+        return job
+
+    async def retry(self, job_id: int) -> Job:
+        """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its
+        attempt history stays).
+
+        Raises:
+            JobNotFound; JobStateConflict for any other status; DatabaseUnavailable.
+        """
+        async with transaction(self.engine) as conn:
+            job = await repository.lock_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            retried = await repository.retry_job(conn, job_id)
+            if retried is None:
+                raise JobStateConflict(job_id, job.status, "retried", ["failed", "cancelled"])
+            await repository.notify(conn, repository.NOTIFY_QUEUES, [retried.queue])
+        for listener in self._listeners:
+            listener([retried.queue])
+        return retried
 
     async def list(
         self,
@@ -242,4 +452,12 @@ class JobService:
             return await repository.alembic_revision(conn)
 
 
-__all__ = ["EnqueueListener", "JobDefaults", "JobRequest", "JobService", "Page"]
+def _difference(new: NewJob, job: Job) -> str | None:
+    """Which of task, queue, payload differ between a request and the job its key names."""
+    if new.task != job.task:
+        return "task"
+    if new.queue != job.queue:
+        return "queue"
+    if json.loads(new.payload_json) != job.payload:
+        return "payload"
+    return None

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -31,6 +31,31 @@ def parse_names(value: str) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
+    """Parse ``JOBQUEUE_QUEUES``: ``"default=10,emails=2"`` → ``{"default": 10, "emails": 2}``.
+
+    A name without ``=N`` gets ``default_concurrency`` slots.
+
+    Raises:
+        ValueError: no queue, a name that is not 1-100 of ``A-Za-z0-9_.:-``, or N not an
+            integer from 1 to 1000; the message says which.
+    """
+    queues: dict[str, int] = {}
+    for item in parse_names(value):
+        name, sep, number = (part.strip() for part in item.partition("="))
+        if not _QUEUE_NAME.match(name):
+            raise ValueError(f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'")
+        slots = default_concurrency
+        if sep:
+            if not number.isdigit() or not 1 <= int(number) <= 1000:
+                raise ValueError(f"queue {name!r}: concurrency must be 1 to 1000, got {number!r}")
+            slots = int(number)
+        queues[name] = slots
+    if not queues:
+        raise ValueError("give at least one queue name, e.g. JOBQUEUE_QUEUES=default")
+    return queues
 
 
 class Settings(BaseSettings):
@@ -54,7 +79,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     concurrency: PositiveInt = Field(default=10, description="Worker tasks in this process.")
-    queues: str = Field(default="default", description="Comma-separated queues this process runs.")
+    queues: str = Field(
+        default="default",
+        description="Queues this process runs, comma-separated; `name=N` gives a queue N slots "
+        "of its own (default: JOBQUEUE_CONCURRENCY), e.g. `default=10,emails=2`.",
+    )
     lease_seconds: PositiveFloat = Field(default=30.0, description="Lease of a claimed job, s.")
     poll_interval_seconds: PositiveFloat = Field(default=1.0, description="Safety-net poll, s.")
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, description="Drain time, s.")
@@ -69,26 +98,36 @@ class Settings(BaseSettings):
     workers_enabled: bool = Field(default=True, description="False: API only, no worker pool.")
     db_pool_size: PositiveInt = Field(default=10, description="SQLAlchemy pool size.")
     db_pool_timeout_seconds: PositiveFloat = Field(default=10.0, description="Pool wait, s.")
+    http_signing_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret for the http task (whsec_…)."
+    )
+    http_allowed_hosts: str = Field(
+        default="*", description="Host patterns the http task may call."
+    )
+    http_allow_private: bool = Field(
+        default=False, description="Let the http task call private/loopback/link-local addresses."
+    )
+    http_max_response_bytes: PositiveInt = Field(
+        default=65_536, description="Response body kept in an http job's result, bytes."
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("queues")
     @classmethod
     def _check_queues(cls, value: str) -> str:
-        names = parse_names(value)
-        if not names:
-            raise ValueError("give at least one queue name, e.g. JOBQUEUE_QUEUES=default")
-        for name in names:
-            if not _QUEUE_NAME.match(name):
-                raise ValueError(
-                    f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'"
-                )
+        parse_queues(value, default_concurrency=1)
         return value
+
+    @property
+    def queue_concurrency(self) -> dict[str, int]:
+        """Slots per served queue, e.g. ``{"default": 10, "emails": 2}``."""
+        return parse_queues(self.queues, self.concurrency)
 
     @property
     def queue_names(self) -> list[str]:
         """The queues this process serves, e.g. ``["default"]``."""
-        return parse_names(self.queues)
+        return list(self.queue_concurrency)
 
     @property
     def task_module_names(self) -> list[str]:

@@ -1,8 +1,8 @@
 """Tests of the embedded PostgreSQL (``jobqueue.db.embedded``) against a real server.
 
-Each test gets its own data directory under ``tmp_path``; every server a test starts is stopped
-by the ``handles`` fixture even when the test fails. Run as root they also check that PostgreSQL
-itself runs as pgserver's unprivileged system user.
+Each test gets its own data directory (``data_dir``); every server a test starts is stopped by
+the fixtures even when the test fails. Run as root, they also check that PostgreSQL itself runs
+as pgserver's unprivileged system user, and that an unprivileged user can start it too.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-# No conftest or editable install puts src/ on sys.path yet; harmless when one does.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 import psutil
 import pytest
@@ -71,6 +68,8 @@ def _postmaster_pid(pgdata: Path) -> int | None:
 
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    if pid <= 0:  # a standalone backend (initdb) writes its pid negated
+        return False
     try:
         return str(pgdata) in psutil.Process(pid).cmdline()
     except psutil.Error:
@@ -86,9 +85,18 @@ def _kill_leftover_server(pgdata: Path) -> None:
 
 
 def _wait_gone(pid: int, timeout_seconds: float) -> None:
-    """Poll every 10 ms until ``pid`` is gone (psutil's wait backs off to 40 ms steps and more)."""
+    """Poll every 10 ms until ``pid`` has exited; a zombie counts as exited.
+
+    A killed postmaster is reparented to PID 1, which may take a second or more to reap it
+    (psutil's own ``wait`` also backs off to long polling steps).
+    """
     deadline = time.monotonic() + timeout_seconds
-    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
         time.sleep(0.01)
 
 
@@ -111,12 +119,32 @@ def _child_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def start_child() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh, existing directory for one test's embedded data; no server runs on it afterwards.
+
+    As root it lies outside pytest's base temp: PostgreSQL then runs as pgserver's system user,
+    which must traverse every parent directory (pgserver adds o+rx to them at start), and any
+    pytest session starting meanwhile resets /tmp/pytest-of-root to 0700, locking that user out.
+    """
+    own = os.geteuid() == 0
+    path = Path(tempfile.mkdtemp(prefix="jobqueue-embedded-test-")) if own else tmp_path
+    try:
+        yield path
+    finally:
+        for pid_file in path.rglob("postmaster.pid"):
+            _kill_leftover_server(pid_file.parent)
+        if own:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def start_child(data_dir: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
     """Start child interpreters holding the server on a data directory after committing one row.
 
-    Afterwards every child is killed and any server left on its data directory shut down.
+    Afterwards every child is killed; ``data_dir`` (a dependency, so torn down later) then shuts
+    down any server they left running.
     """
-    started: list[tuple[subprocess.Popen[str], Path]] = []
+    started: list[subprocess.Popen[str]] = []
 
     def start(data_dir: Path) -> subprocess.Popen[str]:
         child = subprocess.Popen(
@@ -125,7 +153,7 @@ def start_child() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
             env=_child_env(),
             text=True,
         )
-        started.append((child, data_dir / "pgdata"))
+        started.append(child)
         assert child.stdout is not None
         for line in child.stdout:  # the log goes to stdout too
             if line.strip() == "ready":
@@ -133,21 +161,18 @@ def start_child() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
         raise AssertionError(f"the child exited with {child.wait()} before it was ready")
 
     yield start
-    for child, pgdata in started:
+    for child in started:
         child.kill()
         child.wait()
-        _kill_leftover_server(pgdata)
 
 
 @pytest.fixture
-def handles() -> Iterator[list[EmbeddedPostgres]]:
-    """Handles a test appends to; all stopped afterwards, and any leftover server shut down."""
+def handles(data_dir: Path) -> Iterator[list[EmbeddedPostgres]]:
+    """Handles a test appends to; all stopped afterwards (before ``data_dir`` is torn down)."""
     started: list[EmbeddedPostgres] = []
     yield started
     for handle in started:
         handle.stop()
-    for handle in started:
-        _kill_leftover_server(handle.pgdata)
 
 
 def _start(handles: list[EmbeddedPostgres], data_dir: Path) -> EmbeddedPostgres:
@@ -157,13 +182,13 @@ def _start(handles: list[EmbeddedPostgres], data_dir: Path) -> EmbeddedPostgres:
 
 
 async def test_data_survives_stop_and_start(
-    tmp_path: Path, handles: list[EmbeddedPostgres]
+    data_dir: Path, handles: list[EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path / "data"  # missing: start_embedded creates it
+    missing = data_dir / "data"  # start_embedded creates it
 
-    first = await asyncio.to_thread(_start, handles, data_dir)
+    first = await asyncio.to_thread(_start, handles, missing)
     assert first.url.startswith("postgresql+asyncpg://")
-    assert first.data_dir == data_dir.resolve()
+    assert first.data_dir == missing.resolve()
     engine = create_async_engine(first.url)
     async with engine.begin() as conn:
         assert (await conn.execute(text("SELECT current_database(), 1"))).one() == ("jobqueue", 1)
@@ -181,7 +206,7 @@ async def test_data_survives_stop_and_start(
     assert not psutil.pid_exists(pid) or not _is_postmaster_of(pid, first.pgdata)
     first.stop()  # idempotent
 
-    second = await asyncio.to_thread(_start, handles, data_dir)
+    second = await asyncio.to_thread(_start, handles, missing)
     assert second.url == first.url
     assert await _fetch(second.url, "SELECT id, note FROM kept") == [(1, "hello")]
     second.stop()
@@ -189,9 +214,9 @@ async def test_data_survives_stop_and_start(
 
 
 def test_deep_data_dir_uses_a_short_socket_path(
-    tmp_path: Path, handles: list[EmbeddedPostgres]
+    data_dir: Path, handles: list[EmbeddedPostgres]
 ) -> None:
-    data_dir = tmp_path.joinpath(*["d" * 40] * 4)
+    data_dir = data_dir.joinpath(*["d" * 40] * 4)
     assert len(str(data_dir / "pgdata" / ".s.PGSQL.5432")) > SOCKET_PATH_LIMIT
 
     handle = _start(handles, data_dir)
@@ -202,10 +227,10 @@ def test_deep_data_dir_uses_a_short_socket_path(
 
 
 def test_two_handles_in_one_process_share_the_server(
-    tmp_path: Path, handles: list[EmbeddedPostgres]
+    data_dir: Path, handles: list[EmbeddedPostgres]
 ) -> None:
-    first = _start(handles, tmp_path)
-    second = _start(handles, tmp_path)
+    first = _start(handles, data_dir)
+    second = _start(handles, data_dir)
 
     first.stop()
     assert _fetch_sync(second.url, "SELECT 1") == [(1,)]
@@ -214,19 +239,19 @@ def test_two_handles_in_one_process_share_the_server(
 
 
 def test_attaches_after_the_owner_was_killed_and_stops_the_orphan(
-    tmp_path: Path,
+    data_dir: Path,
     handles: list[EmbeddedPostgres],
     start_child: Callable[[Path], subprocess.Popen[str]],
 ) -> None:
-    child = start_child(tmp_path)
-    pgdata = tmp_path / "pgdata"
+    child = start_child(data_dir)
+    pgdata = data_dir / "pgdata"
     server_pid = _postmaster_pid(pgdata)
     assert server_pid is not None
     child.kill()  # SIGKILL: no atexit, the server is orphaned and keeps running
     child.wait(10)
     assert _is_postmaster_of(server_pid, pgdata)
 
-    handle = _start(handles, tmp_path)
+    handle = _start(handles, data_dir)
 
     assert _postmaster_pid(pgdata) == server_pid  # attached, not restarted
     assert _fetch_sync(handle.url, "SELECT note FROM marks") == [("before kill",)]
@@ -236,29 +261,30 @@ def test_attaches_after_the_owner_was_killed_and_stops_the_orphan(
 
 
 def test_restarts_after_owner_and_server_were_killed(
-    tmp_path: Path,
+    data_dir: Path,
     handles: list[EmbeddedPostgres],
     start_child: Callable[[Path], subprocess.Popen[str]],
 ) -> None:
-    child = start_child(tmp_path)
-    pgdata = tmp_path / "pgdata"
+    child = start_child(data_dir)
+    pgdata = data_dir / "pgdata"
     server_pid = _postmaster_pid(pgdata)
     assert server_pid is not None
     child.kill()
     child.wait(10)
-    os.kill(server_pid, signal.SIGKILL)  # as after an OOM kill; start again at once
+    os.kill(server_pid, signal.SIGKILL)  # as after an OOM kill
+    _wait_gone(server_pid, 10.0)  # as a supervisor would before restarting
 
-    handle = _start(handles, tmp_path)
+    handle = _start(handles, data_dir)
 
     assert _postmaster_pid(pgdata) != server_pid
     assert _fetch_sync(handle.url, "SELECT note FROM marks") == [("before kill",)]
 
 
 def test_stale_pid_file_naming_a_reused_pid(
-    tmp_path: Path, handles: list[EmbeddedPostgres]
+    data_dir: Path, handles: list[EmbeddedPostgres]
 ) -> None:
-    _start(handles, tmp_path).stop()
-    pgdata = tmp_path / "pgdata"
+    _start(handles, data_dir).stop()
+    pgdata = data_dir / "pgdata"
     # After a crash and reboot (or container restart) the old postmaster pid may belong to an
     # unrelated process; PostgreSQL and pgserver would both take it for a live server.
     bystander = subprocess.Popen(["sleep", "60"])
@@ -267,7 +293,7 @@ def test_stale_pid_file_naming_a_reused_pid(
         (pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
         (pgdata / ".s.PGSQL.5432.lock").write_text(f"{bystander.pid}\n")
 
-        handle = _start(handles, tmp_path)
+        handle = _start(handles, data_dir)
 
         assert _fetch_sync(handle.url, "SELECT 1") == [(1,)]
         handle.stop()
@@ -275,6 +301,28 @@ def test_stale_pid_file_naming_a_reused_pid(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_truncated_pid_file_of_a_dead_server(
+    data_dir: Path, handles: list[EmbeddedPostgres]
+) -> None:
+    _start(handles, data_dir).stop()
+    pgdata = data_dir / "pgdata"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # A postmaster killed while starting leaves a postmaster.pid of fewer than 8 lines, which
+    # pgserver cannot parse.
+    (pgdata / "postmaster.pid").write_text(f"{gone.pid}\n{pgdata}\n")
+
+    handle = _start(handles, data_dir)
+
+    assert _fetch_sync(handle.url, "SELECT 1") == [(1,)]
+
+
+def test_data_dir_with_a_space_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="JOBQUEUE_DATA_DIR"):
+        start_embedded(tmp_path / "my data")
+    assert not (tmp_path / "my data").exists()
 
 
 def test_without_a_backend_asks_for_a_database_url(

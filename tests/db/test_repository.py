@@ -112,7 +112,7 @@ async def test_finish_same_worker_older_attempt_writes_nothing(conn: asyncpg.Con
     await _expire(conn, job.id)
     await repository.rescue(conn)
     await repository.claim(conn, queue="default", limit=1, worker_id="A", lease_seconds=30)
-    stale = Outcome(job.id, 1, JobStatus.FAILED, error="old")
+    stale = Outcome(job.id, 1, JobStatus.FAILED, error_type="RuntimeError", error_message="old")
     assert await repository.finish(conn, [stale], "A") == set()
     assert await conn.fetchval("SELECT status FROM jobs") == "in_progress"
 
@@ -122,8 +122,20 @@ async def test_finish_retry_sets_todo_with_run_at_in_future(conn: asyncpg.Connec
     (claimed,) = await repository.claim(
         conn, queue="default", limit=1, worker_id="A", lease_seconds=30
     )
-    retry = Outcome(claimed.id, 1, JobStatus.TODO, error="RuntimeError: x", retry_delay_seconds=60)
+    retry = Outcome(
+        claimed.id,
+        1,
+        JobStatus.TODO,
+        error_type="RuntimeError",
+        error_message="x",
+        traceback="Traceback ...",
+        retry_delay_seconds=60,
+    )
     assert await repository.finish(conn, [retry], "A") == {claimed.id}
+    history = await repository.list_attempts(conn, claimed.id)
+    assert [(a.attempt, a.worker_id, a.outcome, a.error_type, a.error_message) for a in history] == [
+        (1, "A", "retried", "RuntimeError", "x")
+    ]
     row = await conn.fetchrow(
         "SELECT status, error, worker_id, run_at > now() + interval '59 s' AS later FROM jobs"
     )
@@ -140,7 +152,13 @@ async def test_rescue_last_attempt_ends_failed(conn: asyncpg.Connection) -> None
     assert [(row["id"], row["status"]) for row in rescued] == [(job.id, "failed")]
     row = await conn.fetchrow("SELECT status, error, rescues, finished_at FROM jobs")
     assert row["status"] == "failed"
-    assert row["error"].startswith("lease expired during attempt 1 on worker A")
+    assert row["error"] == (
+        "LeaseExpired: lease expired during attempt 1 on worker A (the process died or stalled)"
+    )
+    history = await repository.list_attempts(conn, job.id)
+    assert [(a.attempt, a.worker_id, a.outcome, a.error_type) for a in history] == [
+        (1, "A", "rescued", "LeaseExpired")
+    ]
     assert row["rescues"] == 1
     assert row["finished_at"] is not None
 
@@ -156,8 +174,9 @@ async def test_heartbeat_extends_only_own_in_progress_jobs(conn: asyncpg.Connect
     a, b = await repository.insert_jobs(conn, [_new(), _new()])
     await repository.claim(conn, queue="default", limit=1, worker_id="A", lease_seconds=1)
     await repository.claim(conn, queue="default", limit=1, worker_id="B", lease_seconds=1)
-    extended = await repository.heartbeat(conn, [a.id, b.id], "A", 600)
-    assert extended == {a.id}
+    await conn.execute("UPDATE jobs SET cancel_requested_at = now() WHERE id = $1", a.id)
+    extended, cancel = await repository.heartbeat(conn, [a.id, b.id], "A", 600)
+    assert (extended, cancel) == ({a.id}, {a.id})
     later = await conn.fetchval(
         "SELECT lease_expires_at > now() + interval '500 s' FROM jobs WHERE id = $1", a.id
     )

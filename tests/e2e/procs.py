@@ -116,9 +116,7 @@ class Server:
         deadline = asyncio.get_running_loop().time() + timeout
         while (code := self.proc.poll()) is None:
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"{self.name} still running {timeout} s after the signal:\n{self.tail()}"
-                )
+                raise AssertionError(f"{self.name} still running after {timeout} s")
             await asyncio.sleep(0.02)
         return code
 
@@ -168,8 +166,8 @@ class ServerFactory:
         Retries on a new port when the chosen one was taken in the meantime.
 
         Raises:
-            AssertionError: the process exited, or was not ready within ``ready_timeout`` s;
-                the message holds the end of its log.
+            AssertionError: the process exited, its pool died, or it was not ready within
+                ``ready_timeout`` s (a failed test's report shows the end of each server log).
         """
         for _ in range(3):
             server = self._spawn(env, free_port())
@@ -178,8 +176,7 @@ class ServerFactory:
             if "address already in use" not in server.tail().lower():
                 break
         raise AssertionError(
-            f"{server.name} exited with {server.returncode} before /readyz answered 200:\n"
-            f"{server.tail()}"
+            f"{server.name} exited with {server.returncode} before /readyz answered 200"
         )
 
 
@@ -195,13 +192,23 @@ async def _wait_ready(server: Server, timeout: float) -> bool:
                 if response.status_code == 200:
                     return True
                 last = response.text
+                if _pool_died(response):
+                    raise AssertionError(f"{server.name}'s worker pool died: {last}")
             if loop.time() > deadline:
                 raise AssertionError(
-                    f"{server.name} not ready within {timeout} s (last /readyz: {last}):\n"
-                    f"{server.tail()}"
+                    f"{server.name} not ready within {timeout} s (last /readyz: {last})"
                 )
             await asyncio.sleep(0.05)
     return False
+
+
+def _pool_died(response: httpx.Response) -> bool:
+    """``/readyz`` says the worker pool stopped on an error: it will never become ready."""
+    try:
+        workers = response.json().get("checks", {}).get("workers", "")
+    except ValueError:
+        return False
+    return isinstance(workers, str) and workers.startswith("stopped") and "shutting" not in workers
 
 
 def read_records(path: Path) -> dict[int, list[int]]:
@@ -212,8 +219,3 @@ def read_records(path: Path) -> dict[int, list[int]]:
             job_id, attempt = line.split()
             runs.setdefault(int(job_id), []).append(int(attempt))
     return runs
-
-
-def signal_name(code: int) -> str:
-    """``-9`` → ``"SIGKILL"``, for messages."""
-    return signal.Signals(-code).name if code < 0 else str(code)

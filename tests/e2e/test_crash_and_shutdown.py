@@ -38,9 +38,7 @@ async def test_serve_killed_with_jobs_in_progress_reruns_exactly_those_once(
     assert sorted(final) == ids
     assert {i: r["status"] for i, r in final.items()} == dict.fromkeys(ids, "done")
     assert runs == {i: [1, 2] if i in killed else [1] for i in ids}
-    assert {i: r["attempts"] for i, r in final.items()} == {
-        i: 2 if i in killed else 1 for i in ids
-    }
+    assert {i: r["attempts"] for i, r in final.items()} == {i: 2 if i in killed else 1 for i in ids}
     assert {i for i, r in final.items() if r["rescues"] == 1} == killed
     assert {i: r["rescues"] for i, r in final.items() if i not in killed} == dict.fromkeys(
         set(ids) - killed, 0
@@ -60,7 +58,7 @@ async def test_serve_sigterm_after_short_grace_releases_running_jobs_to_todo(
     ids = await enqueue_records(server.url, 20, seconds=30)
     await wait_running(db, record_file, 10)
 
-    assert await server.stop(signal.SIGTERM, timeout=15) == 0
+    assert await server.stop(signal.SIGTERM, timeout=15) == -signal.SIGTERM
 
     final = await rows(db)
     assert len(read_records(record_file)) == 10
@@ -83,7 +81,7 @@ async def test_serve_sigterm_within_grace_finishes_running_jobs_and_leaves_rest_
     ids = await enqueue_records(server.url, 20, seconds=0.5)
     await wait_running(db, record_file, 10)
 
-    assert await server.stop(signal.SIGTERM, timeout=15) == 0
+    assert await server.stop(signal.SIGTERM, timeout=15) == -signal.SIGTERM
 
     final = await rows(db)
     started = set(read_records(record_file))

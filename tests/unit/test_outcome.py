@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobqueue.errors import Discard
+from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus
-from jobqueue.worker.outcome import RetryPolicy, failed, succeeded
+from jobqueue.worker.outcome import RetryPolicy, cancelled, failed, succeeded
 
 POLICY = RetryPolicy(base_seconds=1.0, max_seconds=10.0)
 
@@ -46,6 +46,29 @@ def test_failed_discard_is_failed_with_attempts_left() -> None:
 
 def test_failed_error_text_has_no_nul_and_is_capped() -> None:
     outcome = failed(_job(3), RuntimeError("a\x00b" + "x" * 10_000), POLICY)
-    assert outcome.error is not None
-    assert "\x00" not in outcome.error
-    assert len(outcome.error) <= 4000
+    assert outcome.error_type == "RuntimeError"
+    assert outcome.error_message is not None
+    assert outcome.traceback is not None
+    assert outcome.error_message.startswith("a\ufffdb")
+    assert len(outcome.error_message) == 4000
+    assert len(outcome.traceback) <= 4000
+    assert outcome.traceback.endswith("xxx\n")
+    assert "\x00" not in outcome.error_message + outcome.traceback
+
+
+def test_failed_retry_later_uses_its_delay() -> None:
+    outcome = failed(_job(1), RetryLater(42.5, "server busy"), POLICY)
+    assert (outcome.status, outcome.retry_delay_seconds) == (JobStatus.TODO, 42.5)
+    assert outcome.error == "RetryLater: server busy"
+
+
+def test_failed_retry_later_on_last_attempt_is_failed() -> None:
+    assert failed(_job(3), RetryLater(5), POLICY).status == JobStatus.FAILED
+
+
+def test_cancelled_outcome_is_cancelled_with_reason() -> None:
+    outcome = cancelled(_job(1))
+    assert (outcome.status, outcome.error) == (
+        JobStatus.CANCELLED,
+        "Cancelled: cancelled by request while running",
+    )

@@ -131,7 +131,7 @@ async def test_pool_listen_connection_terminated_reconnects_and_wakes(
 ) -> None:
     producer = await start_app(workers_enabled=False)
     consumer = await start_app(poll_interval_seconds=3600)
-    listener = consumer.app.state.pool.listener  # type: ignore[attr-defined]
+    listener = consumer.app.state.notifications  # type: ignore[attr-defined]
 
     async def listening() -> bool:
         return bool(listener.connected)
@@ -139,14 +139,14 @@ async def test_pool_listen_connection_terminated_reconnects_and_wakes(
     await wait_until(listening, timeout=10, what="LISTEN connection")
     terminated = await db.fetchval(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
     )
     assert terminated == 1
 
     async def relistening() -> bool:
         count: int = await db.fetchval(
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
         )
         return count == 1 and bool(listener.connected)
 

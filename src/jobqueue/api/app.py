@@ -19,11 +19,13 @@ from jobqueue import __version__
 from jobqueue.api import errors
 from jobqueue.api.routes import health, jobs
 from jobqueue.db.embedded import EmbeddedPostgres, start_embedded
-from jobqueue.db.engine import create_engine, normalise_url
+from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
+from jobqueue.db.notifications import Notifications
 from jobqueue.service import JobDefaults, JobService
 from jobqueue.settings import Settings
 from jobqueue.tasks import builtins
+from jobqueue.tasks.http import HttpTaskConfig, make_http_task, parse_host_patterns
 from jobqueue.tasks.registry import TaskRegistry, default_registry, import_task_modules
 from jobqueue.worker import PoolConfig, WorkerPool
 from jobqueue.worker.outcome import RetryPolicy
@@ -64,12 +66,14 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import_task_modules(settings.task_module_names)
-        tasks = registry or default_registry
+        tasks = registry or with_http_task(default_registry, settings)
         url, embedded = await asyncio.to_thread(open_database, settings)
         try:
             if settings.auto_migrate:
                 await asyncio.to_thread(upgrade_to_head, url)
             engine = create_engine(url, settings.db_pool_size, settings.db_pool_timeout_seconds)
+            notifications = Notifications(asyncpg_dsn(url))
+            listening = asyncio.create_task(notifications.run(), name="jobqueue-listen")
             service = JobService(
                 engine,
                 tasks,
@@ -78,14 +82,16 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
                     timeout_seconds=settings.default_timeout_seconds,
                     max_payload_bytes=settings.max_payload_bytes,
                 ),
+                notifications,
             )
             pool = None
             if settings.workers_enabled:
-                pool = WorkerPool(engine, tasks, pool_config(settings))
+                pool = WorkerPool(engine, tasks, pool_config(settings), notifications)
                 service.add_enqueue_listener(pool.wake)
                 await pool.start()
             app.state.service = service
             app.state.pool = pool
+            app.state.notifications = notifications
             app.state.head_revision = head_revision()
             log.info("service_started", version=__version__, tasks=tasks.names())
             try:
@@ -93,6 +99,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             finally:
                 if pool is not None:
                     await pool.stop()
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
                 await engine.dispose()
         finally:
             if embedded is not None:
@@ -111,11 +119,24 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     return app
 
 
+def with_http_task(registry: TaskRegistry, settings: Settings) -> TaskRegistry:
+    """A copy of ``registry`` with the built-in ``http`` task configured from settings."""
+    secret = settings.http_signing_secret
+    config = HttpTaskConfig(
+        signing_secret=secret.get_secret_value() if secret else None,
+        allowed_hosts=parse_host_patterns(settings.http_allowed_hosts),
+        allow_private=settings.http_allow_private,
+        max_response_bytes=settings.http_max_response_bytes,
+    )
+    tasks = registry.copy()
+    tasks.register("http", make_http_task(config))
+    return tasks
+
+
 def pool_config(settings: Settings) -> PoolConfig:
     """The worker pool's configuration from settings."""
     return PoolConfig(
-        queues=settings.queue_names,
-        concurrency=settings.concurrency,
+        queues=settings.queue_concurrency,
         lease_seconds=settings.lease_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,

@@ -6,6 +6,8 @@
 | PayloadTooLarge     | 413    |
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
+| JobStateConflict    | 409    |
+| IdempotencyConflict | 409    |
 | DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
 | malformed JSON      | 400    |
 | body not sent as JSON | 415  |
@@ -23,10 +25,12 @@ from fastapi.responses import JSONResponse
 
 from jobqueue.errors import (
     DatabaseUnavailable,
+    IdempotencyConflict,
     InvalidCursor,
     InvalidJobRequest,
     JobNotFound,
     JobQueueError,
+    JobStateConflict,
     PayloadTooLarge,
 )
 
@@ -35,6 +39,8 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (PayloadTooLarge, 413),
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),
+    (JobStateConflict, 409),
+    (IdempotencyConflict, 409),
     (DatabaseUnavailable, 503),
 ]
 

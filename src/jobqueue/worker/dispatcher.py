@@ -67,7 +67,6 @@ class Dispatcher:
         """
         self._stopping = True
         self._wakeup.set()
-        self.holdings.slot_freed.set()
 
     def wake(self) -> None:
         """Claim at once instead of waiting for the poll (safe to call from any callback)."""
@@ -77,47 +76,40 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
-    async def _wait_for_slot(self) -> None:
-        while self.holdings.free_slots == 0 and not self._stopping:
-            self.holdings.slot_freed.clear()
-            await self.holdings.slot_freed.wait()
-
     async def run(self) -> None:
         """Claim until :meth:`stop`; a database fault is logged and retried after a poll."""
-        while True:
-            await self._wait_for_slot()
-            if self._stopping:
-                return
+        while not self._stopping:
             # Cleared before the claim: a wake-up that arrives during it is not lost.
             self._wakeup.clear()
             try:
-                drained = await self._claim_round()
+                more = await self._claim_round()
             except DatabaseUnavailable as exc:
                 log.warning("claim_failed", error=str(exc))
-                await self._wait_for_wakeup(self.poll_interval_seconds)
-                continue
-            if drained and not self._stopping:
+                more = False
+            if not more:
                 await self._wait_for_wakeup(self.poll_interval_seconds)
 
     async def _claim_round(self) -> bool:
-        """Claim for each queue in turn while slots are free.
+        """Claim for each queue that has free slots, in turn.
 
         Returns:
-            True when every queue gave fewer jobs than asked (nothing more is due now).
+            True when some queue gave all it was asked for and still has free slots (more of
+            its jobs may be due: claim again at once). A queue that filled its slots is claimed
+            for again when one frees (``Holdings.on_queue_unblocked`` wakes us).
         """
-        drained = True
-        # Rotate the starting queue so that no queue starves the others of slots.
+        more = False
+        # Rotate the starting queue so that no queue starves the others of the database.
         self.queues.append(self.queues.pop(0))
         for queue in self.queues:
-            wanted = min(self.holdings.free_slots, MAX_CLAIM_BATCH)
+            wanted = min(self.holdings.free_slots(queue), MAX_CLAIM_BATCH)
             if wanted == 0 or self._stopping:
-                return False
+                continue
             jobs = await self._claim(queue, wanted)
             for job in jobs:
                 self.holdings.take(job)
                 self.ready.put_nowait(job)
-            drained = drained and len(jobs) < wanted
-        return drained
+            more = more or (len(jobs) == wanted and self.holdings.free_slots(queue) > 0)
+        return more
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedJob]:
         async with connect(self.engine) as conn:

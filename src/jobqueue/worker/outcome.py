@@ -4,9 +4,11 @@ One function decides, for every way an attempt can end (pgqueuer's single classi
 
 - returned a value      → ``done`` with the value as result
 - raised ``Discard``    → ``failed`` at once
+- raised ``RetryLater`` → ``todo`` after its delay (``failed`` when no attempts are left)
 - raised, attempts left → ``todo`` again after ``backoff.delay_seconds(attempt)``
 - raised, none left     → ``failed``
 - ran past its timeout  → as "raised", with a ``TimeoutError`` message
+- cancelled by request  → ``cancelled``
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobqueue import backoff
-from jobqueue.errors import Discard
+from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus, Outcome, find_nul
 
 MAX_ERROR_CHARS = 4000
-"""The ``error`` column keeps the message and the end of the traceback, up to this many chars."""
+"""Error messages and tracebacks are cut to this many characters (the traceback keeps its end)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,17 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def describe_error(exc: BaseException) -> str:
-    """``"Type: message"`` and the trimmed traceback, as stored in ``jobs.error``."""
-    head = f"{type(exc).__name__}: {exc}"
-    trace = "".join(traceback.format_exception(exc)[-6:])
-    text = head if len(trace) > MAX_ERROR_CHARS else f"{head}\n{trace}"
-    return _clean(text[:MAX_ERROR_CHARS])
+def describe_error(exc: BaseException) -> tuple[str, str, str]:
+    """``(type name, message, trimmed traceback)`` of ``exc``, each free of U+0000.
+
+    The traceback keeps its last frames, at most ``MAX_ERROR_CHARS`` characters.
+    """
+    trace = "".join(traceback.format_exception(exc))
+    return (
+        _clean(type(exc).__name__),
+        _clean(str(exc)[:MAX_ERROR_CHARS]),
+        _clean(trace[-MAX_ERROR_CHARS:]),
+    )
 
 
 def encode_result(value: Any) -> str:
@@ -69,8 +76,33 @@ def succeeded(job: ClaimedJob, value: Any, policy: RetryPolicy) -> Outcome:
 
 def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy) -> Outcome:
     """The outcome of an attempt that raised ``exc`` (or timed out)."""
-    error = describe_error(exc)
+    error_type, message, trace = describe_error(exc)
     if isinstance(exc, Discard) or job.attempt >= job.max_attempts:
-        return Outcome(job.id, job.attempt, JobStatus.FAILED, error=error)
-    delay = backoff.delay_seconds(job.attempt, policy.base_seconds, policy.max_seconds)
-    return Outcome(job.id, job.attempt, JobStatus.TODO, error=error, retry_delay_seconds=delay)
+        status = JobStatus.FAILED
+        delay = 0.0
+    else:
+        status = JobStatus.TODO
+        if isinstance(exc, RetryLater):
+            delay = exc.delay_seconds
+        else:
+            delay = backoff.delay_seconds(job.attempt, policy.base_seconds, policy.max_seconds)
+    return Outcome(
+        job.id,
+        job.attempt,
+        status,
+        error_type=error_type,
+        error_message=message,
+        traceback=trace,
+        retry_delay_seconds=delay,
+    )
+
+
+def cancelled(job: ClaimedJob) -> Outcome:
+    """The outcome of an attempt cancelled by ``POST /jobs/{id}/cancel``."""
+    return Outcome(
+        job.id,
+        job.attempt,
+        JobStatus.CANCELLED,
+        error_type="Cancelled",
+        error_message="cancelled by request while running",
+    )

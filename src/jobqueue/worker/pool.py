@@ -16,7 +16,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +24,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import repository
-from jobqueue.db.engine import asyncpg_dsn, connect
+from jobqueue.db.engine import connect
+from jobqueue.db.notifications import Notifications
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import ClaimedJob
 from jobqueue.tasks.registry import TaskRegistry
 from jobqueue.worker.completer import Completer
 from jobqueue.worker.dispatcher import Dispatcher
 from jobqueue.worker.heartbeat import heartbeat_loop
-from jobqueue.worker.listener import Listener
 from jobqueue.worker.outcome import RetryPolicy
 from jobqueue.worker.rescuer import rescuer_loop
 from jobqueue.worker.runner import Runner
@@ -50,8 +50,8 @@ class PoolConfig:
     """Pool settings; durations in seconds.
 
     Attributes:
-        queues: queue names served.
-        concurrency: runner tasks (and the most jobs held at once).
+        queues: slots per queue served, e.g. ``{"default": 10, "emails": 2}``; the pool runs
+            as many runner tasks as there are slots in all.
         lease_seconds: a claim's lease; the heartbeat renews it every third.
         poll_interval_seconds: longest wait between claims when nothing wakes the dispatcher.
         shutdown_grace_seconds: how long ``stop`` lets running jobs finish.
@@ -60,8 +60,7 @@ class PoolConfig:
         worker_id: written into claimed rows; fences every write.
     """
 
-    queues: list[str]
-    concurrency: int = 10
+    queues: dict[str, int]
     lease_seconds: float = 30.0
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
@@ -71,16 +70,31 @@ class PoolConfig:
 
 
 class WorkerPool:
-    """Runs jobs of ``config.queues`` from ``engine`` with the tasks in ``registry``."""
+    """Runs jobs of ``config.queues`` from ``engine`` with the tasks in ``registry``.
 
-    def __init__(self, engine: AsyncEngine, registry: TaskRegistry, config: PoolConfig) -> None:
+    Args:
+        engine: the process's engine.
+        registry: the tasks this process can run.
+        config: see :class:`PoolConfig`.
+        notifications: the process's LISTEN connection; the pool subscribes to "jobs became
+            runnable" and "cancel requested" messages (None: poll only, no remote cancel).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: TaskRegistry,
+        config: PoolConfig,
+        notifications: Notifications | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
-        self.holdings = Holdings(config.concurrency)
-        self.ready: asyncio.Queue[ClaimedJob] = asyncio.Queue(maxsize=config.concurrency)
+        self.concurrency = sum(config.queues.values())
+        self.holdings = Holdings(dict(config.queues))
+        self.ready: asyncio.Queue[ClaimedJob] = asyncio.Queue(maxsize=self.concurrency)
         self.dispatcher = Dispatcher(
             engine=engine,
-            queues=config.queues,
+            queues=list(config.queues),
             holdings=self.holdings,
             ready=self.ready,
             worker_id=config.worker_id,
@@ -97,11 +111,11 @@ class WorkerPool:
             deliver=self.completer.add,
             policy=config.retry,
         )
-        self.listener = Listener(
-            dsn=asyncpg_dsn(engine.url.render_as_string(hide_password=False)),
-            queues=config.queues,
-            wake=self.dispatcher.wake,
-        )
+        self.holdings.on_queue_unblocked = self.dispatcher.wake
+        if notifications is not None:
+            notifications.subscribe(repository.NOTIFY_QUEUES, self.wake)
+            notifications.subscribe(repository.NOTIFY_CANCEL, self._on_cancel_notified)
+            notifications.on_connect(self.dispatcher.wake)
         self.failure: str | None = None
         self._dispatcher_task: asyncio.Task[None] | None = None
         self._runner_tasks: list[asyncio.Task[None]] = []
@@ -114,9 +128,18 @@ class WorkerPool:
         return self.failure is None and not self._stopping
 
     def wake(self, queues: Sequence[str]) -> None:
-        """A local enqueue committed jobs on ``queues``: claim now if we serve one of them."""
-        if not set(queues).isdisjoint(self.config.queues):
+        """Jobs became runnable on ``queues`` (``["*"]``: any): claim now if we serve one."""
+        if "*" in queues or not set(queues).isdisjoint(self.config.queues):
             self.dispatcher.wake()
+
+    def cancel(self, job_ids: Iterable[int]) -> None:
+        """Cancel the attempts of those of ``job_ids`` that this process runs."""
+        for job_id in job_ids:
+            if self.runner.cancel(job_id):
+                log.info("job_cancel_delivered", job_id=job_id)
+
+    def _on_cancel_notified(self, items: list[str]) -> None:
+        self.cancel(int(item) for item in items if item.isdigit())
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=f"jobqueue-{name}")
@@ -134,23 +157,22 @@ class WorkerPool:
     async def start(self) -> None:
         """Start every background task; returns at once."""
         cfg = self.config
-        log.info(
-            "pool_starting", worker_id=cfg.worker_id, queues=cfg.queues, concurrency=cfg.concurrency
-        )
+        log.info("pool_starting", worker_id=cfg.worker_id, queues=cfg.queues)
         self._runner_tasks = [
-            self._spawn(f"runner-{i}", self.runner.run()) for i in range(cfg.concurrency)
+            self._spawn(f"runner-{i}", self.runner.run()) for i in range(self.concurrency)
         ]
         self._service_tasks = [
             self._spawn("completer", self.completer.run()),
             self._spawn(
                 "heartbeat",
-                heartbeat_loop(self.engine, self.holdings, cfg.worker_id, cfg.lease_seconds),
+                heartbeat_loop(
+                    self.engine, self.holdings, cfg.worker_id, cfg.lease_seconds, self.cancel
+                ),
             ),
             self._spawn(
                 "rescuer",
                 rescuer_loop(self.engine, cfg.rescue_interval_seconds, self.dispatcher.wake),
             ),
-            self._spawn("listener", self.listener.run()),
         ]
         self._dispatcher_task = self._spawn("dispatcher", self.dispatcher.run())
 
@@ -162,15 +184,14 @@ class WorkerPool:
         if self._stopping:
             return
         self._stopping = True
-        log.info("pool_stopping", held=len(self.holdings.jobs), busy=self.holdings.busy)
+        log.info("pool_stopping", held=len(self.holdings.jobs), busy=self.holdings.total_busy)
         self.dispatcher.stop()
         if self._dispatcher_task is not None:
             with contextlib.suppress(Exception):
                 await self._dispatcher_task
         # Claimed but not started: no runner will take them now.
         while not self.ready.empty():
-            self.ready.get_nowait()
-            self.holdings.free()
+            self.holdings.free(self.ready.get_nowait())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.holdings.idle.wait(), self.config.shutdown_grace_seconds)
         await _cancel(self._runner_tasks)

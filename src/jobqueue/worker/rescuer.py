@@ -30,7 +30,7 @@ async def rescue_once(engine: AsyncEngine) -> int:
         rows = await repository.rescue(conn)
         runnable = sorted({row["queue"] for row in rows if row["status"] == "todo"})
         if runnable:
-            await repository.notify(conn, runnable)
+            await repository.notify(conn, repository.NOTIFY_QUEUES, runnable)
     for row in rows:
         log.warning(
             "job_rescued",

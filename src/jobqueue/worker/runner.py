@@ -53,6 +53,10 @@ async def execute(job: ClaimedJob, registry: TaskRegistry, policy: classify.Retr
 class Runner:
     """Runs jobs from ``ready`` until cancelled, handing each outcome to ``deliver``.
 
+    Each attempt runs in a task of its own, so that :meth:`cancel` can stop one job (a cancel
+    request) while the runner goes on; cancelling the runner itself (shutdown) cancels the
+    attempt too, and the job stays held for the pool to release.
+
     Args:
         ready: the dispatcher's queue.
         registry: the tasks this process knows.
@@ -75,23 +79,37 @@ class Runner:
         self.holdings = holdings
         self.deliver = deliver
         self.policy = policy
+        self.running: dict[int, asyncio.Task[Outcome]] = {}
+        self._cancel_before_start: set[int] = set()
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel the attempt of ``job_id`` if this process holds the job.
+
+        Returns:
+            True when the job is held here (running now, or queued and cancelled at start).
+        """
+        attempt = self.running.get(job_id)
+        if attempt is not None:
+            attempt.cancel()
+            return True
+        if job_id in self.holdings.jobs:
+            self._cancel_before_start.add(job_id)
+            return True
+        return False
 
     async def run(self) -> None:
-        """Take and run jobs until cancelled; a cancelled job stays held (the pool releases it)."""
+        """Take and run jobs until cancelled."""
         while True:
             job = await self.ready.get()
             started = time.perf_counter()
-            log.debug(
-                "job_started", job_id=job.id, queue=job.queue, task=job.task, attempt=job.attempt
-            )
             try:
-                result = await execute(job, self.registry, self.policy)
+                result = await self._attempt(job)
             except asyncio.CancelledError:
-                self.holdings.free()
+                self.holdings.free(job)
                 raise
             duration_ms = round((time.perf_counter() - started) * 1000, 3)
             self.deliver(result)
-            self.holdings.free()
+            self.holdings.free(job)
             log.info(
                 "job_ran",
                 job_id=job.id,
@@ -100,5 +118,21 @@ class Runner:
                 attempt=job.attempt,
                 outcome=str(result.status),
                 duration_ms=duration_ms,
-                error=result.error.partition("\n")[0] if result.error else None,
+                error_type=result.error_type,
             )
+
+    async def _attempt(self, job: ClaimedJob) -> Outcome:
+        if job.id in self._cancel_before_start:
+            self._cancel_before_start.discard(job.id)
+            return classify.cancelled(job)
+        attempt = asyncio.create_task(execute(job, self.registry, self.policy))
+        self.running[job.id] = attempt
+        try:
+            return await attempt
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the runner itself is being cancelled: shutdown
+            return classify.cancelled(job)
+        finally:
+            del self.running[job.id]

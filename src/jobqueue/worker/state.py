@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobqueue.jobs import ClaimedJob
@@ -10,38 +11,55 @@ from jobqueue.jobs import ClaimedJob
 
 @dataclass
 class Holdings:
-    """Jobs this process holds a lease on, and how many runner slots are taken.
+    """Jobs this process holds a lease on, and how many runner slots each queue uses.
 
     A job enters at claim and leaves when the completer has written its outcome or shutdown has
-    released it; the heartbeat extends the leases of everything here. ``busy`` counts jobs
-    queued or running (not those only waiting for the completer), so it sizes the next claim.
+    released it; the heartbeat extends the leases of everything here. ``busy`` counts, per
+    queue, jobs queued or running (not those only waiting for the completer): it sizes the
+    next claim, so a queue never holds more than its ``limits`` entry.
+
+    Args:
+        limits: slots per queue, e.g. ``{"default": 10, "emails": 2}``.
+        on_queue_unblocked: called when a queue that had no free slot gets one (the dispatcher
+            claims again: that queue filled its slots, so more of its jobs may be waiting).
     """
 
-    concurrency: int
+    limits: dict[str, int]
+    on_queue_unblocked: Callable[[], None] = lambda: None
     jobs: dict[int, ClaimedJob] = field(default_factory=dict)
-    busy: int = 0
-    slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
+    busy: dict[str, int] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        self.busy = dict.fromkeys(self.limits, 0)
         self.idle.set()
 
     @property
-    def free_slots(self) -> int:
-        """Runner slots with no job, 0 to ``concurrency``."""
-        return max(self.concurrency - self.busy, 0)
+    def total_busy(self) -> int:
+        """Jobs queued or running, all queues together."""
+        return sum(self.busy.values())
+
+    def free_slots(self, queue: str) -> int:
+        """Slots of ``queue`` with no job, 0 to ``limits[queue]``."""
+        return max(self.limits[queue] - self.busy[queue], 0)
+
+    def any_free(self) -> bool:
+        """True when some queue has a free slot."""
+        return any(self.busy[queue] < limit for queue, limit in self.limits.items())
 
     def take(self, job: ClaimedJob) -> None:
-        """Record a claimed job: it holds a slot and a lease."""
+        """Record a claimed job: it holds a slot of its queue and a lease."""
         self.jobs[job.id] = job
-        self.busy += 1
+        self.busy[job.queue] += 1
         self.idle.clear()
 
-    def free(self) -> None:
-        """A runner finished (or dropped) a job: give its slot back."""
-        self.busy -= 1
-        self.slot_freed.set()
-        if self.busy == 0:
+    def free(self, job: ClaimedJob) -> None:
+        """A runner finished (or dropped) ``job``: give its slot back."""
+        was_full = self.busy[job.queue] >= self.limits[job.queue]
+        self.busy[job.queue] -= 1
+        if was_full:
+            self.on_queue_unblocked()
+        if self.total_busy == 0:
             self.idle.set()
 
     def forget(self, job_id: int) -> None:

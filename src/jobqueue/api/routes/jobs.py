@@ -1,13 +1,23 @@
-"""``/jobs``: create, read and list jobs."""
+"""``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from jobqueue.api.deps import Service
-from jobqueue.api.schemas import ErrorOut, JobCreate, JobOut, JobPage
+from jobqueue.api.schemas import (
+    AttemptList,
+    AttemptOut,
+    BatchCreate,
+    BatchOut,
+    ErrorOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+)
+from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.service import JobRequest
 
@@ -16,43 +26,91 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 MAX_ID = 2**63 - 1  # bigint
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
 
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not valid JSON."},
+    409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
+    413: {"model": ErrorOut, "description": "A payload is over the limit."},
+    415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
+    422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
+    503: {"model": ErrorOut, "description": "The database is not reachable; retry."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=JobOut,
-    responses={
-        400: {"model": ErrorOut, "description": "The body is not valid JSON."},
-        413: {"model": ErrorOut, "description": "The payload is over the limit."},
-        422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
-        503: {"model": ErrorOut, "description": "The database is not reachable; retry."},
-    },
-)
+
+def _request(body: JobCreate, idempotency_key: str | None = None) -> JobRequest:
+    return JobRequest(
+        task=body.task,
+        payload=body.payload,
+        queue=body.queue,
+        priority=body.priority,
+        description=body.description,
+        max_attempts=body.max_attempts,
+        timeout_seconds=body.timeout_seconds,
+        delay_seconds=body.delay_seconds,
+        run_at=body.run_at,
+        idempotency_key=idempotency_key or body.idempotency_key,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut, responses=WRITE_ERRORS)
 async def create_job(
-    body: JobCreate, service: Service, request: Request, response: Response
+    body: JobCreate,
+    service: Service,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="IETF draft-ietf-httpapi-idempotency-key-header: requests with the same "
+            "key create one job.",
+        ),
+    ] = None,
 ) -> JobOut:
-    """Create a job in status ``todo``; a worker picks it up within milliseconds.
+    """Create a job in status ``todo``; an idle worker starts it within milliseconds.
 
     The body ``{"description": "Process this task"}`` alone creates an ``echo`` job. Answers
-    201 with the job and a ``Location`` header naming ``/jobs/{id}``.
+    201 with the job and a ``Location`` header naming ``/jobs/{id}``. ``run_at`` (RFC 3339 with
+    an offset) or ``delay_seconds`` defer the first run.
 
-    Errors: 400 malformed JSON; 422 unknown task (the message lists the known ones), wrong
-    types, U+0000 in a string, a non-object payload; 413 payload over
-    ``JOBQUEUE_MAX_PAYLOAD_BYTES``; 503 database unreachable. No error creates a row.
+    Idempotency: with an ``Idempotency-Key`` header (or ``idempotency_key`` field) that already
+    names a job with the same task, queue and payload, nothing is created and the answer is 200
+    with that job; with a different task, queue or payload it is 409. A key holds as long as
+    its job row exists.
+
+    Errors: 400 malformed JSON; 415 not sent as JSON; 422 unknown task (the message lists the
+    known ones), wrong types, U+0000 in a string, a non-object payload, a naive ``run_at``,
+    both ``run_at`` and ``delay_seconds``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES``;
+    409 idempotency conflict; 503 database unreachable. No error creates a row.
     """
-    job = await service.create(
-        JobRequest(
-            task=body.task,
-            payload=body.payload,
-            queue=body.queue,
-            priority=body.priority,
-            description=body.description,
-            max_attempts=body.max_attempts,
-            timeout_seconds=body.timeout_seconds,
+    if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
+        raise InvalidJobRequest(
+            "the Idempotency-Key header and the idempotency_key field differ: send one of them"
         )
-    )
-    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
-    return JobOut.of(job)
+    created = await service.create(_request(body, idempotency_key))
+    response.headers["Location"] = str(request.url_for("get_job", job_id=created.job.id).path)
+    if not created.created:
+        response.status_code = status.HTTP_200_OK
+    return JobOut.of(created.job)
+
+
+@router.post(
+    "/batch", status_code=status.HTTP_201_CREATED, response_model=BatchOut, responses=WRITE_ERRORS
+)
+async def create_jobs(body: BatchCreate, service: Service) -> BatchOut:
+    """Create 1 to 10,000 jobs all or nothing, with one INSERT per 1,000 and one NOTIFY.
+
+    Answers 201 with the jobs in request order. A spec whose ``idempotency_key`` names an
+    existing matching job returns that job instead of a new one.
+
+    Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
+    ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown task 'x'…`` or
+    ``["body", "jobs", 3, "priority"]``.
+    """
+    created = await service.create_many([_request(spec) for spec in body.jobs])
+    return BatchOut(jobs=[JobOut.of(item.job) for item in created])
 
 
 @router.get("", response_model=JobPage, responses={400: {"model": ErrorOut}})
@@ -78,7 +136,73 @@ async def list_jobs(
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {"model": ErrorOut}})
-async def get_job(job_id: JobId, service: Service) -> JobOut:
-    """One job by id. Errors: 404 when there is none; 422 when the id is not a positive integer."""
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
+async def get_job(
+    job_id: JobId,
+    service: Service,
+    wait_seconds: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            le=60,
+            description="Long-poll: answer once the job is done, failed or cancelled, or after "
+            "this many seconds (up to 60) with its status then.",
+        ),
+    ] = None,
+) -> JobOut:
+    """One job by id; with ``wait_seconds`` a long-poll for its final status.
+
+    The wait is woken by the NOTIFY the worker sends when the job finishes, not by polling.
+
+    Errors: 404 when there is none; 422 when the id is not a positive integer or
+    ``wait_seconds`` is not in (0, 60].
+    """
+    if wait_seconds is not None:
+        return JobOut.of(await service.wait(job_id, wait_seconds))
     return JobOut.of(await service.get(job_id))
+
+
+@router.get("/{job_id}/attempts", response_model=AttemptList, responses=NOT_FOUND)
+async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
+    """Every attempt of the job, oldest first, with worker, times, outcome and error (type,
+    message, trimmed traceback). Errors: 404 when there is no such job.
+    """
+    return AttemptList(items=[AttemptOut.of(a) for a in await service.attempts(job_id)])
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses={
+        202: {"model": JobOut, "description": "Running: cancellation sent to its worker."},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "The job is done or failed."},
+    },
+)
+async def cancel_job(job_id: JobId, service: Service, response: Response) -> JobOut:
+    """Cancel a job.
+
+    - ``todo``: it becomes ``cancelled`` at once (200).
+    - ``in_progress``: the process running it is told (NOTIFY) and cancels the attempt within
+      a second; the job then ends ``cancelled`` (202, with ``cancel_requested_at`` set). An
+      attempt that completes before the cancel arrives wins. A plain (sync) task cannot be
+      interrupted: its attempt is marked cancelled and its late result ignored.
+    - ``cancelled``: nothing changes (200).
+    - ``done`` or ``failed``: 409.
+    """
+    job = await service.cancel(job_id)
+    if job.status is JobStatus.IN_PROGRESS:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return JobOut.of(job)
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+async def retry_job(job_id: JobId, service: Service) -> JobOut:
+    """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its attempt
+    history stays). Errors: 404 no such job; 409 any other status.
+    """
+    return JobOut.of(await service.retry(job_id))

@@ -1,0 +1,55 @@
+"""``jobqueue serve`` with no database URL: the embedded PostgreSQL keeps jobs across restarts."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.e2e.procs import ServerFactory
+from tests.helpers import wait_for_status
+
+# The first start runs initdb; a loaded machine may need a while.
+READY_TIMEOUT_SECONDS = 90.0
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """``JOBQUEUE_DATA_DIR``; a PostgreSQL left running there (a failed test) is shut down."""
+    path = tmp_path / "data"
+    yield path
+    pid_file = path / "pgdata" / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
+        pid = int(pid_file.read_text().splitlines()[0])
+        postmaster = psutil.Process(pid)
+        if str(path / "pgdata") in postmaster.cmdline():
+            postmaster.send_signal(signal.SIGQUIT)  # immediate shutdown
+            postmaster.wait(10)
+
+
+@pytest.mark.timeout(240)
+async def test_serve_without_database_url_keeps_done_job_across_restart(
+    start_server: ServerFactory, data_dir: Path
+) -> None:
+    env = {"JOBQUEUE_DATA_DIR": str(data_dir), "JOBQUEUE_SHUTDOWN_GRACE_SECONDS": "2"}
+
+    first = await start_server.start(env, ready_timeout=READY_TIMEOUT_SECONDS)
+    async with httpx.AsyncClient(base_url=first.url) as client:
+        created = (await client.post("/jobs", json={"payload": {"kept": True}})).json()
+        done = await wait_for_status(client, created["id"], {"done"})
+    assert await first.stop(signal.SIGTERM, timeout=30) == -signal.SIGTERM
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+    second = await start_server.start(env, ready_timeout=READY_TIMEOUT_SECONDS)
+    async with httpx.AsyncClient(base_url=second.url) as client:
+        again = await client.get(f"/jobs/{created['id']}")
+
+    assert again.status_code == 200
+    assert again.json() == done
+    assert (done["status"], done["result"]) == ("done", {"echo": {"kept": True}})
+    assert '"event": "embedded_postgres_started"' in second.log_path.read_text()
