@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from jobqueue.api.app import create_app
 from jobqueue.db.migrations import upgrade_to_head
+from jobqueue.errors import Discard, RetryLater
 from jobqueue.settings import Settings
 from jobqueue.tasks.registry import JobContext, TaskRegistry, default_registry
 
@@ -98,8 +100,10 @@ def runs() -> Runs:
 
 @pytest.fixture
 def registry(runs: Runs) -> TaskRegistry:
-    """The built-in tasks plus test tasks: ``count`` (records its run, returns the payload),
-    ``count_sync`` (same, a plain function), ``block`` (waits for ``payload.seconds``)."""
+    """The built-in tasks plus test tasks that record each run in ``runs``: ``count`` (returns
+    the payload), ``count_sync`` (same, a plain function), ``block`` (waits
+    ``payload.seconds``), ``sleep_sync`` (a plain function sleeping), ``flaky``,
+    ``retry_later``, ``discard``, ``fails_first_run``."""
     tasks = default_registry.copy()
 
     async def count(ctx: JobContext) -> dict[str, Any]:
@@ -115,9 +119,44 @@ def registry(runs: Runs) -> TaskRegistry:
         await asyncio.sleep(float(ctx.payload.get("seconds", 60)))
         return "finished"
 
+    def sleep_sync(ctx: JobContext) -> str:
+        runs.record(ctx)
+        time.sleep(float(ctx.payload.get("seconds", 1)))
+        return "late"
+
+    async def flaky(ctx: JobContext) -> dict[str, int]:
+        """Fails its first ``payload.fail_times`` attempts, then returns the attempt."""
+        runs.record(ctx)
+        if ctx.attempt <= int(ctx.payload.get("fail_times", 1)):
+            raise ValueError(f"flaky failure {ctx.attempt}")
+        return {"attempt": ctx.attempt}
+
+    async def fails_first_run(ctx: JobContext) -> str:
+        """Fails the first time it runs for a job (whatever the attempt number), then succeeds."""
+        runs.record(ctx)
+        if runs.by_job[ctx.job_id] == 1:
+            raise ValueError("first run fails")
+        return "second run"
+
+    async def retry_later(ctx: JobContext) -> str:
+        """Asks for a retry after ``payload.seconds`` on attempt 1; succeeds after."""
+        runs.record(ctx)
+        if ctx.attempt == 1:
+            raise RetryLater(float(ctx.payload.get("seconds", 0.3)), "come back later")
+        return "ok"
+
+    async def discard(ctx: JobContext) -> None:
+        runs.record(ctx)
+        raise Discard("not worth retrying")
+
     tasks.register("count", count)
     tasks.register("count_sync", count_sync)
     tasks.register("block", block)
+    tasks.register("sleep_sync", sleep_sync)
+    tasks.register("flaky", flaky)
+    tasks.register("retry_later", retry_later)
+    tasks.register("discard", discard)
+    tasks.register("fails_first_run", fails_first_run)
     return tasks
 
 
@@ -132,6 +171,7 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "poll_interval_seconds": 0.2,
             "backoff_base_seconds": 0.0,
             "rescue_interval_seconds": 0.2,
+            "shutdown_grace_seconds": 0.2,
             "log_format": "json",
         }
         values.update(overrides)

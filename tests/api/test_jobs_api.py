@@ -115,7 +115,8 @@ async def test_create_job_bad_input_is_4xx_and_creates_nothing(
 async def test_create_job_unknown_task_lists_known_tasks(client: httpx.AsyncClient) -> None:
     response = await client.post("/jobs", json={"task": "nope"})
     assert response.json() == {
-        "detail": "unknown task 'nope'; known tasks: block, count, count_sync, echo, fail, sleep"
+        "detail": "unknown task 'nope'; known tasks: block, count, count_sync, discard, echo,"
+        " fail, fails_first_run, flaky, retry_later, sleep, sleep_sync"
     }
 
 

@@ -60,10 +60,10 @@ CHILD_SCRIPT = textwrap.dedent(
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:
-    """The pid in ``postmaster.pid``, or None when the file is absent (server stopped)."""
+    """The pid in ``postmaster.pid``; None when the file is absent (server stopped) or garbled."""
     try:
         return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-    except FileNotFoundError:
+    except (FileNotFoundError, IndexError, ValueError):
         return None
 
 

@@ -133,9 +133,9 @@ async def test_finish_retry_sets_todo_with_run_at_in_future(conn: asyncpg.Connec
     )
     assert await repository.finish(conn, [retry], "A") == {claimed.id}
     history = await repository.list_attempts(conn, claimed.id)
-    assert [(a.attempt, a.worker_id, a.outcome, a.error_type, a.error_message) for a in history] == [
-        (1, "A", "retried", "RuntimeError", "x")
-    ]
+    assert [
+        (a.attempt, a.worker_id, a.outcome, a.error_type, a.error_message) for a in history
+    ] == [(1, "A", "retried", "RuntimeError", "x")]
     row = await conn.fetchrow(
         "SELECT status, error, worker_id, run_at > now() + interval '59 s' AS later FROM jobs"
     )

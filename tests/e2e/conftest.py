@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end tests: real ``jobqueue serve`` processes and empty databases.
 
 ``start_server(env)`` starts a server on a free port in ``tmp_path`` and returns once
-``/readyz`` answers 200; every server a test started is killed at teardown, and when the test
+``/readyz`` answers 200; every server a test started is stopped at teardown, and when the test
 fails the end of each server's log is added to the report.
 """
 
@@ -51,8 +51,9 @@ def start_server(
 ) -> Iterator[ServerFactory]:
     """A factory: ``await start_server.start({"JOBQUEUE_…": …})`` → a ready :class:`Server`.
 
-    Defaults: JSON logs, the e2e task module, a 0.2 s poll. Leftover servers are SIGKILLed at
-    teardown (request ``database_url``/``db`` before this fixture so the database outlives them).
+    Defaults: JSON logs, the e2e task module, a 0.2 s poll. Leftover servers are stopped at
+    teardown (SIGTERM, then SIGKILL after 5 s); request ``database_url``/``db`` before this
+    fixture so that the database outlives them.
     """
     factory = ServerFactory(
         workdir,
@@ -66,7 +67,7 @@ def start_server(
     request.node._e2e_factory = factory
     yield factory
     for server in factory.servers:
-        server.kill_now()
+        server.terminate()
 
 
 async def _admin(statement: str) -> None:

@@ -128,11 +128,16 @@ class Server:
         self._log_file.close()
         return code
 
-    def kill_now(self) -> None:
-        """Teardown: SIGKILL if still running, and reap."""
+    def terminate(self, grace_seconds: float = 5.0) -> None:
+        """Teardown: SIGTERM if still running (the embedded PostgreSQL stops with it), SIGKILL
+        after ``grace_seconds``; reap it."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.terminate()
+            try:
+                self.proc.wait(grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         self._log_file.close()
 
 

@@ -141,14 +141,14 @@ async def test_pool_listen_connection_terminated_reconnects_and_wakes(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
     )
-    assert terminated == 1
+    assert terminated == 2  # the producer's and the consumer's
 
     async def relistening() -> bool:
         count: int = await db.fetchval(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
         )
-        return count == 1 and bool(listener.connected)
+        return count == 2 and bool(listener.connected)
 
     await wait_until(relistening, timeout=15, what="LISTEN re-established")
     response = await producer.post("/jobs", json={"task": "count"})
