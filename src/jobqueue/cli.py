@@ -1,4 +1,5 @@
-"""The ``jobqueue`` command (typer): serve, migrate, enqueue, get, list.
+"""The ``jobqueue`` command (typer): serve, migrate, enqueue, enqueue-batch, get, list,
+attempts, cancel, retry.
 
 ``serve`` and ``migrate`` talk to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
@@ -94,35 +95,122 @@ def _print(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _base(url: str) -> str:
+    return url.rstrip("/")
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{option} is not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        _fail(f"{option} must be a JSON object, e.g. '{{\"seconds\": 2}}'")
+    return value
+
+
 @app.command()
 def enqueue(
-    task: Annotated[str, typer.Argument(help="Task name, e.g. echo, sleep, fail.")],
+    task: Annotated[str, typer.Argument(help="Task name, e.g. echo, sleep, fail, http.")],
     payload: Annotated[str, typer.Option(help="Payload as a JSON object.")] = "{}",
     queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
     priority: Annotated[int, typer.Option(help="-100..100, higher runs first.")] = 0,
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Attempts in all.")] = None,
+    timeout_seconds: Annotated[float | None, typer.Option(help="Per attempt, seconds.")] = None,
+    delay_seconds: Annotated[float | None, typer.Option(help="First run after, seconds.")] = None,
+    run_at: Annotated[
+        str | None, typer.Option(help="First run at, RFC 3339 with offset (2030-01-01T09:00Z).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Same key, same request: one job.")
+    ] = None,
     url: ServiceUrl = "http://127.0.0.1:8000",
 ) -> None:
     """Create a job and print it as JSON."""
+    job: dict[str, Any] = {
+        "task": task,
+        "payload": _json_object(payload, "--payload"),
+        "queue": queue,
+        "priority": priority,
+    }
+    optional = {
+        "description": description,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+        "delay_seconds": delay_seconds,
+        "run_at": run_at,
+    }
+    job.update({key: value for key, value in optional.items() if value is not None})
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    _print(_request("POST", f"{_base(url)}/jobs", json=job, headers=headers))
+
+
+@app.command("enqueue-batch")
+def enqueue_batch(
+    file: Annotated[
+        typer.FileText, typer.Argument(help='JSON file ({"jobs": [...]} or a list); - for stdin.')
+    ],
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Create up to 10,000 jobs all or nothing; prints their ids, one a line."""
     try:
-        body = json.loads(payload)
+        body = json.load(file)
     except json.JSONDecodeError as exc:
-        _fail(f"--payload is not valid JSON: {exc}")
-    if not isinstance(body, dict):
-        _fail("--payload must be a JSON object, e.g. '{\"seconds\": 2}'")
-    job = {"task": task, "payload": body, "queue": queue, "priority": priority}
-    if description is not None:
-        job["description"] = description
-    _print(_request("POST", f"{url.rstrip('/')}/jobs", json=job))
+        _fail(f"{file.name} is not valid JSON: {exc}")
+    if isinstance(body, list):
+        body = {"jobs": body}
+    created = _request("POST", f"{_base(url)}/jobs/batch", json=body)
+    for job in created["jobs"]:
+        typer.echo(job["id"])
 
 
 @app.command()
 def get(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    wait: Annotated[
+        float | None, typer.Option(help="Wait up to this many seconds (<= 60) for the result.")
+    ] = None,
     url: ServiceUrl = "http://127.0.0.1:8000",
 ) -> None:
-    """Print one job as JSON."""
-    _print(_request("GET", f"{url.rstrip('/')}/jobs/{job_id}"))
+    """Print one job as JSON (with --wait, once it is done, failed or cancelled)."""
+    params = {"wait_seconds": wait} if wait is not None else None
+    _print(_request("GET", f"{_base(url)}/jobs/{job_id}", params=params))
+
+
+@app.command()
+def attempts(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Print every attempt of a job: number, outcome, worker, error."""
+    for attempt in _request("GET", f"{_base(url)}/jobs/{job_id}/attempts")["items"]:
+        error = (
+            f"  {attempt['error_type']}: {attempt['error_message']}"
+            if attempt["error_type"]
+            else ""
+        )
+        typer.echo(
+            f"{attempt['attempt']:>3}  {attempt['outcome']:<10} {attempt['worker_id']}{error}"
+        )
+
+
+@app.command()
+def cancel(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Cancel a todo job, or ask the worker running it to stop; prints the job."""
+    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/cancel"))
+
+
+@app.command()
+def retry(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Put a failed or cancelled job back to todo with fresh attempts; prints the job."""
+    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/retry"))
 
 
 @app.command("list")

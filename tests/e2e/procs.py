@@ -28,6 +28,11 @@ _SCRIPT = Path(sys.executable).with_name("jobqueue")
 JOBQUEUE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "jobqueue"]
 
 
+# uvicorn (>= 0.29) re-raises the signal that stopped it once its graceful shutdown is done, so
+# a clean SIGTERM stop ends "killed by SIGTERM": -15 from Popen, 143 in a shell, never 0.
+CLEAN_SIGTERM_EXIT = -signal.SIGTERM
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago (bind to port 0 and let the kernel pick)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

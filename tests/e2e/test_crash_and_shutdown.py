@@ -7,8 +7,8 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.e2e.jobs import enqueue_records, rows, wait_all_status, wait_running
-from tests.e2e.procs import ServerFactory, read_records
+from tests.e2e.procs import CLEAN_SIGTERM_EXIT, ServerFactory, read_records
+from tests.e2e.support import enqueue_records, rows, wait_all_status, wait_running
 
 
 async def test_serve_killed_with_jobs_in_progress_reruns_exactly_those_once(
@@ -58,7 +58,7 @@ async def test_serve_sigterm_after_short_grace_releases_running_jobs_to_todo(
     ids = await enqueue_records(server.url, 20, seconds=30)
     await wait_running(db, record_file, 10)
 
-    assert await server.stop(signal.SIGTERM, timeout=15) == -signal.SIGTERM
+    assert await server.stop(signal.SIGTERM, timeout=15) == CLEAN_SIGTERM_EXIT
 
     final = await rows(db)
     assert len(read_records(record_file)) == 10
@@ -81,7 +81,7 @@ async def test_serve_sigterm_within_grace_finishes_running_jobs_and_leaves_rest_
     ids = await enqueue_records(server.url, 20, seconds=0.5)
     await wait_running(db, record_file, 10)
 
-    assert await server.stop(signal.SIGTERM, timeout=15) == -signal.SIGTERM
+    assert await server.stop(signal.SIGTERM, timeout=15) == CLEAN_SIGTERM_EXIT
 
     final = await rows(db)
     started = set(read_records(record_file))

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped,unused-ignore]  # pgserver's dependency
 import pytest
 
-from tests.e2e.procs import ServerFactory
+from tests.e2e.procs import CLEAN_SIGTERM_EXIT, ServerFactory
 from tests.helpers import wait_for_status
 
 # The first start runs initdb; a loaded machine may need a while.
@@ -34,7 +34,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.timeout(240)
 async def test_serve_without_database_url_keeps_done_job_across_restart(
-    start_server: ServerFactory, data_dir: Path
+    data_dir: Path, start_server: ServerFactory
 ) -> None:
     env = {"JOBQUEUE_DATA_DIR": str(data_dir), "JOBQUEUE_SHUTDOWN_GRACE_SECONDS": "2"}
 
@@ -42,7 +42,7 @@ async def test_serve_without_database_url_keeps_done_job_across_restart(
     async with httpx.AsyncClient(base_url=first.url) as client:
         created = (await client.post("/jobs", json={"payload": {"kept": True}})).json()
         done = await wait_for_status(client, created["id"], {"done"})
-    assert await first.stop(signal.SIGTERM, timeout=30) == -signal.SIGTERM
+    assert await first.stop(signal.SIGTERM, timeout=30) == CLEAN_SIGTERM_EXIT
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
     second = await start_server.start(env, ready_timeout=READY_TIMEOUT_SECONDS)

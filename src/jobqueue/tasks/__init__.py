@@ -1,4 +1,5 @@
-"""Tasks: the registry (``@task``) and the built-in tasks ``echo``, ``sleep`` and ``fail``."""
+"""Tasks: the registry (``@task``), the built-ins ``echo``, ``sleep``, ``fail`` and ``http``
+(configured from settings in ``create_app``, see ``tasks/http.py``)."""
 
 from jobqueue.tasks.registry import JobContext, Task, TaskRegistry, default_registry, task
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the e2e tests: enqueue over HTTP, read job rows, poll the database."""
+"""Helpers shared by the e2e tests: enqueue over HTTP, read job rows, poll the database."""
 
 from __future__ import annotations
 
