@@ -9,6 +9,8 @@ machine that can reach it.
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -51,6 +53,9 @@ def serve(
     """
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
+    # was in place before it started; with this one a clean stop exits 0, as supervisors expect.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             create_app(settings),

@@ -28,9 +28,9 @@ _SCRIPT = Path(sys.executable).with_name("jobqueue")
 JOBQUEUE: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "jobqueue"]
 
 
-# uvicorn (>= 0.29) re-raises the signal that stopped it once its graceful shutdown is done, so
-# a clean SIGTERM stop ends "killed by SIGTERM": -15 from Popen, 143 in a shell, never 0.
-CLEAN_SIGTERM_EXIT = -signal.SIGTERM
+# uvicorn re-raises the signal that stopped it once its graceful shutdown is done; `serve`
+# installs a SIGTERM handler that turns that into exit code 0.
+CLEAN_SIGTERM_EXIT = 0
 
 
 def free_port() -> int:

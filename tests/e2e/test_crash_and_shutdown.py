@@ -91,3 +91,5 @@ async def test_serve_sigterm_within_grace_finishes_running_jobs_and_leaves_rest_
     assert {i: (r["status"], r["attempts"], r["worker_id"] is None) for i, r in final.items()} == {
         i: ("done", 1, False) if i in started else ("todo", 0, True) for i in ids
     }
+    # Each outcome was written once: a flush racing the completer loop would log lease_lost.
+    assert "lease_lost" not in server.log_path.read_text()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +23,22 @@ READY_TIMEOUT_SECONDS = 90.0
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """``JOBQUEUE_DATA_DIR``; a PostgreSQL left running there (a failed test) is shut down."""
-    path = tmp_path / "data"
+    """``JOBQUEUE_DATA_DIR``; a PostgreSQL left running there (a failed test) is shut down.
+
+    As root it lies outside pytest's base temp (see ``tests/db/test_embedded.py``: PostgreSQL runs
+    as pgserver's system user, and a pytest session starting meanwhile would reset
+    /tmp/pytest-of-root to 0700, locking that user out).
+    """
+    own = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="jobqueue-e2e-embedded-")) if own else tmp_path
+    path = base / "data"
     yield path
+    _stop_leftover(path)
+    if own:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop_leftover(path: Path) -> None:
     pid_file = path / "pgdata" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
         pid = int(pid_file.read_text().splitlines()[0])

@@ -20,7 +20,8 @@ from jobqueue.worker.state import Holdings
 
 log = structlog.get_logger(__name__)
 
-MAX_WRITE_BATCH = 500
+MAX_WRITE_BATCH = 400
+"""Outcomes per statement; 400 ids keep the "finished" NOTIFY payload under 8000 bytes."""
 RETRY_DELAY_SECONDS = 0.5
 
 
@@ -39,6 +40,8 @@ class Completer:
         self.worker_id = worker_id
         self.pending: list[Outcome] = []
         self._added = asyncio.Event()
+        # One writer at a time: the loop and a shutdown flush must not write one batch twice.
+        self._writing = asyncio.Lock()
 
     def add(self, outcome: Outcome) -> None:
         """Queue an outcome for writing (no I/O; called by runners)."""
@@ -63,11 +66,14 @@ class Completer:
         Raises:
             DatabaseUnavailable: nothing was removed from ``pending``.
         """
-        batch = self.pending[:MAX_WRITE_BATCH]
-        async with connect(self.engine) as conn:
-            written = await repository.finish(conn, batch, self.worker_id)
-        # Runners only append, so the batch is still the head of the list.
-        del self.pending[: len(batch)]
+        async with self._writing:
+            batch = self.pending[:MAX_WRITE_BATCH]
+            if not batch:
+                return
+            async with connect(self.engine) as conn:
+                written = await repository.finish(conn, batch, self.worker_id)
+            # Runners only append and only the lock holder removes: the batch is still the head.
+            del self.pending[: len(batch)]
         for outcome in batch:
             self.holdings.forget(outcome.job_id)
             if outcome.job_id not in written:
