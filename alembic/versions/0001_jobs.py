@@ -5,10 +5,14 @@ Revises:
 Create Date: 2026-11-29
 
 Storage choices (each one is about keeping the hot claim/finish UPDATEs cheap):
+- Few, partial indexes. A claim or a finish changes ``status``, so its new row version gets an
+  entry in every index whose predicate it meets (PostgreSQL manual, "Heap-Only Tuples (HOT)"):
+  the primary key always, ``ix_jobs_in_progress`` on a claim, and nothing else. The status
+  index covers only failed and cancelled jobs (what operators list); done and todo jobs are
+  found through the primary key and the claim index.
 - fillfactor 70: leaves room on each heap page so that an UPDATE can write the new row version
-  on the same page (a HOT update when no indexed column changes; see the PostgreSQL manual,
-  "Heap-Only Tuples (HOT)"). Lease extensions (heartbeats) touch only lease_expires_at, which
-  no index covers, so they stay HOT.
+  on the same page. Lease extensions (heartbeats) change only lease_expires_at, which no index
+  covers (the rescuer walks ``ix_jobs_in_progress``, a few rows), so they are HOT updates.
 - autovacuum_vacuum_scale_factor 0.01 and a cost delay of 1 ms: a queue table turns its rows
   over all the time; vacuum must run after 1 % dead rows instead of the default 20 %, and must
   not be throttled, or the claim index bloats with dead entries and claims slow down.
@@ -79,9 +83,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'todo'"),
     )
     op.create_index(
-        "ix_jobs_lease",
+        "ix_jobs_in_progress",
         "jobs",
-        ["lease_expires_at"],
+        ["id"],
         postgresql_where=sa.text("status = 'in_progress'"),
     )
     op.create_index(
@@ -91,7 +95,12 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
-    op.create_index("ix_jobs_status_id", "jobs", ["status", "id"])
+    op.create_index(
+        "ix_jobs_status_id",
+        "jobs",
+        ["status", "id"],
+        postgresql_where=sa.text("status IN ('failed', 'cancelled')"),
+    )
 
 
 def downgrade() -> None:

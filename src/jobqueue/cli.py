@@ -15,13 +15,12 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-import uvicorn
 
-from jobqueue.api.app import create_app, open_database
-from jobqueue.db.migrations import upgrade_to_head
 from jobqueue.errors import ConfigurationError
-from jobqueue.logs import configure_logging
 from jobqueue.settings import Settings
+
+# The server side (FastAPI, SQLAlchemy, uvicorn) is imported inside `serve` and `migrate` only:
+# the client commands start in a fraction of the time without it.
 
 app = typer.Typer(help="jobqueue: a PostgreSQL-backed job queue service.", no_args_is_help=True)
 
@@ -51,6 +50,11 @@ def serve(
 
     Stops gracefully on SIGTERM or Ctrl-C: running jobs get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
     """
+    import uvicorn
+
+    from jobqueue.api.app import create_app
+    from jobqueue.logs import configure_logging
+
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
@@ -72,6 +76,10 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Migrate the database to the newest schema (a no-op when it is current)."""
+    from jobqueue.api.app import open_database
+    from jobqueue.db.migrations import upgrade_to_head
+    from jobqueue.logs import configure_logging
+
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
     try:

@@ -46,3 +46,30 @@ async def test_claim_query_walks_claim_index_without_sort(db: asyncpg.Connection
     plan = "\n".join(row[0] for row in rows)
     assert "Index Scan using ix_jobs_claim" in plan
     assert "Sort" not in plan
+
+
+async def test_list_failed_jobs_walks_partial_status_index(db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO jobs (task, status) SELECT 'echo', 'done' FROM generate_series(1, 20000)"
+    )
+    await db.execute(
+        "INSERT INTO jobs (task, status) SELECT 'echo', 'failed' FROM generate_series(1, 5)"
+    )
+    await db.execute("ANALYZE jobs")
+    rows = await db.fetch(
+        "EXPLAIN SELECT id FROM jobs WHERE status = 'failed' ORDER BY id DESC LIMIT 50"
+    )
+    assert "ix_jobs_status_id" in "\n".join(row[0] for row in rows)
+
+
+async def test_heartbeat_update_is_hot(db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO jobs (task, status, lease_expires_at) VALUES ('echo', 'in_progress', now())"
+    )
+    async with db.transaction():
+        for _ in range(20):
+            await db.execute("UPDATE jobs SET lease_expires_at = now() + interval '30 s'")
+        counts = await db.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'jobs'"
+        )
+    assert tuple(counts) == (20, 20)

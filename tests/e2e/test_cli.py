@@ -129,3 +129,58 @@ async def test_cli_get_unreachable_url_exits_2_with_cannot_reach(workdir: Path) 
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot reach http://127.0.0.1:1/jobs/1: ")
     assert "is `jobqueue serve` running? see --url" in result.stderr
+
+
+async def test_cli_job_feature_commands_against_server(
+    database_url: str, start_server: ServerFactory, workdir: Path
+) -> None:
+    server = await start_server.start({"JOBQUEUE_DATABASE_URL": database_url})
+    url = ["--url", server.url]
+
+    delayed = await run_cli(
+        "enqueue", "echo", "--delay-seconds", "3600", "--idempotency-key", "k1", *url, cwd=workdir
+    )
+    again = await run_cli(
+        "enqueue", "echo", "--delay-seconds", "3600", "--idempotency-key", "k1", *url, cwd=workdir
+    )
+    job = json.loads(delayed.stdout)
+    assert json.loads(again.stdout)["id"] == job["id"]
+    assert (job["status"], job["idempotency_key"]) == ("todo", "k1")
+
+    cancelled = await run_cli("cancel", str(job["id"]), *url, cwd=workdir)
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    retried = await run_cli("retry", str(job["id"]), *url, cwd=workdir)
+    assert (json.loads(retried.stdout)["status"], json.loads(retried.stdout)["attempts"]) == (
+        "todo",
+        0,
+    )
+
+    specs = workdir / "batch.json"
+    specs.write_text(json.dumps([{"task": "echo", "payload": {"n": n}} for n in range(3)]))
+    batch = await run_cli("enqueue-batch", str(specs), *url, cwd=workdir)
+    assert batch.returncode == 0, batch.stderr
+    batch_ids = [int(line) for line in batch.stdout.split()]
+    assert len(batch_ids) == 3
+
+    waited = await run_cli("get", str(batch_ids[-1]), "--wait", "10", *url, cwd=workdir)
+    assert (json.loads(waited.stdout)["status"], json.loads(waited.stdout)["result"]) == (
+        "done",
+        {"echo": {"n": 2}},
+    )
+
+    failing = await run_cli(
+        "enqueue", "fail", "--payload", '{"message": "boom"}', "--max-attempts", "1", *url,
+        cwd=workdir,
+    )  # fmt: skip
+    failing_id = str(json.loads(failing.stdout)["id"])
+    await run_cli("get", failing_id, "--wait", "10", *url, cwd=workdir)
+    attempts = await run_cli("attempts", failing_id, *url, cwd=workdir)
+    assert attempts.returncode == 0, attempts.stderr
+    (line,) = attempts.stdout.splitlines()
+    assert line.split()[:2] == ["1", "failed"]
+    assert line.endswith("RuntimeError: boom")
+
+    conflict = await run_cli("cancel", str(batch_ids[-1]), *url, cwd=workdir)
+    assert conflict.returncode == 2
+    assert "409" in conflict.stderr
+    assert "only todo or in_progress jobs can be cancelled" in conflict.stderr

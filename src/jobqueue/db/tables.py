@@ -73,18 +73,19 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'todo'"),
     ),
-    Index(
-        "ix_jobs_lease",
-        "lease_expires_at",
-        postgresql_where=text("status = 'in_progress'"),
-    ),
+    Index("ix_jobs_in_progress", "id", postgresql_where=text("status = 'in_progress'")),
     Index(
         "uq_jobs_idempotency_key",
         "idempotency_key",
         unique=True,
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
-    Index("ix_jobs_status_id", "status", "id"),
+    Index(
+        "ix_jobs_status_id",
+        "status",
+        "id",
+        postgresql_where=text("status IN ('failed', 'cancelled')"),
+    ),
 )
 
 job_attempts = Table(
