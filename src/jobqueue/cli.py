@@ -174,8 +174,8 @@ def enqueue_batch(
     if isinstance(body, list):
         body = {"jobs": body}
     created = _request("POST", f"{_base(url)}/jobs/batch", json=body)
-    for job in created["jobs"]:
-        typer.echo(job["id"])
+    for job_id in created["ids"]:
+        typer.echo(job_id)
 
 
 @app.command()

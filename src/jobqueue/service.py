@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobqueue.coalesce import Coalescer
 from jobqueue.db import repository
 from jobqueue.db.engine import connect, transaction
 from jobqueue.db.notifications import Notifications
@@ -37,6 +39,10 @@ from jobqueue.jobs import Attempt, Job, JobStatus, NewJob, find_nul
 from jobqueue.tasks.registry import TaskRegistry
 
 EnqueueListener = Callable[[Sequence[str]], None]
+
+# An escape \u0000 preceded by an even number of backslashes (an odd count would make it the
+# text "\\u0000", a backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 INSERT_CHUNK = 1000
 """Rows per INSERT statement in a batch (ten array parameters of this length each)."""
@@ -94,13 +100,15 @@ def encode_json(value: Any, what: str) -> str:
             U+0000, a value JSON cannot encode, or nesting deeper than Python's recursion limit.
     """
     try:
-        nul_path = find_nul(value, what)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # json.dumps writes U+0000 as the escape \u0000; walk the value only when one appears.
+        nul_path = find_nul(value, what) if _NUL_ESCAPE.search(text) else None
         if nul_path is not None:
             raise InvalidJobRequest(
                 f"{nul_path} contains the character U+0000, which PostgreSQL cannot store: "
                 "remove it"
             )
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text
     except RecursionError as exc:
         raise InvalidJobRequest(f"{what} is nested too deeply") from exc
     except (TypeError, ValueError) as exc:
@@ -162,6 +170,7 @@ class JobService:
         self.defaults = defaults
         self._listeners: list[EnqueueListener] = []
         self._waiters: dict[int, set[asyncio.Event]] = {}
+        self._inserts: Coalescer[NewJob, Job] = Coalescer(self._insert_coalesced, INSERT_CHUNK)
         if notifications is not None:
             notifications.subscribe(repository.NOTIFY_FINISHED, self._on_finished)
             notifications.on_connect(self._wake_all_waiters)
@@ -217,10 +226,35 @@ class JobService:
     async def create(self, request: JobRequest) -> Created:
         """Create one job (status ``todo``), or return the job its idempotency key names.
 
+        Without a key, concurrent calls are coalesced (:mod:`jobqueue.coalesce`): the requests
+        that arrive while one INSERT is in flight go together in the next, one round trip for
+        all of them, the NOTIFY included.
+
         Raises:
             the errors of :meth:`prepare`; IdempotencyConflict; DatabaseUnavailable.
         """
-        return (await self.create_many([request]))[0]
+        if request.idempotency_key is not None:
+            return (await self.create_many([request]))[0]
+        job = await self._inserts.submit(self.prepare(request))
+        for listener in self._listeners:
+            listener([job.queue])
+        return Created(job, True)
+
+    async def _insert_coalesced(self, new_jobs: list[NewJob]) -> list[Job | Exception]:
+        try:
+            async with connect(self.engine) as conn:
+                return list(await repository.insert_jobs(conn, new_jobs, notify=True))
+        except asyncpg.DataError:
+            if len(new_jobs) == 1:
+                raise
+        # A row the database refuses must not fail the requests it was grouped with.
+        results: list[Job | Exception] = []
+        for job in new_jobs:
+            try:
+                results.extend(await self._insert_coalesced([job]))
+            except asyncpg.DataError as exc:
+                results.append(exc)
+        return results
 
     async def create_many(self, requests: Sequence[JobRequest]) -> list[Created]:
         """Create jobs all or nothing: one INSERT per chunk and one NOTIFY, in one transaction.
@@ -238,18 +272,48 @@ class JobService:
         new_jobs = [
             self._prepare_at(request, i, len(requests)) for i, request in enumerate(requests)
         ]
-        async with transaction(self.engine) as conn:
-            inserted: list[Job] = []
-            for start in range(0, len(new_jobs), INSERT_CHUNK):
-                chunk = new_jobs[start : start + INSERT_CHUNK]
-                inserted.extend(await repository.insert_jobs(conn, chunk))
-            results = await self._match(conn, new_jobs, inserted)
-            queues = sorted({job.queue for job in inserted})
-            if queues:
-                await repository.notify(conn, repository.NOTIFY_QUEUES, queues)
+        if len(new_jobs) <= INSERT_CHUNK and all(job.idempotency_key is None for job in new_jobs):
+            # One statement: atomic on its own, and one round trip with its NOTIFY.
+            async with connect(self.engine) as conn:
+                inserted = await repository.insert_jobs(conn, new_jobs, notify=True)
+            results = [Created(job, True) for job in inserted]
+        else:
+            async with transaction(self.engine) as conn:
+                inserted = []
+                for start in range(0, len(new_jobs), INSERT_CHUNK):
+                    chunk = new_jobs[start : start + INSERT_CHUNK]
+                    inserted.extend(await repository.insert_jobs(conn, chunk))
+                results = await self._match(conn, new_jobs, inserted)
+                if inserted:
+                    await repository.notify(
+                        conn, repository.NOTIFY_QUEUES, [job.queue for job in inserted]
+                    )
+        queues = sorted({job.queue for job in inserted})
         for listener in self._listeners if queues else ():
             listener(queues)
         return results
+
+    async def create_batch(self, requests: Sequence[JobRequest]) -> list[int]:
+        """Create jobs all or nothing, like :meth:`create_many`, and return only their ids (in
+        request order; a matching idempotency key gives the existing job's id).
+
+        The common case (no idempotency keys, at most ``INSERT_CHUNK`` jobs) is one statement
+        that returns ids only: no row is read back or turned into a ``Job``.
+
+        Raises:
+            as :meth:`create_many`.
+        """
+        if len(requests) > INSERT_CHUNK or any(r.idempotency_key for r in requests):
+            return [created.job.id for created in await self.create_many(requests)]
+        new_jobs = [
+            self._prepare_at(request, i, len(requests)) for i, request in enumerate(requests)
+        ]
+        async with connect(self.engine) as conn:
+            ids = await repository.insert_job_ids(conn, new_jobs)
+        queues = sorted({job.queue for job in new_jobs})
+        for listener in self._listeners:
+            listener(queues)
+        return ids
 
     def _prepare_at(self, request: JobRequest, index: int, count: int) -> NewJob:
         try:

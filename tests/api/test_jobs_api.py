@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import asyncpg
 import httpx
 import pytest
 
+from tests.conftest import AppFactory
 from tests.helpers import wait_for_status
 
 JOB_FIELDS = {
@@ -212,3 +216,17 @@ async def test_create_job_deeply_nested_payload_is_4xx(
     )
     assert 400 <= response.status_code < 500, response.text
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_create_job_200_concurrent_requests_all_stored_once(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(workers_enabled=False)
+    responses = await asyncio.gather(
+        *(client.post("/jobs", json={"payload": {"i": i}}) for i in range(200))
+    )
+    assert [r.status_code for r in responses] == [201] * 200
+    by_payload = {r.json()["payload"]["i"]: r.json()["id"] for r in responses}
+    rows = await db.fetch("SELECT id, payload FROM jobs")
+    assert len(rows) == 200
+    assert {json.loads(row["payload"])["i"]: row["id"] for row in rows} == by_payload

@@ -9,8 +9,12 @@ from fastapi import Depends, Request
 from jobqueue.service import JobService
 
 
-def get_service(request: Request) -> JobService:
-    """The app's :class:`JobService` (built in the lifespan)."""
+async def get_service(request: Request) -> JobService:
+    """The app's :class:`JobService` (built in the lifespan).
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+    hop on every request.
+    """
     service: JobService = request.app.state.service
     return service
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from jobqueue.jobs import Attempt, Job, JobStatus
 
@@ -49,7 +49,10 @@ class JobCreate(BaseModel):
         description="First run not before this time: RFC 3339 with an offset (Z or +hh:mm).",
     )
     delay_seconds: float | None = Field(
-        default=None, ge=0, le=MAX_DELAY_SECONDS, description="First run after this many seconds."
+        default=None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        description="First run after this many seconds (not with run_at: the service checks).",
     )
     idempotency_key: str | None = Field(
         default=None,
@@ -57,12 +60,6 @@ class JobCreate(BaseModel):
         max_length=255,
         description="Requests with the same key create one job (also the Idempotency-Key header).",
     )
-
-    @model_validator(mode="after")
-    def _one_start_time(self) -> JobCreate:
-        if self.run_at is not None and self.delay_seconds is not None:
-            raise ValueError("give run_at or delay_seconds, not both")
-        return self
 
 
 class JobOut(BaseModel):
@@ -173,11 +170,12 @@ class BatchCreate(BaseModel):
 
 
 class BatchOut(BaseModel):
-    """Body of a batch answer: the jobs in the order of the request."""
+    """Body of a batch answer: the ids of the jobs, in the order of the request (for a spec
+    whose idempotency key matched, the existing job's id). ``GET /jobs/{id}`` has the rest."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"jobs": []}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ids": [41, 42, 43]}]})
 
-    jobs: list[JobOut]
+    ids: list[int]
 
 
 class AttemptOut(BaseModel):

@@ -41,7 +41,7 @@ _JOB_COLUMNS = (
     " idempotency_key, timeout_seconds, cancel_requested_at"
 )
 
-_INSERT = f"""
+_INSERT_ROWS = """
 INSERT INTO jobs (queue, task, payload, description, priority, max_attempts, timeout_seconds,
                   run_at, idempotency_key)
 SELECT u.queue, u.task, u.payload::jsonb, u.description, u.priority, u.max_attempts,
@@ -56,8 +56,33 @@ ORDER BY u.n
 -- one key wait on the unique index until the first commits (PostgreSQL manual, INSERT,
 -- "ON CONFLICT Clause"), so exactly one row is created however many requests race.
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING {_JOB_COLUMNS}
 """
+
+_INSERT = f"{_INSERT_ROWS}RETURNING {_JOB_COLUMNS}"
+
+
+def _insert_and_notify(columns: str, returning: str) -> str:
+    """The INSERT and its NOTIFY in one statement, giving ``columns`` of the new rows
+    (``returning`` must include them and ``queue``).
+
+    One statement is one implicit transaction: no BEGIN/COMMIT round trips, and the NOTIFY is
+    delivered at its commit. Identity values follow the insert order, so ORDER BY id gives the
+    input order back.
+    """
+    return f"""
+WITH inserted AS ({_INSERT_ROWS}RETURNING {returning})
+SELECT {columns},
+       (SELECT pg_notify('{NOTIFY_CHANNEL}',
+                         CASE WHEN length(q.names) > {MAX_NOTIFY_BYTES - 2}
+                              THEN '{NOTIFY_QUEUES}:*' ELSE '{NOTIFY_QUEUES}:' || q.names END)
+        FROM (SELECT string_agg(DISTINCT queue, ',') AS names FROM inserted) AS q) AS notified
+FROM inserted
+ORDER BY id
+"""
+
+
+_INSERT_AND_NOTIFY = _insert_and_notify(_JOB_COLUMNS, _JOB_COLUMNS)
+_INSERT_IDS_AND_NOTIFY = _insert_and_notify("id", "id, queue")
 
 # Higher priority first, then the earliest run_at, then the oldest id; ix_jobs_claim serves it.
 _CLAIM = """
@@ -206,23 +231,29 @@ FROM job_attempts WHERE job_id = $1 ORDER BY id
 
 def _job(record: asyncpg.Record) -> Job:
     values: dict[str, Any] = dict(record)
+    values.pop("notified", None)
     values["status"] = JobStatus(values["status"])
     return Job(**values)
 
 
-async def insert_jobs(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> list[Job]:
+async def insert_jobs(
+    conn: asyncpg.Connection, new_jobs: Sequence[NewJob], *, notify: bool = False
+) -> list[Job]:
     """Insert jobs with one statement, in the given order; a job whose idempotency key is
     already taken (by a stored job or an earlier one of ``new_jobs``) is skipped.
 
     Args:
         conn: a connection, usually inside the caller's transaction.
         new_jobs: checked specs; ``payload_json`` is JSON text.
+        notify: also send the "jobs became runnable" NOTIFY for their queues in the same
+            statement (one round trip; use it outside a transaction, where the statement is its
+            own transaction).
 
     Returns:
         the jobs inserted, in the order of ``new_jobs`` (skipped ones left out).
     """
     rows = await conn.fetch(
-        _INSERT,
+        _INSERT_AND_NOTIFY if notify else _INSERT,
         [j.queue for j in new_jobs],
         [j.task for j in new_jobs],
         [j.payload_json for j in new_jobs],
@@ -235,6 +266,30 @@ async def insert_jobs(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> l
         [j.idempotency_key for j in new_jobs],
     )
     return [_job(row) for row in rows]
+
+
+async def insert_job_ids(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
+    """Insert jobs without idempotency keys and NOTIFY their queues, in one statement.
+
+    The lean form of :func:`insert_jobs` for batches: only the new ids come back.
+
+    Returns:
+        the new ids, in the order of ``new_jobs``.
+    """
+    rows = await conn.fetch(
+        _INSERT_IDS_AND_NOTIFY,
+        [j.queue for j in new_jobs],
+        [j.task for j in new_jobs],
+        [j.payload_json for j in new_jobs],
+        [j.description for j in new_jobs],
+        [j.priority for j in new_jobs],
+        [j.max_attempts for j in new_jobs],
+        [j.timeout_seconds for j in new_jobs],
+        [j.delay_seconds for j in new_jobs],
+        [j.run_at for j in new_jobs],
+        [None] * len(new_jobs),
+    )
+    return [row[0] for row in rows]
 
 
 async def jobs_by_idempotency_key(conn: asyncpg.Connection, keys: Sequence[str]) -> list[Job]:

@@ -90,7 +90,7 @@ async def create_job(
             "the Idempotency-Key header and the idempotency_key field differ: send one of them"
         )
     created = await service.create(_request(body, idempotency_key))
-    response.headers["Location"] = str(request.url_for("get_job", job_id=created.job.id).path)
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/jobs/{created.job.id}"
     if not created.created:
         response.status_code = status.HTTP_200_OK
     return JobOut.of(created.job)
@@ -102,15 +102,15 @@ async def create_job(
 async def create_jobs(body: BatchCreate, service: Service) -> BatchOut:
     """Create 1 to 10,000 jobs all or nothing, with one INSERT per 1,000 and one NOTIFY.
 
-    Answers 201 with the jobs in request order. A spec whose ``idempotency_key`` names an
-    existing matching job returns that job instead of a new one.
+    Answers 201 with ``{"ids": [...]}`` in request order (ids only: a batch of 10,000 full jobs
+    would cost more to send than to store). A spec whose ``idempotency_key`` names an existing
+    matching job gives that job's id instead of a new one.
 
     Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
     ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown task 'x'…`` or
     ``["body", "jobs", 3, "priority"]``.
     """
-    created = await service.create_many([_request(spec) for spec in body.jobs])
-    return BatchOut(jobs=[JobOut.of(item.job) for item in created])
+    return BatchOut(ids=await service.create_batch([_request(spec) for spec in body.jobs]))
 
 
 @router.get("", response_model=JobPage, responses={400: {"model": ErrorOut}})
