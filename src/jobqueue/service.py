@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.coalesce import Coalescer
 from jobqueue.db import repository
-from jobqueue.db.engine import connect, transaction
+from jobqueue.db.engine import HeldConnection, connect, transaction
 from jobqueue.db.notifications import Notifications
 from jobqueue.errors import (
     IdempotencyConflict,
@@ -171,6 +171,8 @@ class JobService:
         self._listeners: list[EnqueueListener] = []
         self._waiters: dict[int, set[asyncio.Event]] = {}
         self._inserts: Coalescer[NewJob, Job] = Coalescer(self._insert_coalesced, INSERT_CHUNK)
+        # The coalescer writes one batch at a time: one held connection serves it.
+        self._insert_connection = HeldConnection(engine)
         if notifications is not None:
             notifications.subscribe(repository.NOTIFY_FINISHED, self._on_finished)
             notifications.on_connect(self._wake_all_waiters)
@@ -240,9 +242,13 @@ class JobService:
             listener([job.queue])
         return Created(job, True)
 
+    async def close(self) -> None:
+        """Give back the connection the enqueue path holds (shutdown)."""
+        await self._insert_connection.close()
+
     async def _insert_coalesced(self, new_jobs: list[NewJob]) -> list[Job | Exception]:
         try:
-            async with connect(self.engine) as conn:
+            async with self._insert_connection.use() as conn:
                 return list(await repository.insert_jobs(conn, new_jobs, notify=True))
         except asyncpg.DataError:
             if len(new_jobs) == 1:

@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
                     await pool.stop()
                 listening.cancel()
                 await asyncio.gather(listening, return_exceptions=True)
+                await service.close()
                 await engine.dispose()
         finally:
             if embedded is not None:

@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import repository
-from jobqueue.db.engine import connect
+from jobqueue.db.engine import HeldConnection
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import Outcome
 from jobqueue.worker.state import Holdings
@@ -42,6 +42,7 @@ class Completer:
         self._added = asyncio.Event()
         # One writer at a time: the loop and a shutdown flush must not write one batch twice.
         self._writing = asyncio.Lock()
+        self.connection = HeldConnection(engine)
 
     def add(self, outcome: Outcome) -> None:
         """Queue an outcome for writing (no I/O; called by runners)."""
@@ -70,7 +71,7 @@ class Completer:
             batch = self.pending[:MAX_WRITE_BATCH]
             if not batch:
                 return
-            async with connect(self.engine) as conn:
+            async with self.connection.use() as conn:
                 written = await repository.finish(conn, batch, self.worker_id)
             # Runners only append and only the lock holder removes: the batch is still the head.
             del self.pending[: len(batch)]

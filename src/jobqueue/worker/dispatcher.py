@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import repository
-from jobqueue.db.engine import connect
+from jobqueue.db.engine import HeldConnection
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import ClaimedJob
 from jobqueue.worker.state import Holdings
@@ -58,6 +58,7 @@ class Dispatcher:
         self.poll_interval_seconds = poll_interval_seconds
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self.connection = HeldConnection(engine)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the claim in flight, if any, has been handed over.
@@ -112,7 +113,7 @@ class Dispatcher:
         return more
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedJob]:
-        async with connect(self.engine) as conn:
+        async with self.connection.use() as conn:
             jobs = await repository.claim(
                 conn,
                 queue=queue,

@@ -197,6 +197,8 @@ class WorkerPool:
         await _cancel(self._runner_tasks)
         await asyncio.shield(self._write_and_release())
         await _cancel(self._service_tasks)
+        await self.dispatcher.connection.close()
+        await self.completer.connection.close()
         log.info("pool_stopped", worker_id=self.config.worker_id)
 
     async def _write_and_release(self) -> None:
