@@ -9,11 +9,8 @@ never commits.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,23 +23,20 @@ from jobqueue.coalesce import Coalescer
 from jobqueue.db import repository
 from jobqueue.db.engine import HeldConnection, connect, transaction
 from jobqueue.db.notifications import Notifications
+from jobqueue.encoding import decode_cursor, encode_cursor, encode_json
 from jobqueue.errors import (
     IdempotencyConflict,
-    InvalidCursor,
     InvalidJobRequest,
     JobNotFound,
     JobStateConflict,
     PayloadTooLarge,
     UnknownTask,
 )
-from jobqueue.jobs import Attempt, Job, JobStatus, NewJob, find_nul
+from jobqueue.jobs import Attempt, Job, JobStatus, NewJob
 from jobqueue.tasks.registry import TaskRegistry
+from jobqueue.waiters import FinishWaiters
 
 EnqueueListener = Callable[[Sequence[str]], None]
-
-# An escape \u0000 preceded by an even number of backslashes (an odd count would make it the
-# text "\\u0000", a backslash followed by "u0000").
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 INSERT_CHUNK = 1000
 """Rows per INSERT statement in a batch (ten array parameters of this length each)."""
@@ -92,52 +86,6 @@ class Page:
     next_cursor: str | None
 
 
-def encode_json(value: Any, what: str) -> str:
-    """Encode ``value`` as compact JSON text, refusing what PostgreSQL's jsonb cannot hold.
-
-    Raises:
-        InvalidJobRequest: on NaN or Infinity (not JSON, RFC 8259 section 6), a string with
-            U+0000, a value JSON cannot encode, or nesting deeper than Python's recursion limit.
-    """
-    try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        # json.dumps writes U+0000 as the escape \u0000; walk the value only when one appears.
-        nul_path = find_nul(value, what) if _NUL_ESCAPE.search(text) else None
-        if nul_path is not None:
-            raise InvalidJobRequest(
-                f"{nul_path} contains the character U+0000, which PostgreSQL cannot store: "
-                "remove it"
-            )
-        return text
-    except RecursionError as exc:
-        raise InvalidJobRequest(f"{what} is nested too deeply") from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidJobRequest(
-            f"{what} is not valid JSON (NaN and Infinity are not): {exc}"
-        ) from exc
-
-
-def encode_cursor(last_id: int) -> str:
-    """An opaque cursor for the page after the job with ``last_id``."""
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The id a cursor from :func:`encode_cursor` holds.
-
-    Raises:
-        InvalidCursor: when the cursor was not made by :func:`encode_cursor`.
-    """
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "id" or not number.isdigit():
-            raise InvalidCursor()
-        return int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidCursor() from exc
-
-
 @dataclass(frozen=True, slots=True)
 class Created:
     """A job returned by an enqueue: ``created`` is False when an idempotency key matched an
@@ -169,13 +117,13 @@ class JobService:
         self.registry = registry
         self.defaults = defaults
         self._listeners: list[EnqueueListener] = []
-        self._waiters: dict[int, set[asyncio.Event]] = {}
+        self._waiters = FinishWaiters()
         self._inserts: Coalescer[NewJob, Job] = Coalescer(self._insert_coalesced, INSERT_CHUNK)
         # The coalescer writes one batch at a time: one held connection serves it.
         self._insert_connection = HeldConnection(engine)
         if notifications is not None:
-            notifications.subscribe(repository.NOTIFY_FINISHED, self._on_finished)
-            notifications.on_connect(self._wake_all_waiters)
+            notifications.subscribe(repository.NOTIFY_FINISHED, self._waiters.finished)
+            notifications.on_connect(self._waiters.wake_all)
 
     def add_enqueue_listener(self, listener: EnqueueListener) -> None:
         """Call ``listener(queues)`` after each committed enqueue (wakes the local dispatcher)."""
@@ -378,10 +326,7 @@ class JobService:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        woken = asyncio.Event()
-        # Registered before the first read: a finish between the read and the wait still wakes.
-        self._waiters.setdefault(job_id, set()).add(woken)
-        try:
+        with self._waiters.watch(job_id) as woken:
             job = await self.get(job_id)
             while not job.status.is_final:
                 remaining = deadline - loop.time()
@@ -394,25 +339,6 @@ class JobService:
                 woken.clear()
                 job = await self.get(job_id)
             return job
-        finally:
-            waiters = self._waiters.get(job_id, set())
-            waiters.discard(woken)
-            if not waiters:
-                self._waiters.pop(job_id, None)
-
-    def _on_finished(self, items: list[str]) -> None:
-        if "*" in items:
-            self._wake_all_waiters()
-            return
-        for item in items:
-            if item.isdigit():
-                for event in self._waiters.get(int(item), ()):
-                    event.set()
-
-    def _wake_all_waiters(self) -> None:
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
 
     async def attempts(self, job_id: int) -> list[Attempt]:
         """Every attempt of a job, oldest first: the recorded unsuccessful ones, then the

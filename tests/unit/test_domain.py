@@ -6,7 +6,7 @@ import pytest
 
 from jobqueue.errors import InvalidCursor, InvalidJobRequest
 from jobqueue.jobs import JobStatus, can_transition, find_nul
-from jobqueue.service import decode_cursor, encode_cursor, encode_json
+from jobqueue.encoding import decode_cursor, encode_cursor, encode_json
 
 
 @pytest.mark.parametrize(

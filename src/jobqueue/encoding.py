@@ -1,0 +1,63 @@
+"""Encodings the service applies at its edge (standard library only): JSON that PostgreSQL's
+jsonb can store, and opaque pagination cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from jobqueue.errors import InvalidCursor, InvalidJobRequest
+from jobqueue.jobs import find_nul
+
+# An escape \u0000 preceded by an even number of backslashes (an odd count would make it the
+# text "\\u0000", a backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Encode ``value`` as compact JSON text, refusing what PostgreSQL's jsonb cannot hold.
+
+    Raises:
+        InvalidJobRequest: on NaN or Infinity (not JSON, RFC 8259 section 6), a string with
+            U+0000, a value JSON cannot encode, or nesting deeper than Python's recursion limit.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # json.dumps writes U+0000 as the escape \u0000; walk the value only when one appears.
+        nul_path = find_nul(value, what) if _NUL_ESCAPE.search(text) else None
+        if nul_path is not None:
+            raise InvalidJobRequest(
+                f"{nul_path} contains the character U+0000, which PostgreSQL cannot store: "
+                "remove it"
+            )
+        return text
+    except RecursionError as exc:
+        raise InvalidJobRequest(f"{what} is nested too deeply") from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobRequest(
+            f"{what} is not valid JSON (NaN and Infinity are not): {exc}"
+        ) from exc
+
+
+def encode_cursor(last_id: int) -> str:
+    """An opaque cursor for the page after the job with ``last_id``."""
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a cursor from :func:`encode_cursor` holds.
+
+    Raises:
+        InvalidCursor: when the cursor was not made by :func:`encode_cursor`.
+    """
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "id" or not number.isdigit():
+            raise InvalidCursor()
+        return int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor() from exc

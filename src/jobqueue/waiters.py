@@ -1,0 +1,45 @@
+"""Long-poll waiters: requests waiting for jobs to finish, woken by "finished" notifications
+(standard library only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+
+class FinishWaiters:
+    """Events per job id, set when a notification says the job reached a final status."""
+
+    def __init__(self) -> None:
+        self._events: dict[int, set[asyncio.Event]] = {}
+
+    @contextlib.contextmanager
+    def watch(self, job_id: int) -> Iterator[asyncio.Event]:
+        """An event set whenever ``job_id`` may have finished; register before reading the
+        job, so that a finish between the read and the wait is not missed."""
+        event = asyncio.Event()
+        self._events.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._events.get(job_id, set())
+            events.discard(event)
+            if not events:
+                self._events.pop(job_id, None)
+
+    def finished(self, items: list[str]) -> None:
+        """Handle a notification's items: job ids, or ``*`` for "any job: check again"."""
+        if "*" in items:
+            self.wake_all()
+            return
+        for item in items:
+            if item.isdigit():
+                for event in self._events.get(int(item), ()):
+                    event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter (after a LISTEN reconnect: notifications may have been missed)."""
+        for events in self._events.values():
+            for event in events:
+                event.set()
