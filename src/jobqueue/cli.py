@@ -9,6 +9,7 @@ machine that can reach it.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from typing import Annotated, Any, NoReturn
@@ -25,7 +26,13 @@ from jobqueue.settings import Settings
 app = typer.Typer(help="jobqueue: a PostgreSQL-backed job queue service.", no_args_is_help=True)
 
 ServiceUrl = Annotated[
-    str, typer.Option("--url", envvar="JOBQUEUE_URL", help="Base URL of a running service.")
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="JOBQUEUE_URL",
+        help="Base URL of a running service [default: http://JOBQUEUE_HOST:JOBQUEUE_PORT].",
+        show_default=False,
+    ),
 ]
 
 
@@ -108,8 +115,22 @@ def _print(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _base(url: str) -> str:
-    return url.rstrip("/")
+def _base(url: str | None) -> str:
+    """``--url``, else the address ``jobqueue serve`` binds with the same settings (a wildcard
+    bind address is reached on loopback)."""
+    if url:
+        return url.rstrip("/")
+    settings = _settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _finite(value: float | None, option: str) -> float | None:
+    if value is not None and not math.isfinite(value):
+        _fail(f"{option} must be a finite number, got {value}")
+    return value
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
@@ -138,7 +159,7 @@ def enqueue(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Same key, same request: one job.")
     ] = None,
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Create a job and print it as JSON."""
     job: dict[str, Any] = {
@@ -150,8 +171,8 @@ def enqueue(
     optional = {
         "description": description,
         "max_attempts": max_attempts,
-        "timeout_seconds": timeout_seconds,
-        "delay_seconds": delay_seconds,
+        "timeout_seconds": _finite(timeout_seconds, "--timeout-seconds"),
+        "delay_seconds": _finite(delay_seconds, "--delay-seconds"),
         "run_at": run_at,
     }
     job.update({key: value for key, value in optional.items() if value is not None})
@@ -164,7 +185,7 @@ def enqueue_batch(
     file: Annotated[
         typer.FileText, typer.Argument(help='JSON file ({"jobs": [...]} or a list); - for stdin.')
     ],
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Create up to 10,000 jobs all or nothing; prints their ids, one a line."""
     try:
@@ -184,17 +205,17 @@ def get(
     wait: Annotated[
         float | None, typer.Option(help="Wait up to this many seconds (<= 60) for the result.")
     ] = None,
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Print one job as JSON (with --wait, once it is done, failed or cancelled)."""
-    params = {"wait_seconds": wait} if wait is not None else None
+    params = {"wait_seconds": _finite(wait, "--wait")} if wait is not None else None
     _print(_request("GET", f"{_base(url)}/jobs/{job_id}", params=params))
 
 
 @app.command()
 def attempts(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Print every attempt of a job: number, outcome, worker, error."""
     for attempt in _request("GET", f"{_base(url)}/jobs/{job_id}/attempts")["items"]:
@@ -211,7 +232,7 @@ def attempts(
 @app.command()
 def cancel(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Cancel a todo job, or ask the worker running it to stop; prints the job."""
     _print(_request("POST", f"{_base(url)}/jobs/{job_id}/cancel"))
@@ -220,7 +241,7 @@ def cancel(
 @app.command()
 def retry(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    url: ServiceUrl = None,
 ) -> None:
     """Put a failed or cancelled job back to todo with fresh attempts; prints the job."""
     _print(_request("POST", f"{_base(url)}/jobs/{job_id}/retry"))
@@ -232,15 +253,16 @@ def list_jobs(
     queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
     task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
     limit: Annotated[int, typer.Option(help="1..1000.")] = 20,
-    url: ServiceUrl = "http://127.0.0.1:8000",
+    cursor: Annotated[str | None, typer.Option(help="The next page: a printed cursor.")] = None,
+    url: ServiceUrl = None,
 ) -> None:
     """Print the newest jobs, one line each: id, status, queue, task, attempts."""
-    params = {"status": status, "queue": queue, "task": task, "limit": limit}
-    page = _request("GET", f"{url.rstrip('/')}/jobs", params={k: v for k, v in params.items() if v})
+    params = {"status": status, "queue": queue, "task": task, "limit": limit, "cursor": cursor}
+    page = _request("GET", f"{_base(url)}/jobs", params={k: v for k, v in params.items() if v})
     for job in page["items"]:
         typer.echo(
             f"{job['id']:>8}  {job['status']:<12} {job['queue']:<12} {job['task']:<12} "
             f"attempts={job['attempts']}/{job['max_attempts']}"
         )
     if page["next_cursor"]:
-        typer.echo(f"(more: next cursor {page['next_cursor']})", err=True)
+        typer.echo(f"more: --cursor {page['next_cursor']}", err=True)

@@ -42,6 +42,26 @@ def encode_json(value: Any, what: str) -> str:
         ) from exc
 
 
+def utf8_size(text: str, what: str) -> int:
+    """The size of ``text`` in UTF-8, in bytes.
+
+    Raises:
+        InvalidJobRequest: ``text`` holds a lone surrogate (e.g. from the JSON escape
+            ``\\ud800``), which is not a Unicode character and cannot be stored.
+    """
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidJobRequest(
+            f"{what} contains a lone surrogate ({exc.object[exc.start : exc.end]!a}), which is "
+            "not valid Unicode: send UTF-8 text"
+        ) from exc
+
+
+MAX_ID = 2**63 - 1
+"""The largest job id (PostgreSQL bigint)."""
+
+
 def encode_cursor(last_id: int) -> str:
     """An opaque cursor for the page after the job with ``last_id``."""
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
@@ -56,7 +76,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix != "id" or not number.isdigit():
+        if prefix != "id" or not number.isdigit() or not 0 < int(number) <= MAX_ID:
             raise InvalidCursor()
         return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:

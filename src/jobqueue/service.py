@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -23,13 +23,14 @@ from jobqueue.coalesce import Coalescer
 from jobqueue.db import repository
 from jobqueue.db.engine import HeldConnection, connect, transaction
 from jobqueue.db.notifications import Notifications
-from jobqueue.encoding import decode_cursor, encode_cursor, encode_json
+from jobqueue.encoding import decode_cursor, encode_cursor, encode_json, utf8_size
 from jobqueue.errors import (
     IdempotencyConflict,
     InvalidJobRequest,
     JobNotFound,
     JobStateConflict,
     PayloadTooLarge,
+    TaskError,
     UnknownTask,
 )
 from jobqueue.jobs import Attempt, Job, JobStatus, NewJob
@@ -135,8 +136,9 @@ class JobService:
         Raises:
             UnknownTask: the task is not registered (the message lists the known ones).
             PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
-            InvalidJobRequest: U+0000 in a string, NaN/Infinity, both ``run_at`` and
-                ``delay_seconds``, a naive ``run_at``, or a non-finite number.
+            InvalidJobRequest: U+0000 or a lone surrogate in a string, NaN/Infinity, both
+                ``run_at`` and ``delay_seconds``, a naive or out-of-range ``run_at``, a
+                non-finite number, or a payload the task's validator refuses.
         """
         if request.task not in self.registry:
             raise UnknownTask(request.task, self.registry.names())
@@ -146,16 +148,26 @@ class JobService:
             ("idempotency_key", request.idempotency_key),
         )
         for name, text in texts:
-            if text is not None and "\x00" in text:
-                raise InvalidJobRequest(f"{name} contains U+0000, which PostgreSQL cannot store")
+            if text is not None:
+                if "\x00" in text:
+                    raise InvalidJobRequest(
+                        f"{name} contains U+0000, which PostgreSQL cannot store"
+                    )
+                utf8_size(text, name)
         payload_json = encode_json({} if request.payload is None else request.payload, "payload")
-        size = len(payload_json.encode())
+        size = utf8_size(payload_json, "payload")
         if size > self.defaults.max_payload_bytes:
             raise PayloadTooLarge(size, self.defaults.max_payload_bytes)
         if request.run_at is not None and request.delay_seconds is not None:
             raise InvalidJobRequest("give run_at or delay_seconds, not both")
-        if request.run_at is not None and request.run_at.utcoffset() is None:
-            raise InvalidJobRequest("run_at needs a UTC offset, e.g. 2026-11-29T12:00:00Z")
+        if request.run_at is not None:
+            _check_run_at(request.run_at)
+        entry = self.registry.get(request.task)
+        if entry is not None and entry.validate is not None:
+            try:
+                entry.validate(request.payload or {})
+            except (ValueError, TaskError) as exc:
+                raise InvalidJobRequest(f"payload for task {request.task!r}: {exc}") from exc
         timeout = request.timeout_seconds or self.defaults.timeout_seconds
         delay = request.delay_seconds or 0.0
         if not math.isfinite(timeout) or not math.isfinite(delay) or delay < 0:
@@ -446,6 +458,23 @@ class JobService:
         """
         async with connect(self.engine) as conn:
             return await repository.alembic_revision(conn)
+
+
+EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_RUN_AT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _check_run_at(run_at: datetime) -> None:
+    """Refuse a naive ``run_at`` or one outside 1970-01-01 .. 9999-01-01 UTC (a time in the
+    past just means "now"; the range keeps every value storable and printable)."""
+    if run_at.utcoffset() is None:
+        raise InvalidJobRequest("run_at needs a UTC offset, e.g. 2026-11-29T12:00:00Z")
+    try:
+        in_range = EARLIEST_RUN_AT <= run_at.astimezone(UTC) < LATEST_RUN_AT
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise InvalidJobRequest("run_at must lie between 1970-01-01 and 9999-01-01 UTC")
 
 
 def _difference(new: NewJob, job: Job) -> str | None:

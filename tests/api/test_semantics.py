@@ -334,7 +334,7 @@ async def test_idempotency_header_and_field_differ_is_422(client: httpx.AsyncCli
 async def test_idempotency_50_racing_requests_create_one_job(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False, db_pool_size=20)
+    client = await start_app(workers_enabled=False, db_pool_size=5)
     body = {"task": "echo", "payload": {"order": 7}}
     responses = await asyncio.gather(
         *(client.post("/jobs", json=body, headers={"Idempotency-Key": "race"}) for _ in range(50))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobqueue.encoding import decode_cursor, encode_cursor, encode_json
 from jobqueue.errors import InvalidCursor, InvalidJobRequest
 from jobqueue.jobs import JobStatus, can_transition, find_nul
-from jobqueue.encoding import decode_cursor, encode_cursor, encode_json
 
 
 @pytest.mark.parametrize(

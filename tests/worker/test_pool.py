@@ -79,9 +79,15 @@ async def test_pool_sleep_task_returns_slept_seconds(client: httpx.AsyncClient) 
     assert job["result"] == {"slept_seconds": 0.05}
 
 
-async def test_pool_sleep_task_bad_seconds_fails_without_retry(client: httpx.AsyncClient) -> None:
-    response = await client.post("/jobs", json={"task": "sleep", "payload": {"seconds": "x"}})
-    job = await wait_for_status(client, response.json()["id"], {"failed"})
+async def test_pool_sleep_task_bad_seconds_fails_without_retry(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    # The API refuses this payload (422); a row written some other way fails at run time.
+    job_id = await db.fetchval(
+        """INSERT INTO jobs (task, payload) VALUES ('sleep', '{"seconds": "x"}') RETURNING id"""
+    )
+    await db.execute("SELECT pg_notify('jobqueue', 'q:default')")
+    job = await wait_for_status(client, job_id, {"failed"})
     assert job["attempts"] == 1
     assert job["error"].startswith("Discard: payload.seconds must be a number")
 

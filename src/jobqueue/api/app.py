@@ -25,7 +25,12 @@ from jobqueue.db.notifications import Notifications
 from jobqueue.service import JobDefaults, JobService
 from jobqueue.settings import Settings
 from jobqueue.tasks import builtins
-from jobqueue.tasks.http import HttpTaskConfig, make_http_task, parse_host_patterns
+from jobqueue.tasks.http import (
+    HttpTaskConfig,
+    make_http_task,
+    make_payload_check,
+    parse_host_patterns,
+)
 from jobqueue.tasks.registry import TaskRegistry, default_registry, import_task_modules
 from jobqueue.worker import PoolConfig, WorkerPool
 from jobqueue.worker.outcome import RetryPolicy
@@ -130,7 +135,7 @@ def with_http_task(registry: TaskRegistry, settings: Settings) -> TaskRegistry:
         max_response_bytes=settings.http_max_response_bytes,
     )
     tasks = registry.copy()
-    tasks.register("http", make_http_task(config))
+    tasks.register("http", make_http_task(config), validate=make_payload_check(config))
     return tasks
 
 

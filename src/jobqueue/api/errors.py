@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobqueue.errors import (
     DatabaseUnavailable,
@@ -76,16 +78,34 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "the request body must be a JSON object"}, status_code=422)
     if any(error.get("type") == "json_invalid" for error in errors):
         first = errors[0]
-        message = first.get("ctx", {}).get("error", "")
+        message = str(first.get("ctx", {}).get("error", "")) or "a syntax error"
         return JSONResponse(
-            {"detail": f"the request body is not valid JSON: {message}".rstrip(": ")},
-            status_code=400,
+            {"detail": f"the request body is not valid JSON: {message}"}, status_code=400
         )
     cleaned = [{k: v for k, v in error.items() if k != "input"} for error in errors]
     return JSONResponse({"detail": jsonable_encoder(cleaned)}, status_code=422)
+
+
+# FastAPI's words when json.loads fails with something other than a syntax error: nesting past
+# the recursion limit, or an integer longer than Python's int-parsing limit (4300 digits).
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
+        return JSONResponse(
+            {
+                "detail": "the request body could not be parsed as JSON: it may nest deeper than "
+                "about 1000 levels, or hold an integer of more than 4300 digits"
+            },
+            status_code=400,
+        )
+    return await http_exception_handler(request, exc)
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(JobQueueError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -42,7 +42,11 @@ class JobCreate(BaseModel):
         default=None, ge=1, le=1000, description="Attempts in all (default from settings)."
     )
     timeout_seconds: float | None = Field(
-        default=None, gt=0, le=86_400, description="Per-attempt timeout in seconds."
+        default=None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Per-attempt timeout in seconds.",
     )
     run_at: AwareDatetime | None = Field(
         default=None,
@@ -52,6 +56,7 @@ class JobCreate(BaseModel):
         default=None,
         ge=0,
         le=MAX_DELAY_SECONDS,
+        allow_inf_nan=False,
         description="First run after this many seconds (not with run_at: the service checks).",
     )
     idempotency_key: str | None = Field(

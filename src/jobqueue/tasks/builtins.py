@@ -21,22 +21,35 @@ async def echo(ctx: JobContext) -> dict[str, Any]:
     return {"echo": ctx.payload}
 
 
-@default_registry.task("sleep")
-async def sleep(ctx: JobContext) -> dict[str, float]:
-    """Sleep ``payload["seconds"]`` seconds (0 to 3600, default 1) and return what it slept.
+def check_sleep_payload(payload: dict[str, Any]) -> None:
+    """Enqueue-time check of a ``sleep`` payload.
 
     Raises:
-        Discard: when ``seconds`` is not a number in range (retrying would not help).
+        ValueError: ``seconds`` is not a number from 0 to 3600.
     """
-    seconds = ctx.payload.get("seconds", 1.0)
+    seconds = payload.get("seconds", 1.0)
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
         or not 0 <= seconds <= 3600
     ):
-        raise Discard(f"payload.seconds must be a number from 0 to 3600, got {seconds!r}")
-    await asyncio.sleep(float(seconds))
-    return {"slept_seconds": float(seconds)}
+        raise ValueError(f"seconds must be a number from 0 to 3600, got {seconds!r}")
+
+
+@default_registry.task("sleep", validate=check_sleep_payload)
+async def sleep(ctx: JobContext) -> dict[str, float]:
+    """Sleep ``payload["seconds"]`` seconds (0 to 3600, default 1) and return what it slept.
+
+    Raises:
+        Discard: when ``seconds`` is not a number in range (a job stored before the check).
+    """
+    try:
+        check_sleep_payload(ctx.payload)
+    except ValueError as exc:
+        raise Discard(f"payload.{exc}") from exc
+    seconds = float(ctx.payload.get("seconds", 1.0))
+    await asyncio.sleep(seconds)
+    return {"slept_seconds": seconds}
 
 
 @default_registry.task("fail")

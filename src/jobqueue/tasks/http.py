@@ -456,6 +456,25 @@ async def deliver(
         raise DeliveryError(f"{where} failed: {type(exc).__name__}: {exc}") from None
 
 
+def make_payload_check(config: HttpTaskConfig) -> Callable[[dict[str, Any]], None]:
+    """The enqueue-time check of an ``http`` payload's shape (``registry.register(...,
+    validate=...)``): a payload that cannot describe a request is refused with a 422 instead of
+    becoming a failed job. The target policy (allowed hosts, private addresses) is checked when
+    the job runs, after DNS resolution, and refuses by failing the job.
+
+    Raises (from the returned function):
+        ValueError: what to fix, as :func:`parse_payload` says it.
+    """
+
+    def check(payload: dict[str, Any]) -> None:
+        try:
+            parse_payload(payload, config.default_timeout_seconds)
+        except Discard as exc:
+            raise ValueError(str(exc)) from exc
+
+    return check
+
+
 def make_http_task(config: HttpTaskConfig) -> Callable[[JobContext], Awaitable[dict[str, Any]]]:
     """Build the ``http`` task for ``config``; register it as ``registry.register("http", …)``.
 

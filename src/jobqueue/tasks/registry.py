@@ -28,6 +28,8 @@ from typing import Any
 from jobqueue.errors import ConfigurationError
 
 TaskFunction = Callable[["JobContext"], Any]
+PayloadValidator = Callable[[dict[str, Any]], None]
+"""Checks a payload at enqueue time; raises ValueError (or a TaskError) saying what to fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +55,13 @@ class JobContext:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A registered task: its name, its function and whether that function is a coroutine."""
+    """A registered task: its name, its function, whether that function is a coroutine, and an
+    optional payload validator run at enqueue time (a bad payload is a 422, not a failed job)."""
 
     name: str
     function: TaskFunction
     is_async: bool
+    validate: PayloadValidator | None = None
 
     async def run(self, ctx: JobContext) -> Any:
         """Run the task once for ``ctx``; a plain function runs in a worker thread.
@@ -80,8 +84,10 @@ class TaskRegistry:
 
     tasks: dict[str, Task] = field(default_factory=dict)
 
-    def register(self, name: str, function: TaskFunction) -> Task:
-        """Add ``function`` under ``name``.
+    def register(
+        self, name: str, function: TaskFunction, validate: PayloadValidator | None = None
+    ) -> Task:
+        """Add ``function`` under ``name``, with an optional enqueue-time payload validator.
 
         Raises:
             ConfigurationError: when ``name`` is taken by another function.
@@ -89,15 +95,17 @@ class TaskRegistry:
         existing = self.tasks.get(name)
         if existing is not None and existing.function is not function:
             raise ConfigurationError(f"task name {name!r} is registered twice")
-        entry = Task(name, function, inspect.iscoroutinefunction(function))
+        entry = Task(name, function, inspect.iscoroutinefunction(function), validate)
         self.tasks[name] = entry
         return entry
 
-    def task(self, name: str) -> Callable[[TaskFunction], TaskFunction]:
+    def task(
+        self, name: str, validate: PayloadValidator | None = None
+    ) -> Callable[[TaskFunction], TaskFunction]:
         """Decorator form of :meth:`register`; returns the function unchanged."""
 
         def decorate(function: TaskFunction) -> TaskFunction:
-            self.register(name, function)
+            self.register(name, function, validate)
             return function
 
         return decorate
@@ -124,16 +132,20 @@ class TaskRegistry:
 default_registry = TaskRegistry()
 
 
-def task(name: str) -> Callable[[TaskFunction], TaskFunction]:
+def task(
+    name: str, validate: PayloadValidator | None = None
+) -> Callable[[TaskFunction], TaskFunction]:
     """Register a function as task ``name`` in the default registry.
 
     Args:
         name: the name clients pass as ``task`` when they create a job.
+        validate: optional ``validate(payload)`` run when a job is created; raise
+            ``ValueError("what to fix")`` to refuse it with a 422.
 
     Raises:
         ConfigurationError: when another function already has that name.
     """
-    return default_registry.task(name)
+    return default_registry.task(name, validate)
 
 
 def import_task_modules(modules: list[str]) -> None:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from jobqueue.api.deps import Service
 from jobqueue.api.schemas import (
+    QUEUE_PATTERN,
+    TASK_PATTERN,
     AttemptList,
     AttemptOut,
     BatchCreate,
@@ -99,7 +101,18 @@ async def create_job(
 @router.post(
     "/batch", status_code=status.HTTP_201_CREATED, response_model=BatchOut, responses=WRITE_ERRORS
 )
-async def create_jobs(body: BatchCreate, service: Service) -> BatchOut:
+async def create_jobs(
+    body: BatchCreate,
+    service: Service,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            include_in_schema=False,
+            description="Not supported here: set idempotency_key per job.",
+        ),
+    ] = None,
+) -> BatchOut:
     """Create 1 to 10,000 jobs all or nothing, with one INSERT per 1,000 and one NOTIFY.
 
     Answers 201 with ``{"ids": [...]}`` in request order (ids only: a batch of 10,000 full jobs
@@ -108,8 +121,14 @@ async def create_jobs(body: BatchCreate, service: Service) -> BatchOut:
 
     Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
     ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown task 'x'…`` or
-    ``["body", "jobs", 3, "priority"]``.
+    ``["body", "jobs", 3, "priority"]``. The ``Idempotency-Key`` header is refused here
+    (422): a key belongs to one job, so set ``idempotency_key`` on each spec.
     """
+    if idempotency_key is not None:
+        raise InvalidJobRequest(
+            "the Idempotency-Key header is not supported on /jobs/batch: set idempotency_key on "
+            "each job of the batch instead"
+        )
     return BatchOut(ids=await service.create_batch([_request(spec) for spec in body.jobs]))
 
 
@@ -117,8 +136,10 @@ async def create_jobs(body: BatchCreate, service: Service) -> BatchOut:
 async def list_jobs(
     service: Service,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
-    queue: Annotated[str | None, Query(max_length=100, description="Only this queue.")] = None,
-    task: Annotated[str | None, Query(max_length=200, description="Only this task.")] = None,
+    queue: Annotated[
+        str | None, Query(pattern=QUEUE_PATTERN, description="Only this queue.")
+    ] = None,
+    task: Annotated[str | None, Query(pattern=TASK_PATTERN, description="Only this task.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page.")
@@ -145,6 +166,7 @@ async def get_job(
         Query(
             gt=0,
             le=60,
+            allow_inf_nan=False,
             description="Long-poll: answer once the job is done, failed or cancelled, or after "
             "this many seconds (up to 60) with its status then.",
         ),
