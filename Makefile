@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+# --- dashboard browser tests: Debian's chromium, installed when missing (root only; else they skip)
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+		|| echo "could not install chromium: the browser tests will skip"; \
+	else echo "no /usr/bin/chromium and not root: the browser tests will skip" \
+		"(sudo apt-get install chromium to run them)"; fi
+
+test: lint typecheck chromium
 	$(BIN)/pytest
+
+# jobqueue vs pgqueuer vs procrastinate on the local PostgreSQL (BENCH_DATABASE_URL), under
+# 10 minutes; BENCH_QUICK=1 for a short development run. See bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist

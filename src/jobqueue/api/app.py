@@ -121,6 +121,11 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    # --- web dashboard (/ui): pages and /ui/static files, see api/routes/ui.py ---
+    from jobqueue.api.routes import ui
+
+    ui.install(app)
+    # --- end web dashboard ---
     app.state.settings = settings
     return app
 

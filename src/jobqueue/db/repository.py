@@ -105,8 +105,8 @@ RETURNING j.id, j.queue, j.task, j.payload, j.attempts, j.max_attempts, j.timeou
 # did not succeed, and one NOTIFY naming the jobs that reached a final status (the scalar
 # subquery runs once, and only when some row was written). A retry of a job whose cancellation
 # was requested ends it cancelled instead.
-_FINISH = f"""
-WITH u AS (
+_FINISH_CTES = """
+u AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::text[], $8::float8[])
         AS u(id, attempt, status, result, error_type, error_message, traceback, delay_seconds)
@@ -136,10 +136,44 @@ WITH u AS (
            u.error_type, u.error_message, u.traceback
     FROM written AS w JOIN u ON u.id = w.id
     WHERE w.status <> 'done'
+)"""
+
+# Runs once (an uncorrelated subquery), and only when some row was written.
+_NOTIFY_FINISHED = f"""
+(SELECT count(pg_notify('{NOTIFY_CHANNEL}', '{NOTIFY_FINISHED}:' || s.ids))
+ FROM (SELECT string_agg(f.id::text, ',') AS ids FROM written AS f
+       WHERE f.status IN ('done', 'failed', 'cancelled')) AS s
+ WHERE s.ids IS NOT NULL)"""
+
+_FINISH = f"""
+WITH {_FINISH_CTES}
+SELECT w.id, {_NOTIFY_FINISHED} AS notified
+FROM written AS w
+"""
+
+# The completer's usual statement: write a batch of outcomes and claim jobs for the slots they
+# freed, in one round trip. Both UPDATEs see the same snapshot and touch disjoint rows (the
+# written ones are in_progress, the claimed ones todo). $10 queue, $11 limit, $12 lease.
+_FINISH_AND_CLAIM = f"""
+WITH {_FINISH_CTES}, next AS (
+    SELECT id FROM jobs
+    WHERE status = 'todo' AND queue = $10 AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT $11
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs AS c
+    SET status = 'in_progress', attempts = c.attempts + 1, worker_id = $9, started_at = now(),
+        finished_at = NULL, lease_expires_at = now() + make_interval(secs => $12)
+    FROM next
+    WHERE c.id = next.id
+    RETURNING c.id, c.queue, c.task, c.payload, c.attempts, c.max_attempts, c.timeout_seconds
 )
-SELECT w.id,
-       (SELECT pg_notify('{NOTIFY_CHANNEL}', '{NOTIFY_FINISHED}:' || string_agg(f.id::text, ','))
-        FROM written AS f WHERE f.status IN ('done', 'failed', 'cancelled')) AS notified
+SELECT true AS claimed, c.id, c.queue, c.task, c.payload, c.attempts, c.max_attempts,
+       c.timeout_seconds, NULL::bigint AS notified
+FROM claimed AS c
+UNION ALL
+SELECT false, w.id, NULL, NULL, NULL, NULL, NULL, NULL, {_NOTIFY_FINISHED}
 FROM written AS w
 """
 
@@ -371,18 +405,19 @@ async def claim(
     counts the attempt and sets the lease to ``now() + lease_seconds``.
     """
     rows = await conn.fetch(_CLAIM, queue, limit, worker_id, lease_seconds)
-    return [
-        ClaimedJob(
-            id=row["id"],
-            queue=row["queue"],
-            task=row["task"],
-            payload=row["payload"],
-            attempt=row["attempts"],
-            max_attempts=row["max_attempts"],
-            timeout_seconds=row["timeout_seconds"],
-        )
-        for row in rows
-    ]
+    return [_claimed(row) for row in rows]
+
+
+def _claimed(row: asyncpg.Record) -> ClaimedJob:
+    return ClaimedJob(
+        id=row["id"],
+        queue=row["queue"],
+        task=row["task"],
+        payload=row["payload"],
+        attempt=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout_seconds=row["timeout_seconds"],
+    )
 
 
 async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_id: str) -> set[int]:
@@ -395,8 +430,13 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_i
         the ids written. An id missing from it lost its lease (rescued, claimed again or
         cancelled); its outcome was dropped, as it must be.
     """
-    rows = await conn.fetch(
-        _FINISH,
+    rows = await conn.fetch(_FINISH, *_outcome_arrays(outcomes), worker_id)
+    return {row["id"] for row in rows}
+
+
+def _outcome_arrays(outcomes: Sequence[Outcome]) -> list[list[Any]]:
+    """The eight parameter arrays ($1..$8) of the finish statements, one entry per outcome."""
+    return [
         [o.job_id for o in outcomes],
         [o.attempt for o in outcomes],
         [str(o.status) for o in outcomes],
@@ -405,9 +445,28 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_i
         [o.error_message for o in outcomes],
         [o.traceback for o in outcomes],
         [o.retry_delay_seconds for o in outcomes],
-        worker_id,
+    ]
+
+
+async def finish_and_claim(
+    conn: asyncpg.Connection,
+    outcomes: Sequence[Outcome],
+    worker_id: str,
+    *,
+    queue: str,
+    limit: int,
+    lease_seconds: float,
+) -> tuple[set[int], list[ClaimedJob]]:
+    """:func:`finish` and :func:`claim` in one statement (one round trip, one transaction).
+
+    Returns:
+        ``(written_ids, claimed_jobs)``, as the two functions return them.
+    """
+    rows = await conn.fetch(
+        _FINISH_AND_CLAIM, *_outcome_arrays(outcomes), worker_id, queue, limit, lease_seconds
     )
-    return {row["id"] for row in rows}
+    written = {row["id"] for row in rows if not row["claimed"]}
+    return written, [_claimed(row) for row in rows if row["claimed"]]
 
 
 async def heartbeat(

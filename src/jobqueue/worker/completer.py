@@ -3,11 +3,16 @@
 There is no timer: while one write is in flight, the outcomes that arrive meanwhile pile up and
 go together in the next (group commit), so a lone job is written at once and a busy pool writes
 hundreds per statement. Outcomes stay buffered, and their leases held, until the write succeeds.
+
+Each outcome freed a runner slot, so a write also claims jobs for the free slots in the same
+statement (``finish_and_claim``): in steady state a busy pool makes one round trip per batch,
+not two. The dispatcher still claims on wake-ups (NOTIFY, local enqueue, the poll).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.db import repository
 from jobqueue.db.engine import HeldConnection
 from jobqueue.errors import DatabaseUnavailable
-from jobqueue.jobs import Outcome
+from jobqueue.jobs import ClaimedJob, Outcome
 from jobqueue.worker.state import Holdings
 
 log = structlog.get_logger(__name__)
@@ -23,6 +28,18 @@ log = structlog.get_logger(__name__)
 MAX_WRITE_BATCH = 400
 """Outcomes per statement; 400 ids keep the "finished" NOTIFY payload under 8000 bytes."""
 RETRY_DELAY_SECONDS = 0.5
+
+
+class Refill(Protocol):
+    """Who reserves slots for the claim a write carries, and takes the jobs (the dispatcher)."""
+
+    def plan(self) -> tuple[str, int] | None:
+        """Reserve free slots: ``(queue, how_many)``, or None when none are free."""
+        ...
+
+    def accept(self, queue: str, wanted: int, jobs: list[ClaimedJob]) -> None:
+        """Take the claimed jobs; give back the reserved slots they did not fill."""
+        ...
 
 
 class Completer:
@@ -34,10 +51,20 @@ class Completer:
         worker_id: the fence: only rows this worker holds are written.
     """
 
-    def __init__(self, *, engine: AsyncEngine, holdings: Holdings, worker_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        holdings: Holdings,
+        worker_id: str,
+        lease_seconds: float = 30.0,
+        refill: Refill | None = None,
+    ) -> None:
         self.engine = engine
         self.holdings = holdings
         self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.refill = refill
         self.pending: list[Outcome] = []
         self._added = asyncio.Event()
         # One writer at a time: the loop and a shutdown flush must not write one batch twice.
@@ -71,8 +98,24 @@ class Completer:
             batch = self.pending[:MAX_WRITE_BATCH]
             if not batch:
                 return
-            async with self.connection.use() as conn:
-                written = await repository.finish(conn, batch, self.worker_id)
+            plan = self.refill.plan() if self.refill is not None else None
+            claimed: list[ClaimedJob] = []
+            try:
+                async with self.connection.use() as conn:
+                    if plan is None:
+                        written = await repository.finish(conn, batch, self.worker_id)
+                    else:
+                        written, claimed = await repository.finish_and_claim(
+                            conn,
+                            batch,
+                            self.worker_id,
+                            queue=plan[0],
+                            limit=plan[1],
+                            lease_seconds=self.lease_seconds,
+                        )
+            finally:
+                if plan is not None and self.refill is not None:
+                    self.refill.accept(plan[0], plan[1], claimed)
             # Runners only append and only the lock holder removes: the batch is still the head.
             del self.pending[: len(batch)]
         for outcome in batch:

@@ -96,21 +96,56 @@ class Dispatcher:
         Returns:
             True when some queue gave all it was asked for and still has free slots (more of
             its jobs may be due: claim again at once). A queue that filled its slots is claimed
-            for again when one frees (``Holdings.on_queue_unblocked`` wakes us).
+            for again when one frees (the completer claims with its writes).
         """
         more = False
         # Rotate the starting queue so that no queue starves the others of the database.
         self.queues.append(self.queues.pop(0))
         for queue in self.queues:
-            wanted = min(self.holdings.free_slots(queue), MAX_CLAIM_BATCH)
-            if wanted == 0 or self._stopping:
+            wanted = self.reserve(queue)
+            if wanted == 0:
                 continue
-            jobs = await self._claim(queue, wanted)
-            for job in jobs:
-                self.holdings.take(job)
-                self.ready.put_nowait(job)
+            jobs: list[ClaimedJob] = []
+            try:
+                jobs = await self._claim(queue, wanted)
+            finally:
+                self.accept(queue, wanted, jobs)
             more = more or (len(jobs) == wanted and self.holdings.free_slots(queue) > 0)
         return more
+
+    def reserve(self, queue: str) -> int:
+        """Reserve the free slots of ``queue`` (at most ``MAX_CLAIM_BATCH``) for a claim.
+
+        Returns:
+            how many were reserved (0 when none are free or the dispatcher is stopping); pass
+            the same number to :meth:`accept` with the claim's result, whatever happens.
+        """
+        if self._stopping:
+            return 0
+        wanted = min(self.holdings.free_slots(queue), MAX_CLAIM_BATCH)
+        if wanted:
+            self.holdings.reserve(queue, wanted)
+        return wanted
+
+    def plan(self) -> tuple[str, int] | None:
+        """Reserve slots for a claim made by someone else (the completer, with its write): the
+        queue with the most free slots. None when no slot is free."""
+        queue = max(self.queues, key=self.holdings.free_slots)
+        wanted = self.reserve(queue)
+        return (queue, wanted) if wanted else None
+
+    def accept(self, queue: str, wanted: int, jobs: list[ClaimedJob]) -> None:
+        """Hand claimed jobs to the runners and give back the reserved slots they did not fill.
+
+        If the claim filled every slot it asked for and slots are still free, more jobs may be
+        due: the dispatcher is woken to claim them.
+        """
+        self.holdings.unreserve(queue, wanted - len(jobs))
+        for job in jobs:
+            self.holdings.take(job)
+            self.ready.put_nowait(job)
+        if jobs and len(jobs) == wanted and self.holdings.free_slots(queue) > 0:
+            self.wake()
 
     async def _claim(self, queue: str, limit: int) -> list[ClaimedJob]:
         async with self.connection.use() as conn:

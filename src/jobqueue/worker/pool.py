@@ -102,7 +102,11 @@ class WorkerPool:
             poll_interval_seconds=config.poll_interval_seconds,
         )
         self.completer = Completer(
-            engine=engine, holdings=self.holdings, worker_id=config.worker_id
+            engine=engine,
+            holdings=self.holdings,
+            worker_id=config.worker_id,
+            lease_seconds=config.lease_seconds,
+            refill=self.dispatcher,
         )
         self.runner = Runner(
             ready=self.ready,
@@ -111,7 +115,7 @@ class WorkerPool:
             deliver=self.completer.add,
             policy=config.retry,
         )
-        self.holdings.on_queue_unblocked = self.dispatcher.wake
+        self.holdings.on_queue_unblocked = self._on_queue_unblocked
         if notifications is not None:
             notifications.subscribe(repository.NOTIFY_QUEUES, self.wake)
             notifications.subscribe(repository.NOTIFY_CANCEL, self._on_cancel_notified)
@@ -126,6 +130,12 @@ class WorkerPool:
     def healthy(self) -> bool:
         """False once a background task died or the pool was stopped."""
         return self.failure is None and not self._stopping
+
+    def _on_queue_unblocked(self) -> None:
+        # A full queue got a free slot. When its outcome waits for the completer, that write
+        # claims for the slot; otherwise (shutdown, a dropped reservation) the dispatcher does.
+        if not self.completer.pending:
+            self.dispatcher.wake()
 
     def wake(self, queues: Sequence[str]) -> None:
         """Jobs became runnable on ``queues`` (``["*"]``: any): claim now if we serve one."""

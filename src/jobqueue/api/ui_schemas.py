@@ -1,0 +1,121 @@
+"""Pydantic models of the dashboard's JSON (``GET /ui/api/overview``), which its page polls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from jobqueue.dashboard import Overview
+
+
+class QueueCountsOut(BaseModel):
+    """Jobs of one queue per status (every status present, zeros included)."""
+
+    queue: str
+    counts: dict[str, int]
+    total: int
+
+
+class MinuteOut(BaseModel):
+    """Jobs that finished in one minute (``minute``: its start, UTC)."""
+
+    minute: datetime
+    done: int
+    failed: int
+
+
+class WorkersOut(BaseModel):
+    """This process's worker slots: ``busy`` of ``total`` hold a job (queued or running)."""
+
+    busy: int
+    total: int
+
+
+class OverviewOut(BaseModel):
+    """The dashboard's overview.
+
+    ``queues`` by name; ``throughput``: jobs finished (``done``/``failed``) per minute over
+    the last hour, oldest first, 61 minutes (the first and the last partial);
+    ``failure_rate``: ``failed / (done + failed)`` over that hour, 0 to 1, null when none
+    finished; ``workers``: this process's pool, null when it runs no workers.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "statuses": ["todo", "in_progress", "done", "failed", "cancelled"],
+                    "queues": [
+                        {
+                            "queue": "default",
+                            "counts": {
+                                "todo": 2,
+                                "in_progress": 1,
+                                "done": 40,
+                                "failed": 1,
+                                "cancelled": 0,
+                            },
+                            "total": 44,
+                        }
+                    ],
+                    "totals": {
+                        "todo": 2,
+                        "in_progress": 1,
+                        "done": 40,
+                        "failed": 1,
+                        "cancelled": 0,
+                    },
+                    "total": 44,
+                    "throughput": [{"minute": "2026-11-29T12:00:00Z", "done": 40, "failed": 1}],
+                    "done_last_hour": 40,
+                    "failed_last_hour": 1,
+                    "failure_rate": 0.024,
+                    "workers": {"busy": 1, "total": 10},
+                    "generated_at": "2026-11-29T12:00:30.120000Z",
+                }
+            ]
+        }
+    )
+
+    statuses: list[str]
+    queues: list[QueueCountsOut]
+    totals: dict[str, int]
+    total: int
+    throughput: list[MinuteOut]
+    done_last_hour: int
+    failed_last_hour: int
+    failure_rate: float | None
+    workers: WorkersOut | None
+    generated_at: datetime
+
+    @classmethod
+    def of(cls, overview: Overview, workers: WorkersOut | None) -> OverviewOut:
+        """Build from the service's :class:`jobqueue.dashboard.Overview`."""
+        return cls(
+            statuses=[str(status) for status in overview.totals],
+            queues=[
+                QueueCountsOut(
+                    queue=q.queue,
+                    counts={str(status): n for status, n in q.counts.items()},
+                    total=q.total,
+                )
+                for q in overview.queues
+            ],
+            totals={str(status): n for status, n in overview.totals.items()},
+            total=overview.total,
+            throughput=[
+                MinuteOut(minute=m.minute, done=m.done, failed=m.failed)
+                for m in overview.throughput
+            ],
+            done_last_hour=overview.done_last_hour,
+            failed_last_hour=overview.failed_last_hour,
+            failure_rate=overview.failure_rate,
+            workers=workers,
+            generated_at=overview.generated_at,
+        )
+
+    def for_template(self) -> dict[str, Any]:
+        """The JSON-ready dict (datetimes as RFC 3339 strings) the page embeds and renders."""
+        return self.model_dump(mode="json")
