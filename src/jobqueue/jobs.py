@@ -119,7 +119,8 @@ class NewJob:
 class ClaimedJob:
     """A job a worker holds: what the runner needs, nothing more.
 
-    ``attempt`` is the number the claim gave this run (the fence for every later write).
+    ``attempt`` is the number the claim gave this run (the fence for every later write);
+    ``wait_seconds`` is how long the job was due before the claim (pickup latency).
     """
 
     id: int
@@ -129,6 +130,7 @@ class ClaimedJob:
     attempt: int
     max_attempts: int
     timeout_seconds: float
+    wait_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +22,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.coalesce import Coalescer
-from jobqueue.db import repository
+from jobqueue.db import dashboard_queries, repository
 from jobqueue.db.engine import HeldConnection, connect, transaction
 from jobqueue.db.notifications import Notifications
 from jobqueue.encoding import decode_cursor, encode_cursor, encode_json, utf8_size
@@ -34,6 +36,7 @@ from jobqueue.errors import (
     UnknownTask,
 )
 from jobqueue.jobs import Attempt, Job, JobStatus, NewJob
+from jobqueue.metrics import Metrics, TableStats
 from jobqueue.tasks.registry import TaskRegistry
 from jobqueue.waiters import FinishWaiters
 
@@ -113,8 +116,10 @@ class JobService:
         registry: TaskRegistry,
         defaults: JobDefaults,
         notifications: Notifications | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics or Metrics()
         self.registry = registry
         self.defaults = defaults
         self._listeners: list[EnqueueListener] = []
@@ -198,6 +203,7 @@ class JobService:
         if request.idempotency_key is not None:
             return (await self.create_many([request]))[0]
         job = await self._inserts.submit(self.prepare(request))
+        self.metrics.enqueued.labels(job.queue, job.task).inc()
         for listener in self._listeners:
             listener([job.queue])
         return Created(job, True)
@@ -254,10 +260,15 @@ class JobService:
                     await repository.notify(
                         conn, repository.NOTIFY_QUEUES, [job.queue for job in inserted]
                     )
+        self._count_enqueued((job.queue, job.task) for job in inserted)
         queues = sorted({job.queue for job in inserted})
         for listener in self._listeners if queues else ():
             listener(queues)
         return results
+
+    def _count_enqueued(self, jobs: Iterable[tuple[str, str]]) -> None:
+        for (queue, task), count in Counter(jobs).items():
+            self.metrics.enqueued.labels(queue, task).inc(count)
 
     async def create_batch(self, requests: Sequence[JobRequest]) -> list[int]:
         """Create jobs all or nothing, like :meth:`create_many`, and return only their ids (in
@@ -276,6 +287,7 @@ class JobService:
         ]
         async with connect(self.engine) as conn:
             ids = await repository.insert_job_ids(conn, new_jobs)
+        self._count_enqueued((job.queue, job.task) for job in new_jobs)
         queues = sorted({job.queue for job in new_jobs})
         for listener in self._listeners:
             listener(queues)
@@ -395,6 +407,8 @@ class JobService:
             if job.status is JobStatus.TODO:
                 job = await repository.cancel_todo(conn, job_id)
                 await repository.notify(conn, repository.NOTIFY_FINISHED, [job_id])
+                if job is not None:
+                    self.metrics.count_finished([(job.queue, job.task, "cancelled")])
             elif job.status is JobStatus.IN_PROGRESS:
                 job = await repository.request_cancel(conn, job_id)
                 await repository.notify(conn, repository.NOTIFY_CANCEL, [job_id])
@@ -449,6 +463,25 @@ class JobService:
         items = rows[:limit]
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+    async def refresh_table_stats(self) -> None:
+        """Refresh the table gauges of :attr:`metrics` unless they are fresh (two grouped
+        queries at most every ``TABLE_STATS_TTL_SECONDS``; a scrape calls this first).
+
+        Raises:
+            DatabaseUnavailable: the gauges keep their last values.
+        """
+        if not self.metrics.table_stats_stale():
+            return
+        async with connect(self.engine) as conn:
+            counts = await dashboard_queries.count_by_queue_and_status(conn)
+            oldest = await dashboard_queries.oldest_due_age_by_queue(conn)
+        queues = {row.queue for row in counts}
+        self.metrics.table_stats = TableStats(
+            counts={(row.queue, str(row.status)): row.jobs for row in counts},
+            oldest_due_age_seconds={queue: oldest.get(queue, 0.0) for queue in queues},
+            taken_at=time.monotonic(),
+        )
 
     async def schema_revision(self) -> str | None:
         """The database's alembic revision (None if never migrated).

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
         default=65_536, description="Response body kept in an http job's result, bytes."
     )
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_payloads: bool = Field(
+        default=False, description="Debugging: include job payloads in job log events."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("queues")

@@ -95,13 +95,13 @@ async def test_finish_after_lease_lost_and_reclaimed_writes_nothing(
     assert second.attempt == 2
     # A comes back late with the outcome of attempt 1: the fence drops it.
     stale = Outcome(job.id, first.attempt, JobStatus.DONE, result_json='"stale"')
-    assert await repository.finish(conn, [stale], "A") == set()
+    assert await repository.finish(conn, [stale], "A") == {}
     row = await conn.fetchrow("SELECT status, worker_id, attempts, result FROM jobs")
     assert (row["status"], row["worker_id"], row["attempts"], row["result"]) == (
         "in_progress", "B", 2, None
     )  # fmt: skip
     fresh = Outcome(job.id, second.attempt, JobStatus.DONE, result_json='"fresh"')
-    assert await repository.finish(conn, [fresh], "B") == {job.id}
+    assert await repository.finish(conn, [fresh], "B") == {job.id: "done"}
     row = await conn.fetchrow("SELECT status, result, rescues FROM jobs")
     assert (row["status"], row["result"], row["rescues"]) == ("done", "fresh", 1)
 
@@ -113,7 +113,7 @@ async def test_finish_same_worker_older_attempt_writes_nothing(conn: asyncpg.Con
     await repository.rescue(conn)
     await repository.claim(conn, queue="default", limit=1, worker_id="A", lease_seconds=30)
     stale = Outcome(job.id, 1, JobStatus.FAILED, error_type="RuntimeError", error_message="old")
-    assert await repository.finish(conn, [stale], "A") == set()
+    assert await repository.finish(conn, [stale], "A") == {}
     assert await conn.fetchval("SELECT status FROM jobs") == "in_progress"
 
 
@@ -131,7 +131,7 @@ async def test_finish_retry_sets_todo_with_run_at_in_future(conn: asyncpg.Connec
         traceback="Traceback ...",
         retry_delay_seconds=60,
     )
-    assert await repository.finish(conn, [retry], "A") == {claimed.id}
+    assert await repository.finish(conn, [retry], "A") == {claimed.id: "todo"}
     history = await repository.list_attempts(conn, claimed.id)
     assert [
         (a.attempt, a.worker_id, a.outcome, a.error_type, a.error_message) for a in history

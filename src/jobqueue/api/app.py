@@ -8,7 +8,7 @@ stops the pool gracefully (see ``worker/pool.py``) and closes the engine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,11 +17,14 @@ from fastapi import FastAPI
 
 from jobqueue import __version__
 from jobqueue.api import errors
+from jobqueue.api.middleware import RequestMiddleware
 from jobqueue.api.routes import health, jobs
+from jobqueue.api.routes import metrics as metrics_routes
 from jobqueue.db.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
 from jobqueue.db.notifications import Notifications
+from jobqueue.metrics import Metrics
 from jobqueue.service import JobDefaults, JobService
 from jobqueue.settings import Settings
 from jobqueue.tasks import builtins
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             engine = create_engine(url, settings.db_pool_size, settings.db_pool_timeout_seconds)
             notifications = Notifications(asyncpg_dsn(url))
             listening = asyncio.create_task(notifications.run(), name="jobqueue-listen")
+            metrics = Metrics()
             service = JobService(
                 engine,
                 tasks,
@@ -88,13 +92,16 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
                     max_payload_bytes=settings.max_payload_bytes,
                 ),
                 notifications,
+                metrics,
             )
             pool = None
             if settings.workers_enabled:
-                pool = WorkerPool(engine, tasks, pool_config(settings), notifications)
+                pool = WorkerPool(engine, tasks, pool_config(settings), notifications, metrics)
                 service.add_enqueue_listener(pool.wake)
+                metrics.workers = _workers_of(pool)
                 await pool.start()
             app.state.service = service
+            app.state.metrics = metrics
             app.state.pool = pool
             app.state.notifications = notifications
             app.state.head_revision = head_revision()
@@ -121,6 +128,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
+    app.add_middleware(RequestMiddleware, metrics=lambda: getattr(app.state, "metrics", None))
     # --- web dashboard (/ui): pages and /ui/static files, see api/routes/ui.py ---
     from jobqueue.api.routes import ui
 
@@ -144,6 +153,10 @@ def with_http_task(registry: TaskRegistry, settings: Settings) -> TaskRegistry:
     return tasks
 
 
+def _workers_of(pool: WorkerPool) -> Callable[[], tuple[int, int]]:
+    return lambda: (pool.holdings.total_busy, pool.concurrency)
+
+
 def pool_config(settings: Settings) -> PoolConfig:
     """The worker pool's configuration from settings."""
     return PoolConfig(
@@ -153,4 +166,5 @@ def pool_config(settings: Settings) -> PoolConfig:
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         rescue_interval_seconds=settings.rescue_interval_seconds,
         retry=RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds),
+        log_payloads=settings.log_payloads,
     )

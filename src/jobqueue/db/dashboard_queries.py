@@ -122,6 +122,21 @@ async def count_by_queue_and_status(conn: asyncpg.Connection) -> list[StatusCoun
     return [StatusCount(row["queue"], JobStatus(row["status"]), row["jobs"]) for row in rows]
 
 
+_OLDEST_DUE = """
+SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age_seconds
+FROM jobs
+WHERE status = 'todo' AND run_at <= now()
+GROUP BY queue
+"""
+
+
+async def oldest_due_age_by_queue(conn: asyncpg.Connection) -> dict[str, float]:
+    """Seconds since the ``run_at`` of each queue's oldest due ``todo`` job (the SLO signal:
+    how long the longest-waiting runnable job has waited). Queues with no due job are absent.
+    """
+    return {row["queue"]: row["age_seconds"] for row in await conn.fetch(_OLDEST_DUE)}
+
+
 async def finished_per_minute(conn: asyncpg.Connection) -> list[MinuteCount]:
     """Jobs that reached ``done`` or ``failed`` per minute over the last hour (database clock).
 

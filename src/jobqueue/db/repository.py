@@ -98,7 +98,8 @@ SET status = 'in_progress', attempts = j.attempts + 1, worker_id = $3, started_a
     finished_at = NULL, lease_expires_at = now() + make_interval(secs => $4)
 FROM next
 WHERE j.id = next.id
-RETURNING j.id, j.queue, j.task, j.payload, j.attempts, j.max_attempts, j.timeout_seconds
+RETURNING j.id, j.queue, j.task, j.payload, j.attempts, j.max_attempts, j.timeout_seconds,
+          extract(epoch FROM now() - j.run_at)::float8 AS wait_seconds
 """
 
 # One round trip per batch: the fenced UPDATE, the attempt-history rows of the attempts that
@@ -147,7 +148,7 @@ _NOTIFY_FINISHED = f"""
 
 _FINISH = f"""
 WITH {_FINISH_CTES}
-SELECT w.id, {_NOTIFY_FINISHED} AS notified
+SELECT w.id, w.status, {_NOTIFY_FINISHED} AS notified
 FROM written AS w
 """
 
@@ -167,13 +168,14 @@ WITH {_FINISH_CTES}, next AS (
         finished_at = NULL, lease_expires_at = now() + make_interval(secs => $12)
     FROM next
     WHERE c.id = next.id
-    RETURNING c.id, c.queue, c.task, c.payload, c.attempts, c.max_attempts, c.timeout_seconds
+    RETURNING c.id, c.queue, c.task, c.payload, c.attempts, c.max_attempts, c.timeout_seconds,
+              extract(epoch FROM now() - c.run_at)::float8 AS wait_seconds
 )
-SELECT true AS claimed, c.id, c.queue, c.task, c.payload, c.attempts, c.max_attempts,
-       c.timeout_seconds, NULL::bigint AS notified
+SELECT true AS claimed, c.id, NULL AS status, c.queue, c.task, c.payload, c.attempts,
+       c.max_attempts, c.timeout_seconds, c.wait_seconds, NULL::bigint AS notified
 FROM claimed AS c
 UNION ALL
-SELECT false, w.id, NULL, NULL, NULL, NULL, NULL, NULL, {_NOTIFY_FINISHED}
+SELECT false, w.id, w.status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {_NOTIFY_FINISHED}
 FROM written AS w
 """
 
@@ -417,21 +419,25 @@ def _claimed(row: asyncpg.Record) -> ClaimedJob:
         attempt=row["attempts"],
         max_attempts=row["max_attempts"],
         timeout_seconds=row["timeout_seconds"],
+        wait_seconds=max(row["wait_seconds"], 0.0),
     )
 
 
-async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_id: str) -> set[int]:
+async def finish(
+    conn: asyncpg.Connection, outcomes: Sequence[Outcome], worker_id: str
+) -> dict[int, str]:
     """Write a batch of attempt outcomes with one fenced statement (see ``_FINISH``).
 
     Keep batches at or under 400 outcomes: the NOTIFY naming the finished ids must fit in
     8000 bytes.
 
     Returns:
-        the ids written. An id missing from it lost its lease (rescued, claimed again or
-        cancelled); its outcome was dropped, as it must be.
+        ``{id: status written}`` (a retry is ``todo``; a retry of a job whose cancel was
+        requested is ``cancelled``). An id missing from it lost its lease (rescued, claimed
+        again or cancelled); its outcome was dropped, as it must be.
     """
     rows = await conn.fetch(_FINISH, *_outcome_arrays(outcomes), worker_id)
-    return {row["id"] for row in rows}
+    return {row["id"]: row["status"] for row in rows}
 
 
 def _outcome_arrays(outcomes: Sequence[Outcome]) -> list[list[Any]]:
@@ -456,16 +462,16 @@ async def finish_and_claim(
     queue: str,
     limit: int,
     lease_seconds: float,
-) -> tuple[set[int], list[ClaimedJob]]:
+) -> tuple[dict[int, str], list[ClaimedJob]]:
     """:func:`finish` and :func:`claim` in one statement (one round trip, one transaction).
 
     Returns:
-        ``(written_ids, claimed_jobs)``, as the two functions return them.
+        ``(written, claimed_jobs)``, as the two functions return them.
     """
     rows = await conn.fetch(
         _FINISH_AND_CLAIM, *_outcome_arrays(outcomes), worker_id, queue, limit, lease_seconds
     )
-    written = {row["id"] for row in rows if not row["claimed"]}
+    written = {row["id"]: row["status"] for row in rows if not row["claimed"]}
     return written, [_claimed(row) for row in rows if row["claimed"]]
 
 

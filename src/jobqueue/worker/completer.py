@@ -21,6 +21,7 @@ from jobqueue.db import repository
 from jobqueue.db.engine import HeldConnection
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import ClaimedJob, Outcome
+from jobqueue.metrics import Metrics
 from jobqueue.worker.state import Holdings
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,9 @@ class Completer:
         worker_id: str,
         lease_seconds: float = 30.0,
         refill: Refill | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.engine = engine
         self.holdings = holdings
         self.worker_id = worker_id
@@ -118,15 +121,21 @@ class Completer:
                     self.refill.accept(plan[0], plan[1], claimed)
             # Runners only append and only the lock holder removes: the batch is still the head.
             del self.pending[: len(batch)]
+        finished: list[tuple[str, str, str]] = []
         for outcome in batch:
+            job = self.holdings.jobs.get(outcome.job_id)
+            status = written.get(outcome.job_id)
+            if job is not None and status is not None:
+                finished.append((job.queue, job.task, "retried" if status == "todo" else status))
             self.holdings.forget(outcome.job_id)
-            if outcome.job_id not in written:
+            if status is None:
                 log.warning(
                     "lease_lost",
                     job_id=outcome.job_id,
                     attempt=outcome.attempt,
                     dropped_outcome=str(outcome.status),
                 )
+        self.metrics.count_finished(finished)
 
     async def flush(self, attempts: int = 3) -> None:
         """Write everything pending (shutdown); gives up after ``attempts`` failed writes."""

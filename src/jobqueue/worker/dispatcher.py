@@ -17,6 +17,7 @@ from jobqueue.db import repository
 from jobqueue.db.engine import HeldConnection
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import ClaimedJob
+from jobqueue.metrics import Metrics
 from jobqueue.worker.state import Holdings
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,9 @@ class Dispatcher:
         worker_id: str,
         lease_seconds: float,
         poll_interval_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.engine = engine
         self.queues = list(queues)
         self.holdings = holdings
@@ -144,6 +147,7 @@ class Dispatcher:
         for job in jobs:
             self.holdings.take(job)
             self.ready.put_nowait(job)
+            self.metrics.wait.labels(job.queue).observe(job.wait_seconds)
         if jobs and len(jobs) == wanted and self.holdings.free_slots(queue) > 0:
             self.wake()
 

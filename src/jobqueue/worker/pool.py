@@ -28,6 +28,7 @@ from jobqueue.db.engine import connect
 from jobqueue.db.notifications import Notifications
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import ClaimedJob
+from jobqueue.metrics import Metrics
 from jobqueue.tasks.registry import TaskRegistry
 from jobqueue.worker.completer import Completer
 from jobqueue.worker.dispatcher import Dispatcher
@@ -58,6 +59,7 @@ class PoolConfig:
         rescue_interval_seconds: period of the rescuer.
         retry: backoff for failed attempts.
         worker_id: written into claimed rows; fences every write.
+        log_payloads: put each job's payload in its ``job_ran`` log event (debugging only).
     """
 
     queues: dict[str, int]
@@ -67,6 +69,7 @@ class PoolConfig:
     rescue_interval_seconds: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker_id: str = field(default_factory=new_worker_id)
+    log_payloads: bool = False
 
 
 class WorkerPool:
@@ -86,9 +89,11 @@ class WorkerPool:
         registry: TaskRegistry,
         config: PoolConfig,
         notifications: Notifications | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
+        self.metrics = metrics or Metrics()
         self.concurrency = sum(config.queues.values())
         self.holdings = Holdings(dict(config.queues))
         self.ready: asyncio.Queue[ClaimedJob] = asyncio.Queue(maxsize=self.concurrency)
@@ -100,6 +105,7 @@ class WorkerPool:
             worker_id=config.worker_id,
             lease_seconds=config.lease_seconds,
             poll_interval_seconds=config.poll_interval_seconds,
+            metrics=self.metrics,
         )
         self.completer = Completer(
             engine=engine,
@@ -107,6 +113,7 @@ class WorkerPool:
             worker_id=config.worker_id,
             lease_seconds=config.lease_seconds,
             refill=self.dispatcher,
+            metrics=self.metrics,
         )
         self.runner = Runner(
             ready=self.ready,
@@ -114,6 +121,8 @@ class WorkerPool:
             holdings=self.holdings,
             deliver=self.completer.add,
             policy=config.retry,
+            metrics=self.metrics,
+            log_payloads=config.log_payloads,
         )
         self.holdings.on_queue_unblocked = self._on_queue_unblocked
         if notifications is not None:
@@ -181,7 +190,9 @@ class WorkerPool:
             ),
             self._spawn(
                 "rescuer",
-                rescuer_loop(self.engine, cfg.rescue_interval_seconds, self.dispatcher.wake),
+                rescuer_loop(
+                    self.engine, cfg.rescue_interval_seconds, self.dispatcher.wake, self.metrics
+                ),
             ),
         ]
         self._dispatcher_task = self._spawn("dispatcher", self.dispatcher.run())

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.db import repository
 from jobqueue.db.engine import transaction
 from jobqueue.errors import DatabaseUnavailable
+from jobqueue.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 
-async def rescue_once(engine: AsyncEngine) -> int:
+async def rescue_once(engine: AsyncEngine, metrics: Metrics | None = None) -> int:
     """Rescue the expired leases once; NOTIFY the queues of jobs made runnable again.
 
     Returns:
@@ -31,6 +32,8 @@ async def rescue_once(engine: AsyncEngine) -> int:
         runnable = sorted({row["queue"] for row in rows if row["status"] == "todo"})
         if runnable:
             await repository.notify(conn, repository.NOTIFY_QUEUES, runnable)
+    if metrics is not None:
+        metrics.count_finished((row["queue"], row["task"], "rescued") for row in rows)
     for row in rows:
         log.warning(
             "job_rescued",
@@ -44,12 +47,15 @@ async def rescue_once(engine: AsyncEngine) -> int:
 
 
 async def rescuer_loop(
-    engine: AsyncEngine, interval_seconds: float, on_rescued: Callable[[], None]
+    engine: AsyncEngine,
+    interval_seconds: float,
+    on_rescued: Callable[[], None],
+    metrics: Metrics | None = None,
 ) -> None:
     """Rescue every ``interval_seconds`` until cancelled; calls ``on_rescued`` after a rescue."""
     while True:
         try:
-            if await rescue_once(engine):
+            if await rescue_once(engine, metrics):
                 on_rescued()
         except DatabaseUnavailable as exc:
             log.warning("rescue_failed", error=str(exc))

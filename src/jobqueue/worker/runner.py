@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 
 from jobqueue.jobs import ClaimedJob, Outcome
+from jobqueue.metrics import Metrics
 from jobqueue.tasks.registry import JobContext, TaskRegistry
 from jobqueue.worker import outcome as classify
 from jobqueue.worker.state import Holdings
@@ -73,7 +74,11 @@ class Runner:
         holdings: Holdings,
         deliver: Callable[[Outcome], None],
         policy: classify.RetryPolicy,
+        metrics: Metrics | None = None,
+        log_payloads: bool = False,
     ) -> None:
+        self.metrics = metrics or Metrics()
+        self.log_payloads = log_payloads
         self.ready = ready
         self.registry = registry
         self.holdings = holdings
@@ -107,9 +112,10 @@ class Runner:
             except asyncio.CancelledError:
                 self.holdings.free(job)
                 raise
-            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            duration = time.perf_counter() - started
             self.deliver(result)
             self.holdings.free(job)
+            self.metrics.duration.labels(job.queue, job.task).observe(duration)
             log.info(
                 "job_ran",
                 job_id=job.id,
@@ -117,8 +123,9 @@ class Runner:
                 task=job.task,
                 attempt=job.attempt,
                 outcome=str(result.status),
-                duration_ms=duration_ms,
+                duration_ms=round(duration * 1000, 3),
                 error_type=result.error_type,
+                **({"payload": job.payload} if self.log_payloads else {}),
             )
 
     async def _attempt(self, job: ClaimedJob) -> Outcome:

@@ -1,0 +1,27 @@
+"""``/metrics``: Prometheus text format (see ``docs/metrics.md``)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from jobqueue.api.deps import Service
+from jobqueue.errors import DatabaseUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, service: Service) -> Response:
+    """Every metric in the Prometheus text format (version 0.0.4).
+
+    The table gauges (``jobqueue_jobs``, ``jobqueue_oldest_todo_age_seconds``) come from two
+    grouped queries cached for 2 seconds; when the database is away they keep their last values
+    and the counters are still served. Open like ``/healthz``: it holds counts, no job data
+    (see docs/security.md to close it).
+    """
+    with contextlib.suppress(DatabaseUnavailable):
+        await service.refresh_table_stats()
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,104 @@
+"""/metrics after a known set of jobs: exact counter, histogram and gauge values."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobqueue.db.engine import create_engine
+from jobqueue.metrics import Metrics
+from jobqueue.worker.rescuer import rescue_once
+from tests.conftest import AppFactory
+from tests.helpers import wait_for_status
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_after_known_jobs_equal_expected_values(start_app: AppFactory) -> None:
+    client = await start_app()
+    ids = [(await client.post("/jobs", json={"task": "echo"})).json()["id"] for _ in range(3)]
+    failing = (await client.post("/jobs", json={"task": "fail", "max_attempts": 2})).json()["id"]
+    unserved = (await client.post("/jobs", json={"queue": "other"})).json()["id"]
+    waiting = (await client.post("/jobs", json={"queue": "other"})).json()["id"]
+    assert (await client.post(f"/jobs/{unserved}/cancel")).status_code == 200
+    for job_id in ids:
+        await wait_for_status(client, job_id, {"done"})
+    await wait_for_status(client, failing, {"failed"})
+
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    s = _samples(response.text)
+    enqueued = "jobqueue_jobs_enqueued_total"
+    assert _value(s, enqueued, queue="default", task="echo") == 3
+    assert _value(s, enqueued, queue="default", task="fail") == 1
+    assert _value(s, enqueued, queue="other", task="echo") == 2
+    finished = "jobqueue_jobs_finished_total"
+    assert _value(s, finished, queue="default", task="echo", outcome="done") == 3
+    assert _value(s, finished, queue="default", task="fail", outcome="retried") == 1
+    assert _value(s, finished, queue="default", task="fail", outcome="failed") == 1
+    assert _value(s, finished, queue="other", task="echo", outcome="cancelled") == 1
+    assert _value(s, "jobqueue_job_duration_seconds_count", queue="default", task="echo") == 3
+    assert _value(s, "jobqueue_job_duration_seconds_count", queue="default", task="fail") == 2
+    assert _value(s, "jobqueue_job_wait_seconds_count", queue="default") == 5
+    assert _value(s, "jobqueue_jobs", queue="default", status="done") == 3
+    assert _value(s, "jobqueue_jobs", queue="default", status="failed") == 1
+    assert _value(s, "jobqueue_jobs", queue="other", status="cancelled") == 1
+    assert _value(s, "jobqueue_jobs", queue="other", status="todo") == 1
+    assert _value(s, "jobqueue_oldest_todo_age_seconds", queue="other") > 0
+    assert _value(s, "jobqueue_oldest_todo_age_seconds", queue="default") == 0
+    assert _value(s, "jobqueue_workers_total") == 10
+    assert _value(s, "jobqueue_workers_busy") == 0
+    http = "jobqueue_http_requests_total"
+    assert _value(s, http, method="POST", route="/jobs", status="201") == 6
+    assert _value(s, http, method="POST", route="/jobs/{job_id}/cancel", status="200") == 1
+    assert waiting > unserved
+
+
+async def test_metrics_database_down_still_serves_counters(start_app: AppFactory) -> None:
+    client = await start_app(
+        database_url="postgresql://postgres@127.0.0.1:1/none", workers_enabled=False
+    )
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "jobqueue_jobs_enqueued_total" in response.text
+
+
+async def test_metrics_rescue_counts_rescued(database_url: str, db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO jobs (task, queue, status, attempts, worker_id, lease_expires_at)"
+        " VALUES ('echo', 'default', 'in_progress', 1, 'gone', now() - interval '1 s')"
+    )
+    metrics = Metrics()
+    engine = create_engine(database_url)
+    try:
+        assert await rescue_once(engine, metrics) == 1
+    finally:
+        await engine.dispose()
+    s = _samples(metrics.exposition().decode())
+    assert (
+        _value(s, "jobqueue_jobs_finished_total", queue="default", task="echo", outcome="rescued")
+        == 1
+    )
+
+
+async def test_request_id_is_returned_and_honoured(client: httpx.AsyncClient) -> None:
+    fresh = await client.get("/healthz")
+    assert len(fresh.headers["x-request-id"]) == 32
+    given = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    bad = await client.get("/healthz", headers={"X-Request-ID": "has spaces"})
+    assert bad.headers["x-request-id"] != "has spaces"
