@@ -218,3 +218,23 @@ async def test_claim_concurrent_claimers_never_share_a_job(
     claimed = [job_id for ids in results for job_id in ids]
     assert len(claimed) == 200
     assert len(set(claimed)) == 200
+
+
+async def test_heartbeat_skips_row_locked_by_a_concurrent_write(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    import asyncio
+
+    a, b = await repository.insert_jobs(conn, [_new(), _new()])
+    await repository.claim(conn, queue="default", limit=2, worker_id="A", lease_seconds=30)
+    other = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        async with other.transaction():
+            # As the completer's finish would: row a is locked until this transaction ends.
+            await other.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", a.id)
+            extended, cancel = await asyncio.wait_for(
+                repository.heartbeat(conn, [a.id, b.id], "A", 600), timeout=5
+            )
+    finally:
+        await other.close()
+    assert (extended, cancel) == ({b.id}, set())

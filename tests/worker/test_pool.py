@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.conftest import AppFactory, Runs
 from tests.helpers import wait_for_status, wait_until
@@ -215,3 +216,27 @@ async def test_pool_background_task_death_makes_readyz_fail(client: httpx.AsyncC
     await wait_until(unhealthy, timeout=10, what="readyz 503")
     body = (await client.get("/readyz")).json()
     assert body["checks"]["workers"].startswith("stopped: jobqueue-injected stopped: RuntimeError")
+
+
+async def test_pool_outcome_write_error_is_retried_not_fatal(
+    start_app: AppFactory, monkeypatch: pytest.MonkeyPatch, runs: Runs
+) -> None:
+    from jobqueue.db import repository
+
+    real = repository.finish_and_claim
+    raised: list[Exception] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if not raised:
+            raised.append(asyncpg.DeadlockDetectedError("deadlock detected (injected)"))
+            raise raised[0]
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "finish_and_claim", flaky)
+    client = await start_app()
+    response = await client.post("/jobs", json={"task": "count"})
+    job = await wait_for_status(client, response.json()["id"], {"done"}, timeout=10)
+    assert job["attempts"] == 1
+    assert runs.by_job == {job["id"]: 1}
+    assert len(raised) == 1
+    assert (await client.get("/readyz")).status_code == 200

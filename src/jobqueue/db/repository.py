@@ -179,11 +179,20 @@ SELECT false, w.id, w.status, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {_NOTIFY
 FROM written AS w
 """
 
+# SKIP LOCKED: a row locked right now is being written by this process's completer (or by a
+# cancel or a rescue); it needs no lease extension, and waiting for it could deadlock with the
+# completer's multi-row UPDATE, which locks the same rows in another order.
 _HEARTBEAT = """
-UPDATE jobs
+WITH mine AS (
+    SELECT id FROM jobs
+    WHERE id = ANY($1::bigint[]) AND status = 'in_progress' AND worker_id = $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
 SET lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = ANY($1::bigint[]) AND status = 'in_progress' AND worker_id = $2
-RETURNING id, cancel_requested_at IS NOT NULL AS cancel_requested
+FROM mine
+WHERE j.id = mine.id
+RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
 """
 
 # Undo the claim: the attempt did not really run, so it does not count.
@@ -478,12 +487,13 @@ async def finish_and_claim(
 async def heartbeat(
     conn: asyncpg.Connection, job_ids: Sequence[int], worker_id: str, lease_seconds: float
 ) -> tuple[set[int], set[int]]:
-    """Extend the leases of all jobs ``worker_id`` holds with one UPDATE.
+    """Extend the leases of all jobs ``worker_id`` holds with one UPDATE, skipping rows locked
+    by a concurrent write (they are being finished, cancelled or rescued).
 
     Returns:
-        ``(extended, cancel_requested)``: the ids whose lease was extended (the rest are no
-        longer this worker's), and among them those whose cancellation was requested (a
-        safety net for a cancel NOTIFY this process missed).
+        ``(extended, cancel_requested)``: the ids whose lease was extended, and among them
+        those whose cancellation was requested (a safety net for a cancel NOTIFY this process
+        missed).
     """
     rows = await conn.fetch(_HEARTBEAT, list(job_ids), worker_id, lease_seconds)
     return {row["id"] for row in rows}, {row["id"] for row in rows if row["cancel_requested"]}

@@ -90,6 +90,11 @@ class Completer:
                 except DatabaseUnavailable as exc:
                     log.warning("outcome_write_failed", error=str(exc), pending=len(self.pending))
                     await asyncio.sleep(RETRY_DELAY_SECONDS)
+                except Exception:
+                    # A loop boundary (a deadlock, a serialization failure, a bug): the outcomes
+                    # stay pending, their leases held by the heartbeat, and the write is retried.
+                    log.exception("outcome_write_error", pending=len(self.pending))
+                    await asyncio.sleep(RETRY_DELAY_SECONDS)
 
     async def write_batch(self) -> None:
         """Write up to ``MAX_WRITE_BATCH`` of the oldest pending outcomes.
@@ -143,7 +148,7 @@ class Completer:
         while self.pending and failures < attempts:
             try:
                 await self.write_batch()
-            except DatabaseUnavailable as exc:
+            except Exception as exc:
                 failures += 1
                 log.error("outcome_flush_failed", error=str(exc), pending=len(self.pending))
                 await asyncio.sleep(RETRY_DELAY_SECONDS)

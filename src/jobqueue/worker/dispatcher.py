@@ -90,6 +90,9 @@ class Dispatcher:
             except DatabaseUnavailable as exc:
                 log.warning("claim_failed", error=str(exc))
                 more = False
+            except Exception:  # a loop boundary: log, and claim again after the poll interval
+                log.exception("claim_error")
+                more = False
             if not more:
                 await self._wait_for_wakeup(self.poll_interval_seconds)
 

@@ -21,21 +21,21 @@ log = structlog.get_logger(__name__)
 
 async def beat_once(
     engine: AsyncEngine, holdings: Holdings, worker_id: str, lease_seconds: float
-) -> tuple[set[int], set[int]]:
+) -> set[int]:
     """Extend every held lease once.
 
+    A lease that was lost (rescued, or the row is gone) is noticed by the completer, whose
+    fenced write then finds nothing to update and logs ``lease_lost``.
+
     Returns:
-        ``(lost, cancel_requested)``: ids whose lease could not be extended (no longer ours),
-        and ids whose cancellation was requested.
+        the ids whose cancellation was requested.
     """
     job_ids = list(holdings.jobs)
     if not job_ids:
-        return set(), set()
+        return set()
     async with connect(engine) as conn:
-        extended, cancel = await repository.heartbeat(conn, job_ids, worker_id, lease_seconds)
-    # A job written or released during the UPDATE is not lost, only gone.
-    lost = {job_id for job_id in job_ids if job_id not in extended and job_id in holdings.jobs}
-    return lost, cancel
+        _, cancel = await repository.heartbeat(conn, job_ids, worker_id, lease_seconds)
+    return cancel
 
 
 async def heartbeat_loop(
@@ -53,11 +53,12 @@ async def heartbeat_loop(
     while True:
         await asyncio.sleep(lease_seconds / 3)
         try:
-            lost, cancel = await beat_once(engine, holdings, worker_id, lease_seconds)
+            cancel = await beat_once(engine, holdings, worker_id, lease_seconds)
         except DatabaseUnavailable as exc:
             log.warning("heartbeat_failed", error=str(exc), held=len(holdings.jobs))
             continue
-        for job_id in lost:
-            log.warning("lease_lost", job_id=job_id, during="heartbeat")
+        except Exception:  # a loop boundary: log, and beat again next time
+            log.exception("heartbeat_error", held=len(holdings.jobs))
+            continue
         if cancel:
             on_cancel_requested(cancel)

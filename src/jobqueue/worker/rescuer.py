@@ -59,4 +59,6 @@ async def rescuer_loop(
                 on_rescued()
         except DatabaseUnavailable as exc:
             log.warning("rescue_failed", error=str(exc))
+        except Exception:  # a loop boundary: log, and rescue again next time
+            log.exception("rescue_error")
         await asyncio.sleep(interval_seconds)

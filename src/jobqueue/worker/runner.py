@@ -28,9 +28,12 @@ class UnknownTaskAtRun(Exception):
 async def execute(job: ClaimedJob, registry: TaskRegistry, policy: classify.RetryPolicy) -> Outcome:
     """Run one attempt of ``job`` and classify how it ended.
 
-    Cancellation (shutdown) propagates: the caller releases the job. Every other exception,
+    Cancellation (shutdown or a cancel request: either cancels the task running this
+    coroutine) propagates: the caller releases or cancels the job. Every other exception,
     ``SystemExit`` and ``KeyboardInterrupt`` raised by the task included, becomes a failed
-    attempt, so no task can stop the pool.
+    attempt, so no task can stop the pool. So does a ``CancelledError`` that the task raises
+    on its own (e.g. from a cancelled future of its own) while nobody cancelled this attempt:
+    it is the task's failure, not a cancel request and not a shutdown.
     """
     entry = registry.get(job.task)
     if entry is None:
@@ -42,8 +45,11 @@ async def execute(job: ClaimedJob, registry: TaskRegistry, policy: classify.Retr
     try:
         async with deadline:
             value = await entry.run(ctx)
-    except asyncio.CancelledError:
-        raise
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is None or current.cancelling():
+            raise
+        return classify.failed(job, exc, policy)
     except BaseException as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
             exc = TimeoutError(f"attempt exceeded timeout_seconds={job.timeout_seconds:g}")
