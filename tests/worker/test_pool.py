@@ -223,16 +223,20 @@ async def test_pool_outcome_write_error_is_retried_not_fatal(
 ) -> None:
     from jobqueue.db import repository
 
-    real = repository.finish_and_claim
     raised: list[Exception] = []
 
-    async def flaky(*args: Any, **kwargs: Any) -> Any:
-        if not raised:
-            raised.append(asyncpg.DeadlockDetectedError("deadlock detected (injected)"))
-            raise raised[0]
-        return await real(*args, **kwargs)
+    def failing_once(real: Any) -> Any:
+        async def write(*args: Any, **kwargs: Any) -> Any:
+            if not raised:
+                raised.append(asyncpg.DeadlockDetectedError("deadlock detected (injected)"))
+                raise raised[0]
+            return await real(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "finish_and_claim", flaky)
+        return write
+
+    # The completer writes with one or the other, depending on whether slots are free.
+    for name in ("finish", "finish_and_claim"):
+        monkeypatch.setattr(repository, name, failing_once(getattr(repository, name)))
     client = await start_app()
     response = await client.post("/jobs", json={"task": "count"})
     job = await wait_for_status(client, response.json()["id"], {"done"}, timeout=10)
