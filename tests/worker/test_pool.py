@@ -244,3 +244,23 @@ async def test_pool_outcome_write_error_is_retried_not_fatal(
     assert runs.by_job == {job["id"]: 1}
     assert len(raised) == 1
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_pool_idle_claims_only_at_the_poll_interval(
+    start_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobqueue.db import repository
+
+    claims: list[float] = []
+    real = repository.claim
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        claims.append(asyncio.get_running_loop().time())
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "claim", counting)
+    await start_app(poll_interval_seconds=0.5)
+    # An empty claim must not wake the dispatcher again: about 2 claims per second, not
+    # thousands (regression: a returned reservation woke it, and it spun).
+    await asyncio.sleep(2.0)
+    assert 2 <= len(claims) <= 8

@@ -54,12 +54,13 @@ class Holdings:
         self.reserved[queue] += slots
 
     def unreserve(self, queue: str, slots: int) -> None:
-        """Give back reserved slots that a claim did not fill."""
-        if slots:
-            was_full = self.free_slots(queue) == 0
-            self.reserved[queue] -= slots
-            if was_full:
-                self.on_queue_unblocked()
+        """Give back reserved slots that a claim did not fill.
+
+        This never calls ``on_queue_unblocked``: a claim that came back short found no more due
+        jobs, so waking the dispatcher for these slots would only claim nothing again (an idle
+        process would spin on the claim). New work wakes it through NOTIFY or the poll.
+        """
+        self.reserved[queue] -= slots
 
     def take(self, job: ClaimedJob) -> None:
         """Record a claimed job in a slot reserved for it: it is busy and holds a lease."""
