@@ -1,5 +1,12 @@
 # jobqueue service image. Production sets JOBQUEUE_DATABASE_URL; the embedded PostgreSQL is for
 # laptops and is not meant for containers.
+# The image listens on 0.0.0.0, so it needs JOBQUEUE_API_KEYS (see docs/security.md): without
+# keys `jobqueue serve` refuses a non-loopback address and exits with code 2. Only on a network
+# you trust, JOBQUEUE_INSECURE=true lets it run without keys. For example:
+#   docker run -e JOBQUEUE_DATABASE_URL=postgresql://… \
+#     -e JOBQUEUE_API_KEYS='[{"name":"ci","role":"write","key":"…"}]' -p 8000:8000 jobqueue
+# /healthz (the HEALTHCHECK below) needs no key. Put a TLS proxy in front: the service speaks
+# plain HTTP.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md alembic.ini ./

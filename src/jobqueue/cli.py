@@ -3,7 +3,8 @@ attempts, cancel, retry.
 
 ``serve`` and ``migrate`` talk to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
-machine that can reach it.
+machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
+``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ ServiceUrl = Annotated[
         show_default=False,
     ),
 ]
+ServiceKey = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        envvar="JOBQUEUE_CLIENT_KEY",
+        help="API key sent as 'Authorization: Bearer <key>' (needed when the service has "
+        "JOBQUEUE_API_KEYS).",
+        show_default=False,
+    ),
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -55,7 +66,9 @@ def serve(
 ) -> None:
     """Run the API and the worker pool (embedded PostgreSQL when JOBQUEUE_DATABASE_URL is unset).
 
-    Stops gracefully on SIGTERM or Ctrl-C: running jobs get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
+    Without JOBQUEUE_API_KEYS it listens on loopback only: another address is refused (exit 2)
+    unless JOBQUEUE_INSECURE=true. Stops gracefully on SIGTERM or Ctrl-C: running jobs get
+    JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
     """
     import uvicorn
 
@@ -64,13 +77,15 @@ def serve(
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
+    host = host or settings.host
+    _check_access(settings, host)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
     # was in place before it started; with this one a clean stop exits 0, as supervisors expect.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             create_app(settings),
-            host=host or settings.host,
+            host=host,
             port=port or settings.port,
             log_config=None,
             timeout_graceful_shutdown=None,
@@ -78,6 +93,49 @@ def serve(
         )
     except ConfigurationError as exc:
         _fail(str(exc))
+
+
+def _check_access(settings: Settings, host: str) -> None:
+    """Say in the log how access works; refuse a non-loopback ``host`` without keys.
+
+    Exits with code 2 when no key is configured, ``host`` is not loopback (``127.0.0.1``,
+    ``::1``, ``localhost``) and ``JOBQUEUE_INSECURE`` is not true. Key names and roles are
+    logged, never the keys.
+    """
+    import structlog
+
+    from jobqueue.access import is_loopback_host
+
+    log = structlog.get_logger("jobqueue.access")
+    keys = settings.api_key_list
+    if keys:
+        log.info(
+            "access_keys",
+            detail="requests need an API key (Authorization: Bearer) or a dashboard session",
+            keys=[f"{key.name}:{key.role}" for key in keys],
+            metrics_require_key=settings.metrics_require_key,
+        )
+        return
+    if is_loopback_host(host):
+        log.info(
+            "access_open",
+            host=host,
+            detail="no JOBQUEUE_API_KEYS: every request is allowed, so the service listens on "
+            "loopback only (set JOBQUEUE_API_KEYS to listen elsewhere)",
+        )
+        return
+    if not settings.insecure:
+        _fail(
+            f"refusing to listen on {host!r} without API keys: anyone who can reach it could "
+            "read, create, cancel and retry jobs. Set JOBQUEUE_API_KEYS (see docs/security.md), "
+            "or listen on 127.0.0.1, or set JOBQUEUE_INSECURE=true to allow it anyway"
+        )
+    log.warning(
+        "access_insecure",
+        host=host,
+        detail="no JOBQUEUE_API_KEYS and JOBQUEUE_INSECURE=true: every request that reaches "
+        "this address is allowed, from any machine",
+    )
 
 
 @app.command()
@@ -101,11 +159,15 @@ def migrate() -> None:
     typer.echo("database is at the newest revision")
 
 
-def _request(method: str, url: str, **kwargs: Any) -> Any:
+def _request(method: str, url: str, key: str | None = None, **kwargs: Any) -> Any:
+    if key:
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {key}"}
     try:
         response = httpx.request(method, url, timeout=30, **kwargs)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach {url}: {exc} (is `jobqueue serve` running? see --url)")
+    if response.status_code == 401:
+        _fail(f"401: {response.text} (give the CLI a key: --key or JOBQUEUE_CLIENT_KEY)")
     if response.status_code >= 400:
         _fail(f"{response.status_code}: {response.text}")
     return response.json()
@@ -160,6 +222,7 @@ def enqueue(
         str | None, typer.Option(help="Same key, same request: one job.")
     ] = None,
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Create a job and print it as JSON."""
     job: dict[str, Any] = {
@@ -177,7 +240,7 @@ def enqueue(
     }
     job.update({key: value for key, value in optional.items() if value is not None})
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    _print(_request("POST", f"{_base(url)}/jobs", json=job, headers=headers))
+    _print(_request("POST", f"{_base(url)}/jobs", key=key, json=job, headers=headers))
 
 
 @app.command("enqueue-batch")
@@ -186,6 +249,7 @@ def enqueue_batch(
         typer.FileText, typer.Argument(help='JSON file ({"jobs": [...]} or a list); - for stdin.')
     ],
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Create up to 10,000 jobs all or nothing; prints their ids, one a line."""
     try:
@@ -194,7 +258,7 @@ def enqueue_batch(
         _fail(f"{file.name} is not valid JSON: {exc}")
     if isinstance(body, list):
         body = {"jobs": body}
-    created = _request("POST", f"{_base(url)}/jobs/batch", json=body)
+    created = _request("POST", f"{_base(url)}/jobs/batch", key=key, json=body)
     for job_id in created["ids"]:
         typer.echo(job_id)
 
@@ -206,19 +270,21 @@ def get(
         float | None, typer.Option(help="Wait up to this many seconds (<= 60) for the result.")
     ] = None,
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Print one job as JSON (with --wait, once it is done, failed or cancelled)."""
     params = {"wait_seconds": _finite(wait, "--wait")} if wait is not None else None
-    _print(_request("GET", f"{_base(url)}/jobs/{job_id}", params=params))
+    _print(_request("GET", f"{_base(url)}/jobs/{job_id}", key=key, params=params))
 
 
 @app.command()
 def attempts(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Print every attempt of a job: number, outcome, worker, error."""
-    for attempt in _request("GET", f"{_base(url)}/jobs/{job_id}/attempts")["items"]:
+    for attempt in _request("GET", f"{_base(url)}/jobs/{job_id}/attempts", key=key)["items"]:
         error = (
             f"  {attempt['error_type']}: {attempt['error_message']}"
             if attempt["error_type"]
@@ -233,18 +299,20 @@ def attempts(
 def cancel(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Cancel a todo job, or ask the worker running it to stop; prints the job."""
-    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/cancel"))
+    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/cancel", key=key))
 
 
 @app.command()
 def retry(
     job_id: Annotated[int, typer.Argument(help="The job's id.")],
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Put a failed or cancelled job back to todo with fresh attempts; prints the job."""
-    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/retry"))
+    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/retry", key=key))
 
 
 @app.command("list")
@@ -255,10 +323,13 @@ def list_jobs(
     limit: Annotated[int, typer.Option(help="1..1000.")] = 20,
     cursor: Annotated[str | None, typer.Option(help="The next page: a printed cursor.")] = None,
     url: ServiceUrl = None,
+    key: ServiceKey = None,
 ) -> None:
     """Print the newest jobs, one line each: id, status, queue, task, attempts."""
     params = {"status": status, "queue": queue, "task": task, "limit": limit, "cursor": cursor}
-    page = _request("GET", f"{_base(url)}/jobs", params={k: v for k, v in params.items() if v})
+    page = _request(
+        "GET", f"{_base(url)}/jobs", key=key, params={k: v for k, v in params.items() if v}
+    )
     for job in page["items"]:
         typer.echo(
             f"{job['id']:>8}  {job['status']:<12} {job['queue']:<12} {job['task']:<12} "

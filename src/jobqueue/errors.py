@@ -11,6 +11,8 @@ The tree::
     ├── JobStateConflict       the job's status does not allow the action (API: 409)
     ├── IdempotencyConflict    a key reused for a different request      (API: 409)
     ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
+    ├── NotAuthenticated       no key or session, or one that is not valid (API: 401)
+    ├── PermissionDenied       a key without the role needed, or a failed CSRF check (API: 403)
     └── ConfigurationError     settings that cannot work (start-up stops)
 
     TaskError                  base of the signals a task raises to steer its job
@@ -94,6 +96,25 @@ class IdempotencyConflict(JobQueueError):
 
 class DatabaseUnavailable(JobQueueError):
     """PostgreSQL could not be reached or answered with a connection error."""
+
+
+class NotAuthenticated(JobQueueError):
+    """The request carries no credentials, or credentials that are not valid.
+
+    Args:
+        message: what to send, e.g. "send 'Authorization: Bearer <key>'".
+        invalid_token: True when a bearer key was sent but is not valid (RFC 6750's
+            ``error="invalid_token"``).
+    """
+
+    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+        self.invalid_token = invalid_token
+        super().__init__(message)
+
+
+class PermissionDenied(JobQueueError):
+    """Valid credentials that may not do this: a role too low, or a cross-site or CSRF-less
+    request made with a dashboard session."""
 
 
 class ConfigurationError(JobQueueError):

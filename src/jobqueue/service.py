@@ -25,7 +25,7 @@ from jobqueue.coalesce import Coalescer
 from jobqueue.db import dashboard_queries, repository
 from jobqueue.db.engine import HeldConnection, connect, transaction
 from jobqueue.db.notifications import Notifications
-from jobqueue.encoding import decode_cursor, encode_cursor, encode_json, utf8_size
+from jobqueue.encoding import check_depth, decode_cursor, encode_cursor, encode_json, utf8_size
 from jobqueue.errors import (
     IdempotencyConflict,
     InvalidJobRequest,
@@ -54,11 +54,14 @@ class JobDefaults:
         max_attempts: attempts a job gets when the request does not say.
         timeout_seconds: per-attempt timeout, in seconds, when the request does not say.
         max_payload_bytes: the largest payload, as compact UTF-8 JSON, in bytes.
+        max_payload_depth: the most levels of objects and arrays a payload may nest (the
+            payload object itself is level 1).
     """
 
     max_attempts: int = 3
     timeout_seconds: float = 300.0
     max_payload_bytes: int = 1_048_576
+    max_payload_depth: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,8 @@ class JobService:
             PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
             InvalidJobRequest: U+0000 or a lone surrogate in a string, NaN/Infinity, both
                 ``run_at`` and ``delay_seconds``, a naive or out-of-range ``run_at``, a
-                non-finite number, or a payload the task's validator refuses.
+                non-finite number, a payload nesting deeper than ``max_payload_depth``, or a
+                payload the task's validator refuses.
         """
         if request.task not in self.registry:
             raise UnknownTask(request.task, self.registry.names())
@@ -159,10 +163,12 @@ class JobService:
                         f"{name} contains U+0000, which PostgreSQL cannot store"
                     )
                 utf8_size(text, name)
-        payload_json = encode_json({} if request.payload is None else request.payload, "payload")
+        payload = {} if request.payload is None else request.payload
+        payload_json = encode_json(payload, "payload")
         size = utf8_size(payload_json, "payload")
         if size > self.defaults.max_payload_bytes:
             raise PayloadTooLarge(size, self.defaults.max_payload_bytes)
+        check_depth(payload, payload_json, self.defaults.max_payload_depth, "payload")
         if request.run_at is not None and request.delay_seconds is not None:
             raise InvalidJobRequest("give run_at or delay_seconds, not both")
         if request.run_at is not None:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue.access import MIN_SESSION_SECRET_LENGTH, ApiKey, parse_api_keys
+
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -61,16 +63,24 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
 class Settings(BaseSettings):
     """All settings of one jobqueue process.
 
+    Secrets (``api_keys``, ``session_secret``, ``http_signing_secret``, ``database_url``, which
+    may hold a password) are :class:`pydantic.SecretStr`: ``repr``, ``str`` and logs show
+    ``**********``, and validation errors never echo an input (``hide_input_in_errors``).
+
     Raises:
         pydantic.ValidationError: on a value of the wrong type or out of range; the message names
             the variable.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="JOBQUEUE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="JOBQUEUE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
         description="SQLAlchemy URL, e.g. postgresql+asyncpg://user:pw@host:5432/db. "
         "Unset: start an embedded PostgreSQL under data_dir.",
@@ -90,6 +100,14 @@ class Settings(BaseSettings):
     task_modules: str = Field(default="", description="Comma-separated modules to import.")
     auto_migrate: bool = True
     max_payload_bytes: PositiveInt = Field(default=1_048_576, description="JSON payload, bytes.")
+    max_payload_depth: int = Field(
+        default=64, ge=1, le=900, description="Nesting levels of a payload (the object is 1)."
+    )
+    max_request_bytes: PositiveInt = Field(
+        default=32 * 1_048_576,
+        description="Request body, bytes, refused with 413 before it is parsed (a 10,000-job "
+        "batch of typical jobs fits).",
+    )
     max_attempts: int = Field(default=3, ge=1, le=1000, description="Default attempts per job.")
     backoff_base_seconds: float = Field(default=1.0, ge=0, description="Retry backoff base, s.")
     backoff_max_seconds: float = Field(default=3600.0, ge=0, description="Retry backoff cap, s.")
@@ -115,12 +133,64 @@ class Settings(BaseSettings):
         default=False, description="Debugging: include job payloads in job log events."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description='JSON list of {"name", "role", "key"}; role read, write or admin. '
+        "Unset: no key needed, and the service binds to loopback only.",
+    )
+    insecure: bool = Field(
+        default=False, description="Allow binding a non-loopback address without API keys."
+    )
+    metrics_require_key: bool = Field(
+        default=False, description="Make /metrics need a key with the read role."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs dashboard sessions (32+ characters); the same on every replica. "
+        "Unset: a random secret per process.",
+    )
+    session_max_age_seconds: int = Field(
+        default=43_200, ge=60, le=2_592_000, description="Dashboard session lifetime, s."
+    )
 
     @field_validator("queues")
     @classmethod
     def _check_queues(cls, value: str) -> str:
         parse_queues(value, default_concurrency=1)
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_api_keys(value.get_secret_value())
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _check_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_SESSION_SECRET_LENGTH:
+            raise ValueError(
+                f"JOBQUEUE_SESSION_SECRET must be at least {MIN_SESSION_SECRET_LENGTH} "
+                "characters (make one with: python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @property
+    def api_key_list(self) -> tuple[ApiKey, ...]:
+        """The parsed ``JOBQUEUE_API_KEYS``; empty when none are configured."""
+        if self.api_keys is None:
+            return ()
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def database_url_value(self) -> str | None:
+        """The database URL in clear (it may hold a password: never log it)."""
+        return None if self.database_url is None else self.database_url.get_secret_value()
 
     @property
     def queue_concurrency(self) -> dict[str, int]:

@@ -17,9 +17,13 @@ from jobqueue.tasks.registry import JobContext
 
 @task("record")
 async def record(ctx: JobContext) -> dict[str, Any]:
-    """Append ``"job_id attempt"`` to ``$E2E_RECORD_FILE``, then sleep ``payload.seconds``."""
+    """Append ``"job_id attempt"`` to ``$E2E_RECORD_FILE``, then sleep ``payload.seconds``
+    (``payload.first_seconds`` instead on attempt 1, when given)."""
     with open(os.environ["E2E_RECORD_FILE"], "a", encoding="utf-8") as file:  # noqa: ASYNC230
         file.write(f"{ctx.job_id} {ctx.attempt}\n")
         file.flush()
-    await asyncio.sleep(float(ctx.payload.get("seconds", 0)))
+    seconds = ctx.payload.get("seconds", 0)
+    if ctx.attempt == 1:
+        seconds = ctx.payload.get("first_seconds", seconds)
+    await asyncio.sleep(float(seconds))
     return {"ok": True}

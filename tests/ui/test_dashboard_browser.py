@@ -259,3 +259,41 @@ async def test_enqueue_copy_from_detail_page_creates_the_same_job(
     await link.click()
     await expect(page.locator("h1")).to_contain_text(f"Job #{copy_id}")
     assert errors.messages == []
+
+
+async def test_login_form_then_cancel_job_with_session(
+    browser: object,
+    make_settings: Callable[..., Settings],
+    registry: TaskRegistry,
+    db: asyncpg.Connection,
+) -> None:
+    admin_key = "browser-admin-key-0123456789"
+    keys = f'[{{"name": "ops", "role": "admin", "key": "{admin_key}"}}]'
+    app = create_app(make_settings(workers_enabled=False, api_keys=keys), registry=registry)
+    async with serve(app) as url:
+        async with httpx.AsyncClient(base_url=url) as api:
+            response = await api.post(
+                "/jobs", json={"task": "echo"}, headers={"Authorization": f"Bearer {admin_key}"}
+            )
+            assert response.status_code == 201, response.text
+            job_id = response.json()["id"]
+        page, errors = await open_page(browser, f"{url}/ui/jobs/{job_id}")
+        await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+        await screenshot(page, "dashboard-login")
+        await page.fill("#login-key", admin_key)
+        await page.click("form.login-form button[type=submit]")
+        await expect(page).to_have_url(f"{url}/ui/jobs/{job_id}")
+        await expect(page.locator("#session-user")).to_contain_text("ops")
+        (cookie,) = await page.context.cookies()  # type: ignore[attr-defined]
+        assert (cookie["name"], cookie["path"], cookie["httpOnly"], cookie["sameSite"]) == (
+            "jq_session", "/ui", True, "Strict"
+        )  # fmt: skip
+        assert admin_key not in cookie["value"]
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.click("button[data-action=cancel]")
+        await expect(page.locator("#job-status-badge")).to_have_text("cancelled")
+        await expect(page.locator("#action-message")).to_contain_text("Job cancelled.")
+        assert await status_of(db, job_id) == "cancelled"
+        await screenshot(page, "dashboard-job-session")
+        assert errors.messages == []
+        await page.close()  # type: ignore[attr-defined]

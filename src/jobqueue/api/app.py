@@ -17,6 +17,8 @@ from fastapi import FastAPI
 
 from jobqueue import __version__
 from jobqueue.api import errors
+from jobqueue.api.auth import Access
+from jobqueue.api.limits import BodySizeLimit
 from jobqueue.api.middleware import RequestMiddleware
 from jobqueue.api.routes import health, jobs
 from jobqueue.api.routes import metrics as metrics_routes
@@ -55,8 +57,8 @@ def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
         ConfigurationError: the URL is not a PostgreSQL URL, or no URL is set and no embedded
             PostgreSQL package is installed.
     """
-    if settings.database_url:
-        return normalise_url(settings.database_url), None
+    if settings.database_url_value:
+        return normalise_url(settings.database_url_value), None
     embedded = start_embedded(Path(settings.data_dir))
     return embedded.url, embedded
 
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
                     max_attempts=settings.max_attempts,
                     timeout_seconds=settings.default_timeout_seconds,
                     max_payload_bytes=settings.max_payload_bytes,
+                    max_payload_depth=settings.max_payload_depth,
                 ),
                 notifications,
                 metrics,
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestMiddleware, metrics=lambda: getattr(app.state, "metrics", None))
     # --- web dashboard (/ui): pages and /ui/static files, see api/routes/ui.py ---
     from jobqueue.api.routes import ui
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     ui.install(app)
     # --- end web dashboard ---
     app.state.settings = settings
+    app.state.access = Access.from_settings(settings)
     return app
 
 

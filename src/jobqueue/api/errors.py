@@ -9,6 +9,8 @@
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
 | DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
+| NotAuthenticated    | 401 (with ``WWW-Authenticate: Bearer``, RFC 6750) |
+| PermissionDenied    | 403    |
 | malformed JSON      | 400    |
 | body not sent as JSON | 415  |
 | schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
@@ -33,7 +35,9 @@ from jobqueue.errors import (
     JobNotFound,
     JobQueueError,
     JobStateConflict,
+    NotAuthenticated,
     PayloadTooLarge,
+    PermissionDenied,
 )
 
 STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
@@ -44,6 +48,8 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
     (DatabaseUnavailable, 503),
+    (NotAuthenticated, 401),
+    (PermissionDenied, 403),
 ]
 
 
@@ -58,8 +64,20 @@ def status_of(exc: JobQueueError) -> int:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobQueueError)
     status = status_of(exc)
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers_of(exc))
+
+
+def headers_of(exc: JobQueueError) -> dict[str, str] | None:
+    """The headers that go with a domain error's response: ``Retry-After`` on a 503,
+    ``WWW-Authenticate`` on a 401 (RFC 6750 section 3)."""
+    if isinstance(exc, NotAuthenticated):
+        challenge = 'Bearer realm="jobqueue"'
+        if exc.invalid_token:
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+    if status_of(exc) == 503:
+        return {"Retry-After": "1"}
+    return None
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

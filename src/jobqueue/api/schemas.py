@@ -11,6 +11,10 @@ from jobqueue.jobs import Attempt, Job, JobStatus
 
 QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 TASK_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+MAX_QUEUE_LENGTH = 100
+MAX_TASK_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_DELAY_SECONDS = 366 * 86_400 * 10  # ten years
 MAX_BATCH = 10_000
 
@@ -31,13 +35,30 @@ class JobCreate(BaseModel):
         },
     )
 
-    task: str = Field(default="echo", pattern=TASK_PATTERN, description="A registered task name.")
-    payload: dict[str, Any] = Field(
-        default_factory=dict, description="A JSON object handed to the task (size-limited)."
+    task: str = Field(
+        default="echo",
+        min_length=1,
+        max_length=MAX_TASK_LENGTH,
+        pattern=TASK_PATTERN,
+        description="A registered task name.",
     )
-    queue: str = Field(default="default", pattern=QUEUE_PATTERN, description="Queue name.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A JSON object handed to the task: at most JOBQUEUE_MAX_PAYLOAD_BYTES "
+        "(default 1 MiB) of compact UTF-8 JSON (413 over it), nesting at most "
+        "JOBQUEUE_MAX_PAYLOAD_DEPTH (default 64) levels of objects and arrays (422 deeper).",
+    )
+    queue: str = Field(
+        default="default",
+        min_length=1,
+        max_length=MAX_QUEUE_LENGTH,
+        pattern=QUEUE_PATTERN,
+        description="Queue name.",
+    )
     priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first.")
-    description: str | None = Field(default=None, max_length=10_000)
+    description: str | None = Field(
+        default=None, max_length=MAX_DESCRIPTION_LENGTH, description="Free text for people."
+    )
     max_attempts: int | None = Field(
         default=None, ge=1, le=1000, description="Attempts in all (default from settings)."
     )
@@ -62,7 +83,7 @@ class JobCreate(BaseModel):
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
-        max_length=255,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         description="Requests with the same key create one job (also the Idempotency-Key header).",
     )
 

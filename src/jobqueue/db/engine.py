@@ -6,8 +6,11 @@ tens of microseconds of Python instead of SQLAlchemy's hundreds. SQLAlchemy's re
 no-op for these connections because SQLAlchemy itself never began a transaction on them, so a
 checkout costs no round trip.
 
-Connection faults (PostgreSQL down, restarted, the pool exhausted) surface as
-:class:`jobqueue.errors.DatabaseUnavailable`, and the broken connection is dropped from the pool.
+Connection faults (PostgreSQL down, restarted, refusing connections, every backend terminated,
+the pool exhausted) surface as :class:`jobqueue.errors.DatabaseUnavailable`, and the broken
+connection is dropped from the pool. A pooled connection found closed at checkout (its backend was
+terminated while it was idle) is dropped and another one taken, so a recovered database does not
+answer one 503 per stale connection.
 """
 
 from __future__ import annotations
@@ -34,12 +37,28 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A backend terminated while a statement was being sent leaves asyncpg's protocol in a state
+    # it reports as an internal error ("cannot switch to state …"): the connection is unusable.
+    asyncpg.InternalClientError,
     sqlalchemy.exc.TimeoutError,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     TimeoutError,
 )
 """Errors that mean "the database is not reachable", not "the statement is wrong"."""
+
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.PostgresError,
+    sqlalchemy.exc.DBAPIError,
+)
+"""Errors while opening a connection: besides the above, any error the server answers a new
+connection with (``database … is not currently accepting connections``, ``too many clients``,
+a database that is gone) means the database cannot be used now. No statement of ours has run."""
+
+MAX_CHECKOUT_ATTEMPTS = 32
+"""Checkouts tried before giving up when the pool keeps handing out closed connections; more
+than a default pool holds (size + overflow = 20), and each attempt drops one dead connection."""
 
 
 def normalise_url(url: str) -> str:
@@ -84,6 +103,42 @@ def create_engine(url: str, pool_size: int = 10, pool_timeout_seconds: float = 1
     )
 
 
+async def checkout(engine: AsyncEngine) -> tuple[AsyncConnection, Connection]:
+    """Check out an open pooled connection; closed ones met on the way are dropped.
+
+    Returns:
+        ``(sqlalchemy_connection, asyncpg_connection)``; close the first to give it back.
+
+    Raises:
+        DatabaseUnavailable: no connection could be opened (any of :data:`CONNECT_ERRORS`, the
+            pool timeout included), or every one tried was closed.
+    """
+    for _ in range(MAX_CHECKOUT_ATTEMPTS):
+        try:
+            sa_conn = await engine.connect()
+        except sqlalchemy.exc.TimeoutError as exc:
+            raise DatabaseUnavailable(
+                "every database connection of this process is busy (the pool is exhausted; "
+                f"JOBQUEUE_DB_POOL_SIZE, JOBQUEUE_DB_POOL_TIMEOUT_SECONDS): {exc}"
+            ) from exc
+        except CONNECT_ERRORS as exc:
+            raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc
+        raw = await sa_conn.get_raw_connection()  # the pooled connection itself: no I/O
+        driver: Any = raw.driver_connection
+        if driver is not None and not driver.is_closed():
+            return sa_conn, driver
+        await discard(sa_conn)
+    raise DatabaseUnavailable("the database connection was closed")
+
+
+async def discard(sa_conn: AsyncConnection) -> None:
+    """Drop a broken connection: invalidated in the pool (never handed out again), closed."""
+    with contextlib.suppress(*CONNECTION_ERRORS, sqlalchemy.exc.SQLAlchemyError):
+        await sa_conn.invalidate()
+    with contextlib.suppress(*CONNECTION_ERRORS, sqlalchemy.exc.SQLAlchemyError):
+        await sa_conn.close()
+
+
 @contextlib.asynccontextmanager
 async def connect(engine: AsyncEngine) -> AsyncIterator[Connection]:
     """Check out a connection (no transaction): each statement commits on its own.
@@ -94,21 +149,14 @@ async def connect(engine: AsyncEngine) -> AsyncIterator[Connection]:
     Raises:
         DatabaseUnavailable: when no connection can be had or it breaks while in use.
     """
-    sa_conn: AsyncConnection | None = None
+    sa_conn, driver = await checkout(engine)
     try:
-        async with engine.connect() as sa_conn:
-            raw = await sa_conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            if driver is None or driver.is_closed():
-                await sa_conn.invalidate()
-                raise DatabaseUnavailable("the database connection was closed")
-            try:
-                yield driver
-            except CONNECTION_ERRORS:
-                await sa_conn.invalidate()
-                raise
+        yield driver
     except CONNECTION_ERRORS as exc:
+        await discard(sa_conn)
         raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc
+    finally:
+        await sa_conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -146,13 +194,10 @@ class HeldConnection:
             DatabaseUnavailable: when no connection can be had or it breaks while in use.
         """
         async with self._lock:
+            if self._driver is None or self._driver.is_closed():
+                await self._drop()
+                self._sa_conn, self._driver = await checkout(self.engine)
             try:
-                if self._driver is None or self._driver.is_closed():
-                    await self._drop()
-                    self._sa_conn = await self.engine.connect()
-                    raw = await self._sa_conn.get_raw_connection()
-                    self._driver = raw.driver_connection
-                assert self._driver is not None
                 yield self._driver
             except CONNECTION_ERRORS as exc:
                 await self._drop()
@@ -165,9 +210,7 @@ class HeldConnection:
 
     async def _drop(self) -> None:
         if self._sa_conn is not None:
-            with contextlib.suppress(*CONNECTION_ERRORS, sqlalchemy.exc.SQLAlchemyError):
-                await self._sa_conn.invalidate()
-                await self._sa_conn.close()
+            await discard(self._sa_conn)
         self._sa_conn = None
         self._driver = None
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from jobqueue.db.engine import CONNECTION_ERRORS
+from jobqueue.db.engine import CONNECT_ERRORS, CONNECTION_ERRORS
 from jobqueue.db.repository import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -57,27 +57,39 @@ class Notifications:
             subscriber(items.split(","))
 
     async def run(self) -> None:
-        """Listen, reconnecting for ever, until cancelled."""
+        """Listen, reconnecting for ever, until cancelled.
+
+        Nothing but cancellation ends it: a database that refuses connections (stopped, out of
+        connection slots, ``ALLOW_CONNECTIONS false``) is retried with backoff, and so is any
+        other error, which is logged with its traceback.
+        """
         delay = 0.1
         while True:
             try:
                 conn = await asyncpg.connect(
                     self.dsn, timeout=5, server_settings={"application_name": "jobqueue-listen"}
                 )
-            except CONNECTION_ERRORS as exc:
+            except CONNECT_ERRORS as exc:
                 log.warning("listen_connect_failed", error=str(exc), retry_in_seconds=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY_SECONDS)
                 continue
             delay = 0.1
+            pause = 0.0
             try:
                 await self._listen(conn)
             except CONNECTION_ERRORS as exc:
                 log.warning("listen_connection_lost", error=str(exc))
+            except Exception as exc:
+                # The loop boundary: a LISTEN that stopped for good would leave every process
+                # on its poll. Log it and reconnect after a pause.
+                log.error("listen_failed", error=repr(exc), exc_info=exc)
+                pause = MAX_RECONNECT_DELAY_SECONDS
             finally:
                 self.connected = False
                 with contextlib.suppress(*CONNECTION_ERRORS):
                     conn.terminate()
+            await asyncio.sleep(pause)
 
     async def _listen(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()

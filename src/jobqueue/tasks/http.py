@@ -62,7 +62,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,7 +112,7 @@ class HttpTaskConfig:
         default_timeout_seconds: whole-request timeout when the payload names none, seconds.
     """
 
-    signing_secret: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)  # a secret: never in logs
     allowed_hosts: tuple[str, ...] = ("*",)
     allow_private: bool = False
     max_response_bytes: int = 65536

@@ -1,4 +1,8 @@
-"""``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry."""
+"""``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry.
+
+Roles (``api/auth.py``): the reads need ``read``, creating needs ``write``, cancel and retry need
+``admin``; without configured keys everything is allowed.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
+from jobqueue.api.auth import AdminAccess, ReadAccess, WriteAccess
 from jobqueue.api.deps import Service
 from jobqueue.api.schemas import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_QUEUE_LENGTH,
+    MAX_TASK_LENGTH,
     QUEUE_PATTERN,
     TASK_PATTERN,
     AttemptList,
@@ -23,7 +31,11 @@ from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.service import JobRequest
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+ACCESS_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
+    403: {"model": ErrorOut, "description": "The key's role does not allow this."},
+}
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_ERRORS)
 
 MAX_ID = 2**63 - 1  # bigint
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
@@ -31,7 +43,11 @@ JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not valid JSON."},
     409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
-    413: {"model": ErrorOut, "description": "A payload is over the limit."},
+    413: {
+        "model": ErrorOut,
+        "description": "The request body is over JOBQUEUE_MAX_REQUEST_BYTES (default 32 MiB; "
+        "refused before it is read), or a payload is over JOBQUEUE_MAX_PAYLOAD_BYTES.",
+    },
     415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
     422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
     503: {"model": ErrorOut, "description": "The database is not reachable; retry."},
@@ -54,7 +70,16 @@ def _request(body: JobCreate, idempotency_key: str | None = None) -> JobRequest:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobOut, responses=WRITE_ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobOut,
+    responses={
+        200: {"model": JobOut, "description": "The idempotency key names this existing job."},
+        **WRITE_ERRORS,
+    },
+    dependencies=[WriteAccess],
+)
 async def create_job(
     body: JobCreate,
     service: Service,
@@ -65,7 +90,7 @@ async def create_job(
         Header(
             alias="Idempotency-Key",
             min_length=1,
-            max_length=255,
+            max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
             description="IETF draft-ietf-httpapi-idempotency-key-header: requests with the same "
             "key create one job.",
         ),
@@ -84,7 +109,9 @@ async def create_job(
 
     Errors: 400 malformed JSON; 415 not sent as JSON; 422 unknown task (the message lists the
     known ones), wrong types, U+0000 in a string, a non-object payload, a naive ``run_at``,
-    both ``run_at`` and ``delay_seconds``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES``;
+    both ``run_at`` and ``delay_seconds``, a payload nesting deeper than
+    ``JOBQUEUE_MAX_PAYLOAD_DEPTH``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
+    ``JOBQUEUE_MAX_REQUEST_BYTES``;
     409 idempotency conflict; 503 database unreachable. No error creates a row.
     """
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
@@ -99,7 +126,11 @@ async def create_job(
 
 
 @router.post(
-    "/batch", status_code=status.HTTP_201_CREATED, response_model=BatchOut, responses=WRITE_ERRORS
+    "/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BatchOut,
+    responses=WRITE_ERRORS,
+    dependencies=[WriteAccess],
 )
 async def create_jobs(
     body: BatchCreate,
@@ -132,14 +163,20 @@ async def create_jobs(
     return BatchOut(ids=await service.create_batch([_request(spec) for spec in body.jobs]))
 
 
-@router.get("", response_model=JobPage, responses={400: {"model": ErrorOut}})
+@router.get(
+    "", response_model=JobPage, responses={400: {"model": ErrorOut}}, dependencies=[ReadAccess]
+)
 async def list_jobs(
     service: Service,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     queue: Annotated[
-        str | None, Query(pattern=QUEUE_PATTERN, description="Only this queue.")
+        str | None,
+        Query(max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_PATTERN, description="Only this queue."),
     ] = None,
-    task: Annotated[str | None, Query(pattern=TASK_PATTERN, description="Only this task.")] = None,
+    task: Annotated[
+        str | None,
+        Query(max_length=MAX_TASK_LENGTH, pattern=TASK_PATTERN, description="Only this task."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page.")
@@ -157,7 +194,7 @@ async def list_jobs(
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, dependencies=[ReadAccess])
 async def get_job(
     job_id: JobId,
     service: Service,
@@ -184,7 +221,12 @@ async def get_job(
     return JobOut.of(await service.get(job_id))
 
 
-@router.get("/{job_id}/attempts", response_model=AttemptList, responses=NOT_FOUND)
+@router.get(
+    "/{job_id}/attempts",
+    response_model=AttemptList,
+    responses=NOT_FOUND,
+    dependencies=[ReadAccess],
+)
 async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
     """Every attempt of the job, oldest first, with worker, times, outcome and error (type,
     message, trimmed traceback). Errors: 404 when there is no such job.
@@ -200,6 +242,7 @@ async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
         404: {"model": ErrorOut},
         409: {"model": ErrorOut, "description": "The job is done or failed."},
     },
+    dependencies=[AdminAccess],
 )
 async def cancel_job(job_id: JobId, service: Service, response: Response) -> JobOut:
     """Cancel a job.
@@ -222,6 +265,7 @@ async def cancel_job(job_id: JobId, service: Service, response: Response) -> Job
     "/{job_id}/retry",
     response_model=JobOut,
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    dependencies=[AdminAccess],
 )
 async def retry_job(job_id: JobId, service: Service) -> JobOut:
     """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its attempt

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import contextlib
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from jobqueue.api.auth import metrics_access
 from jobqueue.api.deps import Service
 from jobqueue.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)])
 async def metrics(request: Request, service: Service) -> Response:
     """Every metric in the Prometheus text format (version 0.0.4).
 
     The table gauges (``jobqueue_jobs``, ``jobqueue_oldest_todo_age_seconds``) come from two
     grouped queries cached for 2 seconds; when the database is away they keep their last values
-    and the counters are still served. Open like ``/healthz``: it holds counts, no job data
-    (see docs/security.md to close it).
+    and the counters are still served. Open like ``/healthz``: it holds counts, no job data;
+    with ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` it needs a key with the ``read`` role (see
+    docs/security.md).
     """
     with contextlib.suppress(DatabaseUnavailable):
         await service.refresh_table_stats()

@@ -6,6 +6,10 @@ whose buttons call the JSON API: cancel, retry, enqueue a copy). Templates are i
 ``api/templates``, scripts and styles in ``api/static`` (served at ``/ui/static``): nothing
 is loaded from elsewhere, and the pages' Content-Security-Policy says so.
 
+Access (``api/auth.py``): with ``JOBQUEUE_API_KEYS`` set, every page needs a session from the
+login form (``ui_login.py``) or a bearer key, and the buttons follow the key's role: a ``write``
+session may enqueue a copy, an ``admin`` one also cancel and retry.
+
 This module only maps: the reads are :class:`jobqueue.dashboard.DashboardService` and
 :class:`jobqueue.service.JobService`, and domain errors become error pages with the status
 ``api/errors.py`` gives them.
@@ -26,6 +30,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from jobqueue import __version__
+from jobqueue.access import Role
+from jobqueue.api.auth import PageAccess, Principal, ReadAccess, access_of
 from jobqueue.api.deps import Service
 from jobqueue.api.errors import status_of
 from jobqueue.api.ui_schemas import OverviewOut, WorkersOut
@@ -75,9 +81,15 @@ templates = Jinja2Templates(env=_environment())
 
 
 def install(app: FastAPI) -> None:
-    """Serve the dashboard on ``app``: the static files at ``/ui/static`` and the pages."""
+    """Serve the dashboard on ``app``: the static files at ``/ui/static``, the pages, the login
+    form, and the JSON job API again under ``/ui/api/jobs`` for the pages' scripts (the
+    session cookie's Path is ``/ui``, so a browser sends it nowhere else)."""
+    from jobqueue.api.routes import jobs, ui_login
+
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(router)
+    app.include_router(jobs.router, prefix="/ui/api", include_in_schema=False)
+    ui_login.install(app)
 
 
 async def get_dashboard(request: Request) -> DashboardService:
@@ -95,10 +107,14 @@ async def get_dashboard(request: Request) -> DashboardService:
 Dashboard = Annotated[DashboardService, Depends(get_dashboard)]
 
 
-def _page(
+def render_page(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
+    """Render a dashboard template with the common context (paths, version, who is signed in,
+    the session's CSRF token, what the role allows) and the security headers."""
     root = request.scope.get("root_path", "")
+    principal: Principal | None = getattr(request.state, "principal", None)
+    token = principal.session_token if principal is not None else None
     response = templates.TemplateResponse(
         request,
         template,
@@ -108,6 +124,10 @@ def _page(
             "static": f"{root}/ui/static",
             "version": __version__,
             "nav": "",
+            "user": principal if principal is not None and principal.via != "open" else None,
+            "csrf_token": access_of(request).sessions.csrf_token(token) if token else "",
+            "can_write": principal is not None and principal.role.allows(Role.WRITE),
+            "can_admin": principal is not None and principal.role.allows(Role.ADMIN),
             **context,
         },
         status_code=status_code,
@@ -120,7 +140,7 @@ def _page(
 
 def _error_page(request: Request, exc: JobQueueError) -> HTMLResponse:
     status = status_of(exc)
-    response = _page(request, "error.html", {"status": status, "message": str(exc)}, status)
+    response = render_page(request, "error.html", {"status": status, "message": str(exc)}, status)
     if status == 503:
         response.headers["Retry-After"] = "1"
     return response
@@ -133,7 +153,7 @@ def _workers(request: Request) -> WorkersOut | None:
     return WorkersOut(busy=pool.holdings.total_busy, total=pool.concurrency)
 
 
-@router.get("/api/overview", response_model=OverviewOut)
+@router.get("/api/overview", response_model=OverviewOut, dependencies=[ReadAccess])
 async def overview_data(request: Request, dashboard: Dashboard, response: Response) -> OverviewOut:
     """The overview the dashboard's front page shows and polls every 2 s: jobs per queue and
     status, jobs finished per minute over the last hour, the failure rate, busy workers.
@@ -145,17 +165,19 @@ async def overview_data(request: Request, dashboard: Dashboard, response: Respon
     return OverviewOut.of(await dashboard.overview(), _workers(request))
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False)
+@router.get("", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess])
 async def overview_page(request: Request, dashboard: Dashboard) -> HTMLResponse:
     """The overview page (see :func:`overview_data`)."""
     try:
         data = OverviewOut.of(await dashboard.overview(), _workers(request))
     except JobQueueError as exc:
         return _error_page(request, exc)
-    return _page(request, "overview.html", {"nav": "overview", "data": data.for_template()})
+    return render_page(request, "overview.html", {"nav": "overview", "data": data.for_template()})
 
 
-@router.get("/jobs", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/jobs", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess]
+)
 async def jobs_page(
     request: Request,
     dashboard: Dashboard,
@@ -193,16 +215,21 @@ async def jobs_page(
         "next_query": urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None,
         "paged": cursor is not None,
     }
-    return _page(request, "jobs.html", context)
+    return render_page(request, "jobs.html", context)
 
 
-@router.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/jobs/{job_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[PageAccess],
+)
 async def job_page(request: Request, job_id: str, service: Service) -> HTMLResponse:
     """One job: fields, payload, result, error, attempts, timeline, and the action buttons."""
     number = int(job_id) if job_id.isdigit() and len(job_id) <= 19 else 0
     try:
         if not 1 <= number <= MAX_ID:
-            return _page(
+            return render_page(
                 request, "error.html", {"status": 404, "message": f"no job {job_id!r}"}, 404
             )
         job = await service.get(number)
@@ -225,4 +252,4 @@ async def job_page(request: Request, job_id: str, service: Service) -> HTMLRespo
         "can_cancel": job.status in (JobStatus.TODO, JobStatus.IN_PROGRESS),
         "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
     }
-    return _page(request, "job.html", context)
+    return render_page(request, "job.html", context)

@@ -1,12 +1,17 @@
 /* jobqueue dashboard, job page: the Cancel, Retry and "Enqueue a copy" buttons call the JSON API
  * (after a confirm dialog) and show the outcome in place; the status refreshes every 2 s while
- * the job is not final. */
+ * the job is not final. The API is called under /ui/api, where the session cookie is sent, with
+ * the session's CSRF token (the page's csrf-token meta tag) in X-CSRF-Token; a button whose
+ * data-allowed is "false" (the key's role is too low) stays disabled. */
 (function () {
   "use strict";
 
   const REFRESH_MS = 2000;
   const FINAL = new Set(["done", "failed", "cancelled"]);
   const root = document.body.dataset.root || "";
+  const api = `${root}/ui/api`;
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   const page = JSON.parse(document.getElementById("job-data").textContent);
   const badge = document.getElementById("job-status-badge");
   const message = document.getElementById("action-message");
@@ -32,7 +37,7 @@
       let enabled = true;
       if (action === "cancel") enabled = status === "todo" || status === "in_progress";
       if (action === "retry") enabled = status === "failed" || status === "cancelled";
-      button.disabled = busy || !enabled;
+      button.disabled = busy || !enabled || button.dataset.allowed === "false";
     }
   }
 
@@ -50,9 +55,11 @@
   }
 
   async function post(url, body) {
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+    if (csrf) headers["X-CSRF-Token"] = csrf;
     const response = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     let json = null;
@@ -72,8 +79,14 @@
     say("", "Working…");
     try {
       const { response, json } = action === "copy"
-        ? await post(`${root}/jobs`, page.copy)
-        : await post(`${root}/jobs/${page.id}/${action}`);
+        ? await post(`${api}/jobs`, page.copy)
+        : await post(`${api}/jobs/${page.id}/${action}`);
+      if (response.status === 401) {
+        say("error", "Your session has ended: ",
+          link(`${root}/ui/login?next=${encodeURIComponent(window.location.pathname)}`, "log in"),
+          " again.");
+        return;
+      }
       if (!response.ok) {
         say("error", `Could not ${action === "copy" ? "enqueue a copy" : action}: ${detail(json, response)}`);
         return;
@@ -104,7 +117,7 @@
   async function poll() {
     timer = null;
     try {
-      const response = await fetch(`${root}/jobs/${page.id}`, {
+      const response = await fetch(`${api}/jobs/${page.id}`, {
         headers: { Accept: "application/json" },
         cache: "no-store",
       });

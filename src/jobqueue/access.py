@@ -1,0 +1,295 @@
+"""Access rules (standard library only): roles, API keys, signed dashboard sessions.
+
+- :class:`Role`: ``read`` < ``write`` < ``admin``. ``read`` reads jobs, ``write`` also creates
+  them, ``admin`` also cancels and retries them.
+- :func:`parse_api_keys`: ``JOBQUEUE_API_KEYS``, a JSON list of ``{"name", "role", "key"}``.
+- :class:`KeyRing`: finds the key a request presented, in constant time over every key.
+- :class:`SessionCodec`: the dashboard's session token, ``<payload>.<signature>`` with an
+  HMAC-SHA256 signature (RFC 2104) over the key's name, role, a keyed fingerprint of the key and
+  an expiry; never the key itself. Its CSRF token is derived from the session token, so a page
+  can only ever send the token of its own session.
+
+The HTTP side (headers, cookies, status codes) is in ``api/auth.py``; this module only decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MIN_KEY_LENGTH = 16
+MAX_KEY_LENGTH = 512
+MIN_SESSION_SECRET_LENGTH = 32
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a header value, no spaces
+_FIELDS = {"name", "role", "key"}
+
+
+class Role(StrEnum):
+    """What a key may do; each role includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for ``read``, 1 for ``write``, 2 for ``admin``."""
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role includes ``needed`` (``admin`` allows ``write``, …)."""
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One configured key.
+
+    Attributes:
+        name: who holds it, e.g. ``"ci"``; shown in logs and messages (the key never is).
+        role: what it may do.
+        secret: the key as sent in ``Authorization: Bearer <key>``; kept out of ``repr``.
+    """
+
+    name: str
+    role: Role
+    secret: str = field(repr=False)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the key: fixed-length, so comparing it leaks not even the key's length."""
+        return hashlib.sha256(self.secret.encode()).digest()
+
+
+def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
+    """Parse ``JOBQUEUE_API_KEYS``.
+
+    Args:
+        text: a JSON list of objects with exactly ``name`` (1-64 of ``A-Za-z0-9_.-``), ``role``
+            (``read``, ``write`` or ``admin``) and ``key`` (16 to 512 visible ASCII characters).
+            Blank text means no keys.
+
+    Returns:
+        The keys in the given order; empty when ``text`` is blank.
+
+    Raises:
+        ValueError: invalid JSON, an empty list, a missing or unknown field, a bad name or role,
+            a short key, duplicate names or duplicate keys. The message names the entry by
+            index and name, never by its key.
+    """
+    if not text.strip():
+        return ()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"JOBQUEUE_API_KEYS is not valid JSON ({exc.msg} at character {exc.pos}): give a "
+            'list like [{"name": "ci", "role": "write", "key": "<16+ random characters>"}]'
+        ) from None
+    if not isinstance(value, list) or not value:
+        raise ValueError(
+            "JOBQUEUE_API_KEYS must be a non-empty JSON list of "
+            '{"name", "role", "key"} objects (unset it to run without keys)'
+        )
+    keys = tuple(_parse_entry(index, entry) for index, entry in enumerate(value))
+    _check_unique(keys)
+    return keys
+
+
+def _parse_entry(index: int, entry: Any) -> ApiKey:
+    where = f"JOBQUEUE_API_KEYS[{index}]"
+    if not isinstance(entry, dict):
+        raise ValueError(f'{where} must be an object {{"name", "role", "key"}}')
+    if set(entry) != _FIELDS:
+        missing = sorted(_FIELDS - set(entry))
+        unknown = sorted(set(entry) - _FIELDS)
+        raise ValueError(
+            f"{where} needs exactly the fields name, role and key"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else "")
+        )
+    name, role, secret = entry["name"], entry["role"], entry["key"]
+    if not isinstance(name, str) or not _KEY_NAME.match(name):
+        raise ValueError(f"{where}: name must be 1-64 of A-Za-z0-9_.-")
+    where = f"{where} ({name!r})"
+    if role not in list(Role):
+        raise ValueError(f"{where}: role must be one of read, write, admin")
+    if not isinstance(secret, str) or not secret:
+        raise ValueError(f"{where}: key must be a non-empty string")
+    if not MIN_KEY_LENGTH <= len(secret) <= MAX_KEY_LENGTH:
+        raise ValueError(
+            f"{where}: key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters, got "
+            f"{len(secret)} (make one with: python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')"
+        )
+    if not _KEY_CHARS.match(secret):
+        raise ValueError(f"{where}: key must be visible ASCII characters without spaces")
+    return ApiKey(name=name, role=Role(role), secret=secret)
+
+
+def _check_unique(keys: tuple[ApiKey, ...]) -> None:
+    names: set[str] = set()
+    owners: dict[bytes, str] = {}
+    for key in keys:
+        if key.name in names:
+            raise ValueError(f"JOBQUEUE_API_KEYS: the name {key.name!r} is used twice")
+        names.add(key.name)
+        if key.digest in owners:
+            raise ValueError(
+                f"JOBQUEUE_API_KEYS: {owners[key.digest]!r} and {key.name!r} have the same key"
+            )
+        owners[key.digest] = key.name
+
+
+class KeyRing:
+    """The configured keys, looked up in constant time.
+
+    Args:
+        keys: the keys (see :func:`parse_api_keys`); none means access is open.
+    """
+
+    def __init__(self, keys: Iterable[ApiKey] = ()) -> None:
+        self._keys = tuple(keys)
+        self._by_name = {key.name: key for key in self._keys}
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[ApiKey]:
+        return iter(self._keys)
+
+    def match(self, presented: str) -> ApiKey | None:
+        """The key equal to ``presented``, or None.
+
+        Every configured key is compared, with :func:`hmac.compare_digest` over SHA-256
+        digests, and the loop never stops early: the time taken says neither which key
+        matched, nor whether one did, nor how long the keys are.
+        """
+        given = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        found: ApiKey | None = None
+        for key in self._keys:
+            if hmac.compare_digest(given, key.digest):
+                found = key
+        return found
+
+    def named(self, name: str) -> ApiKey | None:
+        """The key called ``name``, or None (names are not secret)."""
+        return self._by_name.get(name)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A verified dashboard session.
+
+    Attributes:
+        name: the key's name.
+        role: the key's role.
+        expires_at: Unix time, seconds.
+    """
+
+    name: str
+    role: Role
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionCodec:
+    """Issues and verifies session tokens and their CSRF tokens.
+
+    A token is ``base64url(json) "." base64url(HMAC-SHA256(secret, "session|" + base64url(json)))``
+    where the JSON holds ``name``, ``role``, ``kid`` (HMAC of the key under the secret: the
+    session dies when its key is removed or replaced) and ``exp`` (Unix seconds).
+
+    Args:
+        secret: the signing secret (``JOBQUEUE_SESSION_SECRET``, or random per process).
+        keys: the configured keys; a session is valid only while its key still is.
+        max_age_seconds: how long a session lasts.
+    """
+
+    def __init__(self, secret: bytes, keys: KeyRing, max_age_seconds: int) -> None:
+        self._secret = secret
+        self._keys = keys
+        self.max_age_seconds = max_age_seconds
+
+    def __repr__(self) -> str:
+        return f"SessionCodec(keys={len(self._keys)}, max_age_seconds={self.max_age_seconds})"
+
+    def _mac(self, purpose: str, message: str) -> bytes:
+        return hmac.new(self._secret, f"{purpose}|{message}".encode(), hashlib.sha256).digest()
+
+    def _kid(self, key: ApiKey) -> str:
+        return _b64(self._mac("kid", key.secret)[:16])
+
+    def issue(self, key: ApiKey, now: float) -> str:
+        """A session token for ``key``, valid for ``max_age_seconds`` from ``now`` (Unix s)."""
+        claims = {
+            "name": key.name,
+            "role": str(key.role),
+            "kid": self._kid(key),
+            "exp": int(now) + self.max_age_seconds,
+        }
+        body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+        return f"{body}.{_b64(self._mac('session', body))}"
+
+    def verify(self, token: str, now: float) -> Session | None:
+        """The session in ``token``, or None when it is malformed, forged, expired, or its key
+        has been removed, replaced or given another role since."""
+        body, dot, signature = token.partition(".")
+        if not dot or len(token) > 1024:
+            return None
+        try:
+            given = _unb64(signature)
+            claims = json.loads(_unb64(body))
+        except (binascii.Error, ValueError):
+            return None
+        if not hmac.compare_digest(given, self._mac("session", body)):
+            return None
+        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
+            return None
+        key = self._keys.named(str(claims.get("name")))
+        if key is None or claims["exp"] <= now or claims.get("role") != str(key.role):
+            return None
+        if not hmac.compare_digest(str(claims.get("kid")), self._kid(key)):
+            return None
+        return Session(name=key.name, role=key.role, expires_at=claims["exp"])
+
+    def csrf_token(self, session_token: str) -> str:
+        """The CSRF token that goes with ``session_token`` (embedded in the dashboard's pages,
+        sent back in ``X-CSRF-Token``)."""
+        return _b64(self._mac("csrf", session_token))
+
+    def check_csrf(self, session_token: str, presented: str) -> bool:
+        """True when ``presented`` is the CSRF token of ``session_token`` (constant time)."""
+        return hmac.compare_digest(presented.encode(), self.csrf_token(session_token).encode())
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``, also in
+    brackets); False for a wildcard (``0.0.0.0``, ``::``), any other address or name."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

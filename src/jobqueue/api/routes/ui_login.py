@@ -1,0 +1,154 @@
+"""``/ui/login`` and ``/ui/logout``: the dashboard's session, made from the same API keys.
+
+The form posts a key; a valid one gets the cookie ``jq_session``: ``HttpOnly``,
+``SameSite=Strict``, ``Path=<root>/ui``, ``Secure`` when the request came over https, and
+``Max-Age`` ``JOBQUEUE_SESSION_MAX_AGE_SECONDS``. It holds a signed token
+(:class:`jobqueue.access.SessionCodec`) with the key's name, role and expiry, never the key. The
+pages then embed the session's CSRF token for their scripts (``api/auth.py`` checks it).
+
+A page asked for without a session (:class:`~jobqueue.api.auth.LoginRequired`) is redirected
+here with ``next`` set to it. With no keys configured there is nothing to log into: both
+routes send the browser to the overview.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from jobqueue.api.auth import SESSION_COOKIE, LoginRequired, access_of, cross_site_reason
+from jobqueue.api.routes.ui import render_page
+
+log = structlog.get_logger(__name__)
+
+MAX_FORM_BYTES = 4096
+"""The login form is a key and a path: anything bigger is not ours."""
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    """Add the login and logout routes to ``app``, and the redirect of pages without a session
+    to the login form."""
+    app.include_router(router)
+    app.add_exception_handler(LoginRequired, _to_login)
+
+
+def _root(request: Request) -> str:
+    root: str = request.scope.get("root_path", "")
+    return root
+
+
+def safe_next(value: str | None, root: str) -> str:
+    """Where to go after logging in: ``value`` when it is a path of this dashboard (no scheme,
+    no host, no ``//``, not the login or logout page itself), else the overview."""
+    home = f"{root}/ui"
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return home
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return home
+    if parts.path != home and not parts.path.startswith(f"{home}/"):
+        return home
+    if parts.path in (f"{home}/login", f"{home}/logout"):
+        return home
+    return value
+
+
+async def _to_login(request: Request, _exc: Exception) -> Response:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    query = urlencode({"next": safe_next(here, _root(request))})
+    return RedirectResponse(f"{_root(request)}/ui/login?{query}", status_code=303)
+
+
+def _form(request: Request, next_path: str, message: str, status_code: int) -> HTMLResponse:
+    response = render_page(
+        request,
+        "login.html",
+        {"nav": "login", "next": next_path, "message": message},
+        status_code,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    if status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobqueue"'
+    return response
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """The urlencoded form's first value per field; None when the body is over the limit."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items() if values}
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(
+    request: Request, next: Annotated[str, Query(max_length=2000)] = ""
+) -> Response:
+    """The login form: one field for an API key."""
+    target = safe_next(next, _root(request))
+    if not access_of(request).enabled:
+        return RedirectResponse(target, status_code=303)
+    return _form(request, target, "", 200)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Check the posted key; a valid one gets the session cookie and a redirect to ``next``.
+
+    Errors: 401 (the form again, with a message) for a key that is not valid; 403 for a form
+    posted from another site; 413 for a body over 4 KB.
+    """
+    access = access_of(request)
+    root = _root(request)
+    if not access.enabled:
+        return RedirectResponse(f"{root}/ui", status_code=303)
+    if reason := cross_site_reason(request):
+        return _form(request, f"{root}/ui", f"Refused: {reason}.", 403)
+    form = await _read_form(request)
+    if form is None:
+        return _form(request, f"{root}/ui", "The form is too large.", 413)
+    target = safe_next(form.get("next"), root)
+    key = access.keys.match(form.get("key", "").strip())
+    client = request.client.host if request.client else None
+    if key is None:
+        log.warning("login_failed", client=client)
+        return _form(request, target, "That key is not valid.", 401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        access.sessions.issue(key, time.time()),
+        max_age=access.sessions.max_age_seconds,
+        path=f"{root}/ui",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    log.info("login", key_name=key.name, role=str(key.role), client=client)
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request) -> Response:
+    """End the session: the cookie is deleted and the browser sent to the login form."""
+    root = _root(request)
+    if reason := cross_site_reason(request):
+        return _form(request, f"{root}/ui", f"Refused: {reason}.", 403)
+    response = RedirectResponse(f"{root}/ui/login", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path=f"{root}/ui",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response

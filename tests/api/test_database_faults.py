@@ -1,0 +1,178 @@
+"""Database faults in one process: connections refused or terminated, the pool exhausted. The
+API answers 503 within a bounded time (never a 500 or a hang) and recovers by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from jobqueue.db.engine import asyncpg_dsn, connect, create_engine
+from jobqueue.db.notifications import Notifications
+from tests.conftest import ADMIN_URL, AppFactory
+from tests.helpers import wait_until
+
+
+@contextlib.asynccontextmanager
+async def refusing_connections(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """While inside: the database refuses new connections and has none open (every backend
+    terminated, from an admin connection to another database). Yields that admin connection."""
+    name = make_url(database_url).database
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await terminate_all(admin, database_url)
+        yield admin
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+async def terminate_all(admin: asyncpg.Connection, database_url: str) -> None:
+    """Terminate every backend the database has now and wait until they are gone (a LISTEN
+    connection may reconnect at once when the database still allows it)."""
+    pids = [
+        row["pid"]
+        for row in await admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", make_url(database_url).database
+        )
+    ]
+    await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+
+    async def gone() -> bool:
+        left: int = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+        )
+        return left == 0
+
+    await wait_until(gone, 10, "every backend terminated")
+
+
+async def test_api_database_refusing_connections_is_503_within_a_second(
+    start_app: AppFactory, database_url: str
+) -> None:
+    client = await start_app(db_pool_timeout_seconds=5)
+    assert (await client.post("/jobs", json={})).status_code == 201
+
+    async with refusing_connections(database_url):
+        started = time.monotonic()
+        responses = [
+            await client.post("/jobs", json={}),
+            await client.get("/jobs/1"),
+            await client.get("/jobs"),
+            await client.get("/readyz"),
+        ]
+        elapsed = time.monotonic() - started
+
+    assert [r.status_code for r in responses] == [503] * 4
+    assert elapsed < 4, f"4 requests took {elapsed:.1f} s"
+    assert responses[0].headers["retry-after"] == "1"
+    assert "not currently accepting connections" in responses[1].json()["detail"]
+    assert responses[3].json()["checks"]["database"].startswith("unavailable: ")
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, 15, "/readyz 200 after the database came back")
+    assert (await client.post("/jobs", json={})).status_code == 201
+
+
+async def test_connect_pooled_connections_terminated_while_idle_next_request_succeeds(
+    start_app: AppFactory, database_url: str
+) -> None:
+    client = await start_app(workers_enabled=False)
+    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    async with connect(engine), connect(engine), connect(engine):
+        pass  # three connections now wait in the pool
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await terminate_all(admin, database_url)
+    finally:
+        await admin.close()
+
+    response = await client.get("/jobs")
+
+    assert response.status_code == 200, response.text
+
+
+async def test_api_pool_exhausted_is_503_after_pool_timeout_not_a_hang(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False, db_pool_size=1, db_pool_timeout_seconds=0.5)
+    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    # Pool size 1 and as many again of overflow: two checkouts take every connection.
+    async with connect(engine), connect(engine):
+        started = time.monotonic()
+        response = await client.get("/jobs/1")
+        waited = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert 0.5 <= waited < 2.5
+    assert "pool is exhausted" in response.json()["detail"]
+    assert (await client.get("/jobs/1")).status_code == 404
+
+
+async def test_create_engine_pool_follows_settings(start_app: AppFactory) -> None:
+    client = await start_app(workers_enabled=False, db_pool_size=7, db_pool_timeout_seconds=3)
+    pool = client.app.state.service.engine.pool  # type: ignore[attr-defined]
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (7, 7, 3)
+
+
+async def test_notifications_database_refusing_connections_keeps_listening_after(
+    database_url: str,
+) -> None:
+    notifications = Notifications(asyncpg_dsn(database_url))
+    listening = asyncio.create_task(notifications.run())
+    got: list[list[str]] = []
+    notifications.subscribe("q", got.append)
+
+    async def connected() -> bool:
+        return notifications.connected
+
+    try:
+        await wait_until(connected, 10, "LISTEN connected")
+        async with refusing_connections(database_url):
+
+            async def lost() -> bool:
+                return not notifications.connected
+
+            await wait_until(lost, 10, "LISTEN connection lost")
+        await wait_until(connected, 15, "LISTEN reconnected")
+        engine = create_engine(database_url, 1)
+        try:
+            async with connect(engine) as conn:
+                await conn.execute("SELECT pg_notify('jobqueue', 'q:after')")
+        finally:
+            await engine.dispose()
+
+        async def delivered() -> bool:
+            return got == [["after"]]
+
+        await wait_until(delivered, 5, "a NOTIFY after the outage delivered")
+        assert not listening.done()
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+async def test_pool_database_refusing_connections_survives_and_runs_jobs_after(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    async with refusing_connections(database_url):
+        # The fault itself: for one second every claim (0.2 s poll) and rescue round (0.2 s)
+        # meets a database that refuses connections.
+        await asyncio.sleep(1.0)
+        assert (await client.get("/readyz")).status_code == 503
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, 15, "/readyz 200 after the outage")
+    created = await client.post("/jobs", json={"task": "echo"})
+    job = (await client.get(f"/jobs/{created.json()['id']}?wait_seconds=10")).json()
+    assert job["status"] == "done"

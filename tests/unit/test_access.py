@@ -1,0 +1,225 @@
+"""Access rules without a database: key parsing, constant-time lookup, sessions, secrets."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from jobqueue import access
+from jobqueue.access import (
+    ApiKey,
+    KeyRing,
+    Role,
+    SessionCodec,
+    is_loopback_host,
+    parse_api_keys,
+)
+from jobqueue.settings import Settings
+from jobqueue.tasks.http import HttpTaskConfig
+
+READ_KEY = "r" * 20
+WRITE_KEY = "w-0123456789abcdef"
+ADMIN_KEY = "a-0123456789abcdef-admin"
+
+
+def keys_json(*entries: tuple[str, str, str]) -> str:
+    return json.dumps([{"name": n, "role": r, "key": k} for n, r, k in entries])
+
+
+THREE = keys_json(("ro", "read", READ_KEY), ("ci", "write", WRITE_KEY), ("ops", "admin", ADMIN_KEY))
+
+
+def test_role_order_read_write_admin() -> None:
+    assert Role.ADMIN.allows(Role.WRITE)
+    assert Role.ADMIN.allows(Role.READ)
+    assert Role.WRITE.allows(Role.READ)
+    assert not Role.WRITE.allows(Role.ADMIN)
+    assert not Role.READ.allows(Role.WRITE)
+
+
+def test_parse_api_keys_valid_list_gives_names_roles_keys() -> None:
+    keys = parse_api_keys(THREE)
+    assert [(k.name, k.role, k.secret) for k in keys] == [
+        ("ro", Role.READ, READ_KEY),
+        ("ci", Role.WRITE, WRITE_KEY),
+        ("ops", Role.ADMIN, ADMIN_KEY),
+    ]
+    assert parse_api_keys("  ") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[{name", "not valid JSON"),
+        ("[]", "non-empty JSON list"),
+        ('{"name": "x"}', "non-empty JSON list"),
+        ('["key"]', r"JOBQUEUE_API_KEYS\[0\] must be an object"),
+        (keys_json(("ci", "owner", WRITE_KEY)), "role must be one of read, write, admin"),
+        (keys_json(("ci", "write", "")), "key must be a non-empty string"),
+        (keys_json(("ci", "write", "short-key")), "key must be 16 to 512 characters, got 9"),
+        (keys_json(("ci", "write", "has spaces in the key")), "without spaces"),
+        (keys_json(("c i", "write", WRITE_KEY)), "name must be 1-64"),
+        ('[{"name": "ci", "role": "write"}]', "missing: key"),
+        (
+            '[{"name": "ci", "role": "write", "key": "' + WRITE_KEY + '", "x": 1}]',
+            "unknown: x",
+        ),
+        (
+            keys_json(("ci", "write", WRITE_KEY), ("ci", "read", READ_KEY)),
+            "the name 'ci' is used twice",
+        ),
+        (
+            keys_json(("ci", "write", WRITE_KEY), ("ci2", "read", WRITE_KEY)),
+            "'ci' and 'ci2' have the same key",
+        ),
+    ],
+)
+def test_parse_api_keys_bad_value_names_the_problem(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_api_keys(text)
+    assert WRITE_KEY not in str(caught.value)
+
+
+def test_keyring_match_finds_each_key_and_refuses_others() -> None:
+    ring = KeyRing(parse_api_keys(THREE))
+    assert ring.match(READ_KEY) == ApiKey("ro", Role.READ, READ_KEY)
+    assert ring.match(ADMIN_KEY).name == "ops"  # type: ignore[union-attr]
+    for wrong in ("", WRITE_KEY[:-1], WRITE_KEY + "x", "ops", "\udcff" * 20):
+        assert ring.match(wrong) is None
+
+
+def test_keyring_match_compares_every_key_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ring = KeyRing(parse_api_keys(THREE))
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def counting(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", counting)
+    for presented in (READ_KEY, ADMIN_KEY, "no-such-key-at-all"):
+        calls.clear()
+        ring.match(presented)
+        # every key is compared, also after the first one matched; all inputs are 32-byte
+        # digests, so not even the length of a key shows in the time taken
+        assert len(calls) == 3
+        assert all(len(a) == len(b) == 32 for a, b in calls)
+
+
+def test_api_key_repr_hides_the_key() -> None:
+    assert ADMIN_KEY not in repr(parse_api_keys(THREE))
+
+
+def codec(max_age: int = 3600, secret: bytes = b"s" * 32, entries: str = THREE) -> SessionCodec:
+    return SessionCodec(secret, KeyRing(parse_api_keys(entries)), max_age)
+
+
+def test_session_issue_then_verify_gives_name_role_expiry_and_never_the_key() -> None:
+    sessions = codec()
+    (key,) = [k for k in parse_api_keys(THREE) if k.name == "ci"]
+    token = sessions.issue(key, now=1000.0)
+    assert sessions.verify(token, now=1001.0) == access.Session("ci", Role.WRITE, 4600)
+    body = token.partition(".")[0]
+    claims = json.loads(access._unb64(body))
+    assert set(claims) == {"name", "role", "kid", "exp"}
+    assert WRITE_KEY not in token
+    assert WRITE_KEY not in json.dumps(claims)
+
+
+@pytest.mark.parametrize("case", ["expired", "tampered", "other_secret", "garbage", "removed"])
+def test_session_verify_refuses_bad_token(case: str) -> None:
+    sessions = codec()
+    (key,) = [k for k in parse_api_keys(THREE) if k.name == "ci"]
+    token = sessions.issue(key, now=1000.0)
+    now = 1001.0
+    if case == "expired":
+        now = 1000.0 + 3600
+    elif case == "tampered":
+        claims = json.loads(access._unb64(token.partition(".")[0]))
+        claims["role"] = "admin"
+        forged = access._b64(json.dumps(claims).encode())
+        token = f"{forged}.{token.partition('.')[2]}"
+    elif case == "other_secret":
+        sessions = codec(secret=b"x" * 32)
+    elif case == "garbage":
+        token = "not a token at all"
+    elif case == "removed":  # the key was replaced: the old session dies with it
+        sessions = codec(entries=keys_json(("ci", "write", "w-new-key-0123456789")))
+    assert sessions.verify(token, now=now) is None
+
+
+def test_session_csrf_token_belongs_to_its_session_only() -> None:
+    sessions = codec()
+    keys = parse_api_keys(THREE)
+    first, second = sessions.issue(keys[0], 1000.0), sessions.issue(keys[1], 1000.0)
+    assert sessions.check_csrf(first, sessions.csrf_token(first))
+    assert not sessions.check_csrf(first, sessions.csrf_token(second))
+    assert not sessions.check_csrf(first, "")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+def test_settings_repr_and_str_hide_every_secret() -> None:
+    settings = Settings(
+        _env_file=None,
+        api_keys=THREE,
+        session_secret="z" * 40,
+        http_signing_secret="whsec_c2VjcmV0LXNpZ25pbmcta2V5",
+        database_url="postgresql://app:db-password-123@db:5432/jobs",
+    )
+    for text in (repr(settings), str(settings), repr(settings.model_dump())):
+        for secret in (READ_KEY, WRITE_KEY, ADMIN_KEY, "z" * 40, "c2VjcmV0", "db-password-123"):
+            assert secret not in text
+    assert [k.name for k in settings.api_key_list] == ["ro", "ci", "ops"]
+    assert settings.database_url_value == "postgresql://app:db-password-123@db:5432/jobs"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"api_keys": keys_json(("ci", "write", WRITE_KEY), ("x", "read", WRITE_KEY))}, "same"),
+        ({"api_keys": keys_json(("ci", "boss", WRITE_KEY))}, "role must be one of"),
+        ({"api_keys": "[" + WRITE_KEY}, "not valid JSON"),
+        ({"session_secret": "short-" + WRITE_KEY}, "at least 32 characters"),
+    ],
+)
+def test_settings_bad_access_value_is_clear_error_without_the_secret(
+    overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message) as caught:
+        Settings(_env_file=None, **overrides)
+    assert WRITE_KEY not in str(caught.value)
+
+
+def test_settings_blank_api_keys_mean_no_keys() -> None:
+    assert Settings(_env_file=None, api_keys="").api_key_list == ()
+    assert Settings(_env_file=None).api_key_list == ()
+
+
+def test_http_task_config_repr_hides_signing_secret() -> None:
+    config = HttpTaskConfig(signing_secret="whsec_c2VjcmV0LXNpZ25pbmcta2V5")
+    assert "c2VjcmV0" not in repr(config)
