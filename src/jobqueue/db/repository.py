@@ -297,8 +297,26 @@ async def insert_jobs(
     Returns:
         the jobs inserted, in the order of ``new_jobs`` (skipped ones left out).
     """
-    rows = await conn.fetch(
-        _INSERT_AND_NOTIFY if notify else _INSERT,
+    rows = await conn.fetch(_INSERT_AND_NOTIFY if notify else _INSERT, *_new_job_arrays(new_jobs))
+    return [_job(row) for row in rows]
+
+
+async def insert_job_ids(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
+    """Insert jobs (the service sends none with an idempotency key here) and NOTIFY their
+    queues, in one statement.
+
+    The lean form of :func:`insert_jobs` for batches: only the new ids come back.
+
+    Returns:
+        the new ids, in the order of ``new_jobs``.
+    """
+    rows = await conn.fetch(_INSERT_IDS_AND_NOTIFY, *_new_job_arrays(new_jobs))
+    return [row[0] for row in rows]
+
+
+def _new_job_arrays(new_jobs: Sequence[NewJob]) -> list[list[Any]]:
+    """The ten parameter arrays ($1..$10) of the insert statements, one entry per job."""
+    return [
         [j.queue for j in new_jobs],
         [j.task for j in new_jobs],
         [j.payload_json for j in new_jobs],
@@ -309,32 +327,7 @@ async def insert_jobs(
         [j.delay_seconds for j in new_jobs],
         [j.run_at for j in new_jobs],
         [j.idempotency_key for j in new_jobs],
-    )
-    return [_job(row) for row in rows]
-
-
-async def insert_job_ids(conn: asyncpg.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
-    """Insert jobs without idempotency keys and NOTIFY their queues, in one statement.
-
-    The lean form of :func:`insert_jobs` for batches: only the new ids come back.
-
-    Returns:
-        the new ids, in the order of ``new_jobs``.
-    """
-    rows = await conn.fetch(
-        _INSERT_IDS_AND_NOTIFY,
-        [j.queue for j in new_jobs],
-        [j.task for j in new_jobs],
-        [j.payload_json for j in new_jobs],
-        [j.description for j in new_jobs],
-        [j.priority for j in new_jobs],
-        [j.max_attempts for j in new_jobs],
-        [j.timeout_seconds for j in new_jobs],
-        [j.delay_seconds for j in new_jobs],
-        [j.run_at for j in new_jobs],
-        [None] * len(new_jobs),
-    )
-    return [row[0] for row in rows]
+    ]
 
 
 async def jobs_by_idempotency_key(conn: asyncpg.Connection, keys: Sequence[str]) -> list[Job]:
