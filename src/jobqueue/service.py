@@ -319,6 +319,7 @@ class JobService:
             by_key.update({job.idempotency_key: job for job in existing if job.idempotency_key})
         fresh = iter(job for job in inserted if job.idempotency_key is None)
         inserted_ids = {job.id for job in inserted}
+        inserted_ids_all = frozenset(inserted_ids)
         results: list[Created] = []
         for new in new_jobs:
             if new.idempotency_key is None:
@@ -326,6 +327,11 @@ class JobService:
                 continue
             job = by_key[new.idempotency_key]
             differs = _difference(new, job)
+            if differs and job.id in inserted_ids_all:
+                raise InvalidJobRequest(
+                    f"idempotency key {new.idempotency_key!r} is used twice in this batch for "
+                    f"jobs with a different {differs}: give each job its own key"
+                )
             if differs:
                 raise IdempotencyConflict(new.idempotency_key, job.id, differs)
             results.append(Created(job, job.id in inserted_ids))

@@ -152,3 +152,11 @@ def test_cli_enqueue_non_finite_number_exits_2_with_message(option: str, value: 
     result = CliRunner().invoke(cli, ["enqueue", "echo", option, value, "--url", "http://x"])
     assert result.exit_code == 2
     assert f"{option} must be a finite number" in result.output
+
+
+async def test_create_job_invalid_utf8_body_is_400_saying_so(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs", content=b'{"task": "echo", "description": "\xff\xfe"}', headers=JSON
+    )
+    assert response.status_code == 400
+    assert "not be valid UTF-8" in response.json()["detail"]

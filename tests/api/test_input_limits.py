@@ -96,7 +96,9 @@ async def test_create_job_streamed_body_over_limit_is_413_after_reading_only_the
     status, detail = status_and_detail(sent)
     assert status == 413
     assert read == 4 * CHUNK  # the first chunk that passes 200,000 bytes
-    assert detail.startswith("the request body is larger than that; the limit is 200000 bytes")
+    assert detail.startswith(
+        "the request body passed 200000 bytes before it ended; the limit is 200000 bytes"
+    )
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
 
 

@@ -500,3 +500,19 @@ async def test_wait_absent_job_is_404(client: httpx.AsyncClient) -> None:
 
 def test_json_dumps_of_datetime_is_iso() -> None:
     assert json.dumps(datetime(2030, 1, 1, tzinfo=UTC).isoformat()) == '"2030-01-01T00:00:00+00:00"'
+
+
+async def test_batch_same_key_twice_for_different_jobs_is_422_naming_the_batch(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    specs = [
+        {"task": "echo", "idempotency_key": "bc"},
+        {"task": "echo", "payload": {"a": 1}, "idempotency_key": "bc"},
+    ]
+    response = await client.post("/jobs/batch", json={"jobs": specs})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "idempotency key 'bc' is used twice in this batch for jobs with a different "
+        "payload: give each job its own key"
+    }
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0

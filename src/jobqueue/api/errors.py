@@ -114,8 +114,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
         return JSONResponse(
             {
-                "detail": "the request body could not be parsed as JSON: it may nest deeper than "
-                "about 1000 levels, or hold an integer of more than 4300 digits"
+                "detail": "the request body could not be parsed as JSON: it may not be valid "
+                "UTF-8, nest deeper than about 1000 levels, or hold an integer of more than "
+                "4300 digits"
             },
             status_code=400,
         )

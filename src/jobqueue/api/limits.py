@@ -29,7 +29,11 @@ class BodyTooLarge(HTTPException):
 
 def too_large_message(limit_bytes: int, declared_bytes: int | None = None) -> str:
     """The 413 message: what the limit is, which setting holds it, and what to do instead."""
-    size = f"is {declared_bytes} bytes" if declared_bytes is not None else "is larger than that"
+    size = (
+        f"is {declared_bytes} bytes"
+        if declared_bytes is not None
+        else f"passed {limit_bytes} bytes before it ended"
+    )
     return (
         f"the request body {size}; the limit is {limit_bytes} bytes "
         "(JOBQUEUE_MAX_REQUEST_BYTES): split a large batch into several requests, and keep "
