@@ -32,6 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench.httpload import Client, build_request
+
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "100"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
@@ -55,40 +57,6 @@ def free_port() -> int:
         return port
 
 
-class RawClient:
-    """One keep-alive HTTP/1.1 connection that POSTs jobs (a few tens of µs per request)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post_job(self, body: bytes) -> tuple[int, bytes]:
-        """``POST /jobs``; ``(status, body)`` of the answer."""
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-        assert self.reader is not None
-        head = (
-            f"POST /jobs HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        answer = await self.reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in answer.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        return int(answer[9:12]), await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        """Close the connection."""
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-
-
 async def load(port: int) -> tuple[list[int], dict[int, int], list[float]]:
     """``CLIENTS`` connections create jobs for ``SECONDS``: ids, statuses, latencies (s)."""
     ids: list[int] = []
@@ -97,18 +65,22 @@ async def load(port: int) -> tuple[list[int], dict[int, int], list[float]]:
     deadline = time.monotonic() + SECONDS
 
     async def one_client(number: int) -> None:
-        client = RawClient(port)
+        client = Client(port)
         sent = 0
         try:
             while time.monotonic() < deadline:
                 body = json.dumps({"task": "echo", "payload": {"client": number, "n": sent}})
                 started = time.monotonic()
                 try:
-                    status, answer = await client.post_job(body.encode())
+                    if client.writer is None:
+                        await client.open()
+                    status, answer = await client.request(
+                        build_request("POST", "/jobs", body.encode())
+                    )
                 except (OSError, asyncio.IncompleteReadError):
                     statuses[0] += 1
                     await client.close()
-                    client = RawClient(port)
+                    client = Client(port)
                     continue
                 latencies.append(time.monotonic() - started)
                 statuses[status] += 1

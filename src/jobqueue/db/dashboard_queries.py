@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from jobqueue.db import repository
 from jobqueue.jobs import JobStatus
 
 LIKE_ESCAPE = "\\"
@@ -176,20 +177,18 @@ async def search_jobs(
     Returns:
         at most ``limit`` summaries, highest id first.
     """
-    clauses: list[str] = []
-    args: list[Any] = []
-    if status is not None:
-        clauses.append(f"status = '{JobStatus(status).value}'")
-    for condition, value in (("id <", before_id), ("queue =", queue), ("task =", task)):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{condition} ${len(args)}")
+    extra = None
     if text is not None:
-        args.append(like_pattern(text))
-        clauses.append(f"description ILIKE ${len(args)} ESCAPE '{LIKE_ESCAPE}'")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(limit)
-    sql = f"SELECT {_SUMMARY_COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ${len(args)}"
+        extra = (f"description ILIKE {{}} ESCAPE '{LIKE_ESCAPE}'", like_pattern(text))
+    sql, args = repository.page_query(
+        _SUMMARY_COLUMNS,
+        limit=limit,
+        before_id=before_id,
+        status=status,
+        queue=queue,
+        task=task,
+        extra=extra,
+    )
     rows = await conn.fetch(sql, *args)
     return [_summary(row) for row in rows]
 

@@ -376,6 +376,36 @@ async def list_jobs(
         before_id: the last id of the previous page, or None for the first page.
         status, queue, task: equality filters, None for "any".
     """
+    sql, args = page_query(
+        _JOB_COLUMNS, limit=limit, before_id=before_id, status=status, queue=queue, task=task
+    )
+    return [_job(row) for row in await conn.fetch(sql, *args)]
+
+
+def page_query(
+    columns: str,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    status: JobStatus | None = None,
+    queue: str | None = None,
+    task: str | None = None,
+    extra: tuple[str, Any] | None = None,
+) -> tuple[str, list[Any]]:
+    """The SQL and arguments of one page of ``jobs``, newest first, keyset-paginated.
+
+    Only the given filters enter the SQL, so each combination is its own prepared statement with
+    its own plan. Shared by :func:`list_jobs` and the dashboard's search.
+
+    Args:
+        columns: the select list.
+        limit, before_id, status, queue, task: as :func:`list_jobs`.
+        extra: one more condition, ``("description ILIKE {} ESCAPE '\\'", value)``: ``{}``
+            is replaced by the value's placeholder.
+
+    Returns:
+        ``(sql, args)`` for ``conn.fetch(sql, *args)``.
+    """
     clauses: list[str] = []
     args: list[Any] = []
     if status is not None:
@@ -386,10 +416,12 @@ async def list_jobs(
         if value is not None:
             args.append(value)
             clauses.append(f"{condition} ${len(args)}")
+    if extra is not None:
+        args.append(extra[1])
+        clauses.append(extra[0].format(f"${len(args)}"))
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     args.append(limit)
-    sql = f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY id DESC LIMIT ${len(args)}"
-    return [_job(row) for row in await conn.fetch(sql, *args)]
+    return f"SELECT {columns} FROM jobs {where} ORDER BY id DESC LIMIT ${len(args)}", args
 
 
 async def claim(
