@@ -19,13 +19,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from jobqueue.api.app import create_app
+from jobqueue.api.state import Runtime, state_of
 from jobqueue.db.migrations import upgrade_to_head
 from jobqueue.errors import Discard, RetryLater
 from jobqueue.settings import Settings
 from jobqueue.tasks.registry import JobContext, TaskRegistry, default_registry
+from jobqueue.worker import WorkerPool
 
 ADMIN_URL = os.environ.get(
     "JOBQUEUE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -180,7 +183,29 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
     return make
 
 
-AppFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+class AppClient(httpx.AsyncClient):
+    """An httpx client of one in-process app, with the app's runtime at hand."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(transport=httpx.ASGITransport(app=app), base_url="http://jobqueue.test")
+        self.app = app
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running app's runtime (service, loops, pool)."""
+        runtime = state_of(self.app).runtime
+        assert runtime is not None, "the app is not running"
+        return runtime
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The app's worker pool."""
+        pool = self.runtime.pool
+        assert pool is not None, "the app runs no worker pool"
+        return pool
+
+
+AppFactory = Callable[..., Awaitable[AppClient]]
 
 
 @pytest.fixture
@@ -191,16 +216,13 @@ async def start_app(
 
     Several apps may be started in one test; each is shut down at the end.
     """
-    stack: list[tuple[Any, httpx.AsyncClient]] = []
+    stack: list[tuple[Any, AppClient]] = []
 
-    async def start(**overrides: Any) -> httpx.AsyncClient:
+    async def start(**overrides: Any) -> AppClient:
         app = create_app(make_settings(**overrides), registry=registry)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://jobqueue.test"
-        )
-        client.app = app  # type: ignore[attr-defined]
+        client = AppClient(app)
         stack.append((lifespan, client))
         return client
 
@@ -211,6 +233,6 @@ async def start_app(
 
 
 @pytest.fixture
-async def client(start_app: AppFactory) -> httpx.AsyncClient:
+async def client(start_app: AppFactory) -> AppClient:
     """One app with a worker pool of 10."""
     return await start_app()

@@ -8,6 +8,7 @@ spreads a burst of failures over the whole window instead of re-synchronising th
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 # 2 ** 62 is far past any sane cap; clamping the exponent keeps the float finite for any attempt.
 _MAX_EXPONENT = 62
@@ -47,3 +48,20 @@ def delay_seconds(
     """
     ceiling = ceiling_seconds(attempt, base_seconds, max_seconds)
     return (rng or random).uniform(0.0, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff parameters of a process, in seconds (``JOBQUEUE_BACKOFF_*``).
+
+    Attributes:
+        base_seconds: the ceiling after the first failure (see :func:`ceiling_seconds`).
+        max_seconds: the cap on the ceiling.
+    """
+
+    base_seconds: float = 1.0
+    max_seconds: float = 3600.0
+
+    def delay_after(self, attempt: int) -> float:
+        """A full-jitter delay after failed attempt ``attempt``, in seconds."""
+        return delay_seconds(attempt, self.base_seconds, self.max_seconds)

@@ -1,4 +1,5 @@
-"""The job domain: statuses and the legal transitions between them (standard library only).
+"""The job domain: statuses, attempt outcomes and the records that move between layers
+(standard library only).
 
 The state machine (see DESIGN.md)::
 
@@ -9,8 +10,9 @@ The state machine (see DESIGN.md)::
       │                 │ cancel requested ───────────► cancelled
       └── retry (API) ◄─ failed, cancelled              todo ──cancel──► cancelled
 
-Every write in ``db/repository.py`` that moves a job is guarded by the source state in its
-``WHERE`` clause, so these rules hold in the database, not only here.
+Every write that moves a job (``leases/`` for the lease transitions, ``db/queries.py`` for enqueue,
+cancel and retry) is guarded by the source state in its ``WHERE`` clause, so these rules hold in
+the database, not only in this picture.
 """
 
 from __future__ import annotations
@@ -40,28 +42,34 @@ FINAL_STATUSES: frozenset[JobStatus] = frozenset(
     {JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED}
 )
 
-TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.TODO: frozenset({JobStatus.IN_PROGRESS, JobStatus.CANCELLED}),
-    JobStatus.IN_PROGRESS: frozenset(
-        {JobStatus.DONE, JobStatus.TODO, JobStatus.FAILED, JobStatus.CANCELLED}
-    ),
-    JobStatus.DONE: frozenset(),
-    JobStatus.FAILED: frozenset({JobStatus.TODO}),
-    JobStatus.CANCELLED: frozenset({JobStatus.TODO}),
-}
 
+class AttemptOutcome(StrEnum):
+    """How one attempt of a job ended, as ``GET /jobs/{id}/attempts`` lists it.
 
-def can_transition(source: JobStatus, target: JobStatus) -> bool:
-    """Tell whether ``source → target`` is an edge of the state machine above.
-
-    Args:
-        source: the job's current status.
-        target: the status a write wants to give it.
-
-    Returns:
-        True when the edge exists; a self-loop is never an edge.
+    ``job_attempts.outcome`` stores the four of :data:`RECORDED_OUTCOMES` (a CHECK constraint);
+    the successful (``done``) or ``running`` attempt is described by the job row itself, so the
+    hot path writes no history row for it.
     """
-    return target in TRANSITIONS[source]
+
+    RETRIED = "retried"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RESCUED = "rescued"
+    DONE = "done"
+    RUNNING = "running"
+
+
+RECORDED_OUTCOMES: tuple[AttemptOutcome, ...] = (
+    AttemptOutcome.RETRIED,
+    AttemptOutcome.FAILED,
+    AttemptOutcome.CANCELLED,
+    AttemptOutcome.RESCUED,
+)
+"""The outcomes ``job_attempts`` stores, in the order of its CHECK constraint."""
+
+AttemptKey = tuple[int, int]
+"""``(job_id, attempt)``: what a process keys everything it holds about a running job by. Two
+attempts of one job may be held at once (a stale one whose lease was lost and the new one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,11 @@ class ClaimedJob:
     timeout_seconds: float
     wait_seconds: float = 0.0
 
+    @property
+    def key(self) -> AttemptKey:
+        """``(id, attempt)``: this attempt's identity in the process."""
+        return (self.id, self.attempt)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -152,25 +165,23 @@ class Outcome:
     retry_delay_seconds: float = 0.0
 
     @property
-    def error(self) -> str | None:
-        """``"Type: message"``, as stored in ``jobs.error``; None for a success."""
-        if self.error_type is None:
-            return None
-        return f"{self.error_type}: {self.error_message}"
+    def key(self) -> AttemptKey:
+        """``(job_id, attempt)``: the attempt this outcome belongs to."""
+        return (self.job_id, self.attempt)
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One attempt of a job, as ``GET /jobs/{id}/attempts`` lists it. Times are UTC.
 
-    ``outcome`` is ``retried``, ``failed``, ``cancelled``, ``rescued``, ``done`` or ``running``.
+    ``outcome`` is one of :class:`AttemptOutcome`.
     """
 
     attempt: int
     worker_id: str | None
     started_at: datetime | None
     finished_at: datetime | None
-    outcome: str
+    outcome: AttemptOutcome
     error_type: str | None
     error_message: str | None
     traceback: str | None

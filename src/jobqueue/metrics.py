@@ -24,9 +24,6 @@ from prometheus_client.registry import Collector
 TABLE_STATS_TTL_SECONDS = 2.0
 """How long the table gauges are served from cache, in seconds."""
 
-OUTCOMES = ("done", "failed", "retried", "cancelled", "rescued")
-"""The values of the ``outcome`` label of ``jobqueue_jobs_finished_total``."""
-
 # Job run times span milliseconds (no-op jobs) to minutes (reports, webhooks with retries).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Pickup latency: milliseconds when idle, seconds to hours when a backlog builds up.
@@ -42,10 +39,13 @@ class TableStats:
         counts: ``{(queue, status): jobs}``.
         oldest_due_age_seconds: ``{queue: seconds}`` since the ``run_at`` of its oldest due
             ``todo`` job.
+        without_worker: ``{(queue, task): jobs}`` of ``todo`` jobs that no live process can
+            run (none serves the queue with the task).
     """
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     oldest_due_age_seconds: dict[str, float] = field(default_factory=dict)
+    without_worker: dict[tuple[str, str], int] = field(default_factory=dict)
     taken_at: float = float("-inf")
 
 
@@ -69,6 +69,15 @@ class _TableCollector(Collector):
         for queue, age in sorted(stats.oldest_due_age_seconds.items()):
             oldest.add_metric([queue], age)
         yield oldest
+        orphans = GaugeMetricFamily(
+            "jobqueue_jobs_without_worker",
+            "Todo jobs that no live process can run (none serves the queue with the task), by "
+            "queue and task.",
+            labels=["queue", "task"],
+        )
+        for (queue, task), count in sorted(stats.without_worker.items()):
+            orphans.add_metric([queue, task], count)
+        yield orphans
         busy, total = self.metrics.workers()
         yield GaugeMetricFamily(
             "jobqueue_workers_busy", "Runner slots of this process with a job.", value=busy
@@ -128,6 +137,19 @@ class Metrics:
             "HTTP request duration by method and route template, seconds.",
             ["method", "route"],
             buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.leases_lost = Counter(
+            "jobqueue_leases_lost_total",
+            "Attempts whose lease this process lost (rescued, re-claimed or deleted), by queue "
+            "and task; their outcome was dropped.",
+            ["queue", "task"],
+            registry=self.registry,
+        )
+        self.loop_restarts = Counter(
+            "jobqueue_loop_restarts_total",
+            "Background loops restarted by the supervisor after an unexpected error, by loop.",
+            ["loop"],
             registry=self.registry,
         )
         self.registry.register(_TableCollector(self))

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = Field(default=3600.0, ge=0, description="Retry backoff cap, s.")
     default_timeout_seconds: PositiveFloat = Field(default=300.0, description="Per attempt, s.")
     rescue_interval_seconds: PositiveFloat = Field(default=5.0, description="Rescuer period, s.")
+    unhealthy_after_seconds: PositiveFloat = Field(
+        default=60.0,
+        description="/healthz fails once a background loop has kept failing this long, s "
+        "(an orchestrator then restarts the process).",
+    )
     workers_enabled: bool = Field(default=True, description="False: API only, no worker pool.")
     db_pool_size: PositiveInt = Field(default=10, description="SQLAlchemy pool size.")
     db_pool_timeout_seconds: PositiveFloat = Field(default=10.0, description="Pool wait, s.")

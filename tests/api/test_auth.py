@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from jobqueue.access import Role
-from jobqueue.api.routes.ui_login import safe_next
+from jobqueue.api.ui.login import safe_next
 from tests.conftest import AppFactory
 
 READ_KEY = "read-key-0123456789"

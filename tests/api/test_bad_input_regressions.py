@@ -130,7 +130,7 @@ async def test_create_job_builtin_task_bad_payload_is_422_at_enqueue(
     from jobqueue.api.app import with_http_task
     from jobqueue.settings import Settings
 
-    registry = client.app.state.service.registry  # type: ignore[attr-defined]
+    registry = client.runtime.service.registry
     if "http" not in registry:
         registry.tasks.update(with_http_task(registry, Settings(_env_file=None)).tasks)
     response = await client.post("/jobs", json=body)

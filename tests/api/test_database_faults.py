@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
 from jobqueue.db.engine import asyncpg_dsn, connect, create_engine
-from jobqueue.db.notifications import Notifications
+from jobqueue.notify import Listener, QueuesRunnable
 from tests.conftest import ADMIN_URL, AppFactory
 from tests.helpers import wait_until
 
@@ -86,7 +87,7 @@ async def test_connect_pooled_connections_terminated_while_idle_next_request_suc
     start_app: AppFactory, database_url: str
 ) -> None:
     client = await start_app(workers_enabled=False)
-    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    engine = client.runtime.service.engine
     async with connect(engine), connect(engine), connect(engine):
         pass  # three connections now wait in the pool
     admin = await asyncpg.connect(ADMIN_URL)
@@ -104,7 +105,7 @@ async def test_api_pool_exhausted_is_503_after_pool_timeout_not_a_hang(
     start_app: AppFactory,
 ) -> None:
     client = await start_app(workers_enabled=False, db_pool_size=1, db_pool_timeout_seconds=0.5)
-    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    engine = client.runtime.service.engine
     # Pool size 1 and as many again of overflow: two checkouts take every connection.
     async with connect(engine), connect(engine):
         started = time.monotonic()
@@ -119,17 +120,17 @@ async def test_api_pool_exhausted_is_503_after_pool_timeout_not_a_hang(
 
 async def test_create_engine_pool_follows_settings(start_app: AppFactory) -> None:
     client = await start_app(workers_enabled=False, db_pool_size=7, db_pool_timeout_seconds=3)
-    pool = client.app.state.service.engine.pool  # type: ignore[attr-defined]
+    pool: Any = client.runtime.service.engine.pool
     assert (pool.size(), pool._max_overflow, pool._timeout) == (7, 7, 3)
 
 
 async def test_notifications_database_refusing_connections_keeps_listening_after(
     database_url: str,
 ) -> None:
-    notifications = Notifications(asyncpg_dsn(database_url))
+    notifications = Listener(asyncpg_dsn(database_url))
     listening = asyncio.create_task(notifications.run())
-    got: list[list[str]] = []
-    notifications.subscribe("q", got.append)
+    got: list[QueuesRunnable] = []
+    notifications.subscribe(QueuesRunnable, got.append)
 
     async def connected() -> bool:
         return notifications.connected
@@ -151,7 +152,7 @@ async def test_notifications_database_refusing_connections_keeps_listening_after
             await engine.dispose()
 
         async def delivered() -> bool:
-            return got == [["after"]]
+            return got == [QueuesRunnable(frozenset({"after"}))]
 
         await wait_until(delivered, 5, "a NOTIFY after the outage delivered")
         assert not listening.done()

@@ -16,7 +16,7 @@ async def test_readyz_database_and_migrations_ok(client: httpx.AsyncClient) -> N
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "migrations": "ok", "workers": "ok"},
+        "checks": {"database": "ok", "migrations": "ok", "listen": "ok", "loops": "ok"},
     }
 
 

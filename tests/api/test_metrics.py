@@ -7,8 +7,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobqueue.db.engine import create_engine
+from jobqueue.maintenance import Rescuer
 from jobqueue.metrics import Metrics
-from jobqueue.worker.rescuer import rescue_once
 from tests.conftest import AppFactory
 from tests.helpers import wait_for_status
 
@@ -85,7 +85,8 @@ async def test_metrics_rescue_counts_rescued(database_url: str, db: asyncpg.Conn
     metrics = Metrics()
     engine = create_engine(database_url)
     try:
-        assert await rescue_once(engine, metrics) == 1
+        rescuer = Rescuer(engine, 1.0, lambda _queues: None, metrics)
+        assert len(await rescuer.rescue_once()) == 1
     finally:
         await engine.dispose()
     s = _samples(metrics.exposition().decode())

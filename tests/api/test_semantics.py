@@ -363,7 +363,7 @@ async def test_queues_each_queue_has_its_own_slots(
         "SELECT queue, count(*) AS n FROM jobs WHERE status = 'in_progress' GROUP BY queue"
     )
     assert {row["queue"]: row["n"] for row in rows} == {"default": 2, "emails": 1}
-    assert client.app.state.pool.concurrency == 3  # type: ignore[attr-defined]
+    assert client.pool.concurrency == 3
 
 
 async def test_queues_process_never_runs_unserved_queue(
@@ -512,7 +512,7 @@ async def test_batch_same_key_twice_for_different_jobs_is_422_naming_the_batch(
     response = await client.post("/jobs/batch", json={"jobs": specs})
     assert response.status_code == 422
     assert response.json() == {
-        "detail": "idempotency key 'bc' is used twice in this batch for jobs with a different "
-        "payload: give each job its own key"
+        "detail": "jobs[1]: idempotency key 'bc' is used twice in this batch for jobs with a "
+        "different payload: give each job its own key"
     }
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0

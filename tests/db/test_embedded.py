@@ -26,8 +26,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from jobqueue.db import embedded
-from jobqueue.db.embedded import EmbeddedPostgres, start_embedded
+from jobqueue import embedded
+from jobqueue.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.errors import ConfigurationError
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "src"
@@ -41,7 +41,7 @@ CHILD_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
-    from jobqueue.db.embedded import start_embedded
+    from jobqueue.embedded import start_embedded
 
     emb = start_embedded(Path(sys.argv[1]))
 
@@ -342,7 +342,7 @@ def _interpreter_for(user: str, env: dict[str, str]) -> str | None:
             continue
         try:
             probe = subprocess.run(
-                [exe, "-c", "import jobqueue.db.embedded, sqlalchemy.ext.asyncio"],
+                [exe, "-c", "import jobqueue.embedded, sqlalchemy.ext.asyncio"],
                 user=user,
                 env=env,
                 capture_output=True,
@@ -382,7 +382,7 @@ def test_runs_as_an_unprivileged_user() -> None:
             from pathlib import Path
             from sqlalchemy import text
             from sqlalchemy.ext.asyncio import create_async_engine
-            from jobqueue.db.embedded import start_embedded
+            from jobqueue.embedded import start_embedded
 
             emb = start_embedded(Path(sys.argv[1]))
 

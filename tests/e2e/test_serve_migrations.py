@@ -33,5 +33,10 @@ async def test_serve_outside_repo_on_empty_database_migrates_and_runs_jobs(
         ready = await client.get("/readyz")
         job = (await client.post("/jobs", json={"payload": {"n": 7}})).json()
         done = await wait_for_status(client, job["id"], {"done"})
-    assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "workers": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "migrations": "ok",
+        "listen": "ok",
+        "loops": "ok",
+    }
     assert done["result"] == {"echo": {"n": 7}}

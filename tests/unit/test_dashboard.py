@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobqueue.dashboard import format_seconds, timeline
 from jobqueue.db.dashboard_queries import like_pattern
 from jobqueue.jobs import Attempt, Job, JobStatus
+from jobqueue.service.dashboard import format_seconds, timeline
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

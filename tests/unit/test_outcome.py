@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus
-from jobqueue.worker.outcome import RetryPolicy, cancelled, failed, succeeded
+from jobqueue.leases import cancelled, failed, succeeded
 
 POLICY = RetryPolicy(base_seconds=1.0, max_seconds=10.0)
 
@@ -24,16 +25,18 @@ def test_succeeded_json_value_is_done_with_compact_json() -> None:
 def test_succeeded_non_json_result_fails_attempt(value: object) -> None:
     outcome = succeeded(_job(3), value, POLICY)
     assert outcome.status == JobStatus.FAILED
-    assert outcome.error is not None
-    assert outcome.error.startswith("TypeError: the task's result is not JSON-serialisable")
+    assert outcome.error_type is not None
+    assert f"{outcome.error_type}: {outcome.error_message}".startswith(
+        "TypeError: the task's result is not JSON-serialisable"
+    )
 
 
 def test_failed_with_attempts_left_is_retry_within_backoff() -> None:
     outcome = failed(_job(2), RuntimeError("boom"), POLICY)
     assert outcome.status == JobStatus.TODO
     assert 0.0 <= outcome.retry_delay_seconds <= 2.0
-    assert outcome.error is not None
-    assert outcome.error.startswith("RuntimeError: boom")
+    assert outcome.error_type is not None
+    assert f"{outcome.error_type}: {outcome.error_message}".startswith("RuntimeError: boom")
 
 
 def test_failed_on_last_attempt_is_failed() -> None:
@@ -59,7 +62,7 @@ def test_failed_error_text_has_no_nul_and_is_capped() -> None:
 def test_failed_retry_later_uses_its_delay() -> None:
     outcome = failed(_job(1), RetryLater(42.5, "server busy"), POLICY)
     assert (outcome.status, outcome.retry_delay_seconds) == (JobStatus.TODO, 42.5)
-    assert outcome.error == "RetryLater: server busy"
+    assert f"{outcome.error_type}: {outcome.error_message}" == "RetryLater: server busy"
 
 
 def test_failed_retry_later_on_last_attempt_is_failed() -> None:
@@ -68,7 +71,7 @@ def test_failed_retry_later_on_last_attempt_is_failed() -> None:
 
 def test_cancelled_outcome_is_cancelled_with_reason() -> None:
     outcome = cancelled(_job(1))
-    assert (outcome.status, outcome.error) == (
+    assert (outcome.status, f"{outcome.error_type}: {outcome.error_message}") == (
         JobStatus.CANCELLED,
         "Cancelled: cancelled by request while running",
     )

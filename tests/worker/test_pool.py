@@ -60,7 +60,7 @@ async def test_pool_two_pools_one_database_no_job_runs_twice(
     await wait_until(all_done, timeout=60, what="2000 jobs done")
     assert set(runs.by_job.values()) == {1}
     workers = await db.fetch("SELECT worker_id, count(*) AS n FROM jobs GROUP BY worker_id")
-    pools = {first.app.state.pool.config.worker_id, second.app.state.pool.config.worker_id}  # type: ignore[attr-defined]
+    pools = {first.pool.config.worker_id, second.pool.config.worker_id}
     assert {row["worker_id"] for row in workers} == pools
     assert sum(row["n"] for row in workers) == 2000
 
@@ -138,7 +138,8 @@ async def test_pool_listen_connection_terminated_reconnects_and_wakes(
 ) -> None:
     producer = await start_app(workers_enabled=False)
     consumer = await start_app(poll_interval_seconds=3600)
-    listener = consumer.app.state.notifications  # type: ignore[attr-defined]
+    listener = consumer.runtime.listener
+    assert listener is not None
 
     async def listening() -> bool:
         return bool(listener.connected)
@@ -178,7 +179,7 @@ async def test_pool_stop_with_grace_zero_releases_running_jobs_without_counting_
         return len(runs.by_job) == 3
 
     await wait_until(three_running, timeout=10, what="3 jobs running")
-    await client.app.state.pool.stop()  # type: ignore[attr-defined]
+    await client.runtime.stop()
     rows = await db.fetch("SELECT id, status, attempts, worker_id FROM jobs ORDER BY id")
     assert [row["id"] for row in rows] == ids
     assert [(row["status"], row["attempts"], row["worker_id"]) for row in rows] == [
@@ -196,32 +197,15 @@ async def test_pool_stop_lets_jobs_in_hand_finish_within_grace(
         return len(runs.by_job) == 1
 
     await wait_until(running, timeout=10, what="job running")
-    await client.app.state.pool.stop()  # type: ignore[attr-defined]
+    await client.runtime.stop()
     row = await db.fetchrow("SELECT status, result FROM jobs WHERE id = $1", response.json()["id"])
     assert (row["status"], row["result"]) == ("done", '"finished"')  # jsonb as text
-
-
-async def test_pool_background_task_death_makes_readyz_fail(client: httpx.AsyncClient) -> None:
-    pool: Any = client.app.state.pool  # type: ignore[attr-defined]
-
-    async def crash() -> None:
-        raise RuntimeError("injected fault")
-
-    task = pool._spawn("injected", crash())
-    await asyncio.gather(task, return_exceptions=True)
-
-    async def unhealthy() -> bool:
-        return (await client.get("/readyz")).status_code == 503
-
-    await wait_until(unhealthy, timeout=10, what="readyz 503")
-    body = (await client.get("/readyz")).json()
-    assert body["checks"]["workers"].startswith("stopped: jobqueue-injected stopped: RuntimeError")
 
 
 async def test_pool_outcome_write_error_is_retried_not_fatal(
     start_app: AppFactory, monkeypatch: pytest.MonkeyPatch, runs: Runs
 ) -> None:
-    from jobqueue.db import repository
+    from jobqueue.leases import _store
 
     raised: list[Exception] = []
 
@@ -234,33 +218,33 @@ async def test_pool_outcome_write_error_is_retried_not_fatal(
 
         return write
 
-    # The completer writes with one or the other, depending on whether slots are free.
-    for name in ("finish", "finish_and_claim"):
-        monkeypatch.setattr(repository, name, failing_once(getattr(repository, name)))
+    monkeypatch.setattr(_store, "finish", failing_once(_store.finish))
     client = await start_app()
     response = await client.post("/jobs", json={"task": "count"})
     job = await wait_for_status(client, response.json()["id"], {"done"}, timeout=10)
     assert job["attempts"] == 1
     assert runs.by_job == {job["id"]: 1}
     assert len(raised) == 1
+    # The claim loop raised, was restarted by the supervisor, and wrote the outcome after.
+    assert client.runtime.loops.states["claim"].restarts == 1  # type: ignore[attr-defined]
     assert (await client.get("/readyz")).status_code == 200
 
 
 async def test_pool_idle_claims_only_at_the_poll_interval(
     start_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobqueue.db import repository
+    from jobqueue.leases import _store
 
     claims: list[float] = []
-    real = repository.claim
+    real = _store.claim
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         claims.append(asyncio.get_running_loop().time())
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "claim", counting)
+    monkeypatch.setattr(_store, "claim", counting)
     await start_app(poll_interval_seconds=0.5)
-    # An empty claim must not wake the dispatcher again: about 2 claims per second, not
+    # An empty claim must not wake the coordinator again: about 2 claims per second, not
     # thousands (regression: a returned reservation woke it, and it spun).
     await asyncio.sleep(2.0)
     assert 2 <= len(claims) <= 8

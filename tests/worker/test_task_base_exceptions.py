@@ -47,7 +47,7 @@ async def assert_pool_still_runs_jobs(client: httpx.AsyncClient, count: int = 20
     for job_id in ids:
         assert (await wait_for_status(client, job_id, {"done", "failed"}))["status"] == "done"
     ready = await client.get("/readyz")
-    assert (ready.status_code, ready.json()["checks"]["workers"]) == (200, "ok")
+    assert (ready.status_code, ready.json()["checks"]["loops"]) == (200, "ok")
 
 
 @pytest.mark.parametrize("task", ["raise_async", "raise_sync"])

@@ -1,19 +1,24 @@
-"""``create_app(settings)``: the only place where everything is wired together.
+"""``create_app(settings)``: the composition root, the only place where everything is wired.
 
 The lifespan hook opens the database (the embedded one when no URL is set), migrates it unless
-``JOBQUEUE_AUTO_MIGRATE=false``, builds the service and starts the worker pool; on shutdown it
-stops the pool gracefully (see ``worker/pool.py``) and closes the engine.
+``JOBQUEUE_AUTO_MIGRATE=false``, builds the service, and starts the background loops under one
+supervisor: the LISTEN connection, and with a worker pool its claim loop, heartbeat, runners,
+the rescuer and the process registry. On shutdown it drains the pool (see ``worker/pool.py``),
+stops the loops, writes what the pool still holds, and closes the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue import __version__
 from jobqueue.api import errors
@@ -22,12 +27,17 @@ from jobqueue.api.limits import BodySizeLimit
 from jobqueue.api.middleware import RequestMiddleware
 from jobqueue.api.routes import health, jobs
 from jobqueue.api.routes import metrics as metrics_routes
-from jobqueue.db.embedded import EmbeddedPostgres, start_embedded
+from jobqueue.api.state import AppState, Runtime
+from jobqueue.backoff import RetryPolicy
 from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
-from jobqueue.db.notifications import Notifications
+from jobqueue.db.queries import ProcessInfo
+from jobqueue.embedded import EmbeddedPostgres, start_embedded
+from jobqueue.maintenance import ProcessRegistry, Rescuer, Supervisor
 from jobqueue.metrics import Metrics
+from jobqueue.notify import Listener, protocol
 from jobqueue.service import JobDefaults, JobService
+from jobqueue.service.dashboard import DashboardService
 from jobqueue.settings import Settings
 from jobqueue.tasks import builtins
 from jobqueue.tasks.http import (
@@ -38,9 +48,11 @@ from jobqueue.tasks.http import (
 )
 from jobqueue.tasks.registry import TaskRegistry, default_registry, import_task_modules
 from jobqueue.worker import PoolConfig, WorkerPool
-from jobqueue.worker.outcome import RetryPolicy
 
 log = structlog.get_logger(__name__)
+
+LISTEN_START_TIMEOUT_SECONDS = 5.0
+"""How long start-up waits for the LISTEN connection before going on without it, in seconds."""
 
 __all__ = ["builtins", "create_app", "open_database"]
 
@@ -72,55 +84,26 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             imported, when None).
     """
     settings = settings or Settings()
+    state = AppState(settings=settings, access=Access.from_settings(settings), metrics=Metrics())
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         import_task_modules(settings.task_module_names)
         tasks = registry or with_http_task(default_registry, settings)
-        url, embedded = await asyncio.to_thread(open_database, settings)
-        try:
+        async with AsyncExitStack() as stack:
+            url, embedded = await asyncio.to_thread(open_database, settings)
+            if embedded is not None:
+                stack.push_async_callback(asyncio.to_thread, embedded.stop)
             if settings.auto_migrate:
                 await asyncio.to_thread(upgrade_to_head, url)
             engine = create_engine(url, settings.db_pool_size, settings.db_pool_timeout_seconds)
-            notifications = Notifications(asyncpg_dsn(url))
-            listening = asyncio.create_task(notifications.run(), name="jobqueue-listen")
-            metrics = Metrics()
-            service = JobService(
-                engine,
-                tasks,
-                JobDefaults(
-                    max_attempts=settings.max_attempts,
-                    timeout_seconds=settings.default_timeout_seconds,
-                    max_payload_bytes=settings.max_payload_bytes,
-                    max_payload_depth=settings.max_payload_depth,
-                ),
-                notifications,
-                metrics,
-            )
-            pool = None
-            if settings.workers_enabled:
-                pool = WorkerPool(engine, tasks, pool_config(settings), notifications, metrics)
-                service.add_enqueue_listener(pool.wake)
-                metrics.workers = _workers_of(pool)
-                await pool.start()
-            app.state.service = service
-            app.state.metrics = metrics
-            app.state.pool = pool
-            app.state.notifications = notifications
-            app.state.head_revision = head_revision()
+            stack.push_async_callback(engine.dispose)
+            await _run(stack, state, settings, tasks, engine, url)
             log.info("service_started", version=__version__, tasks=tasks.names())
             try:
                 yield
             finally:
-                if pool is not None:
-                    await pool.stop()
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
-                await service.close()
-                await engine.dispose()
-        finally:
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+                state.runtime = None
 
     app = FastAPI(
         title="jobqueue",
@@ -128,20 +111,99 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         summary="A PostgreSQL-backed job queue service.",
         lifespan=lifespan,
     )
+    app.state.jobqueue = state
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestMiddleware, metrics=lambda: getattr(app.state, "metrics", None))
-    # --- web dashboard (/ui): pages and /ui/static files, see api/routes/ui.py ---
-    from jobqueue.api.routes import ui
+    from jobqueue.api import ui  # the dashboard includes the jobs router again: import it last
 
     ui.install(app)
-    # --- end web dashboard ---
-    app.state.settings = settings
-    app.state.access = Access.from_settings(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestMiddleware, metrics=state.metrics)
     return app
+
+
+async def _run(
+    stack: AsyncExitStack,
+    state: AppState,
+    settings: Settings,
+    tasks: TaskRegistry,
+    engine: AsyncEngine,
+    url: str,
+) -> None:
+    """Build the runtime, start its loops, and push their orderly stop onto ``stack``."""
+    metrics = state.metrics
+    supervisor = Supervisor(metrics)
+    origin = protocol.new_origin()
+    listener = Listener(asyncpg_dsn(url), origin)
+    supervisor.add("listen", listener.run)
+    service = JobService(engine, tasks, job_defaults(settings), listener, metrics, origin)
+    stack.push_async_callback(service.close)
+    pool: WorkerPool | None = None
+    registry: ProcessRegistry | None = None
+    if settings.workers_enabled:
+        pool = WorkerPool(engine, tasks, pool_config(settings), listener, metrics)
+        service.add_enqueue_listener(pool.on_enqueued)
+        metrics.workers = pool.busy_slots
+        for name, loop in pool.loops().items():
+            supervisor.add(name, loop)
+        rescuer = Rescuer(engine, settings.rescue_interval_seconds, pool.coordinator.wake, metrics)
+        supervisor.add("rescuer", rescuer.run)
+        registry = ProcessRegistry(engine, process_info(pool, tasks))
+        supervisor.add("registry", registry.run)
+    await supervisor.start()
+    # Ready means listening: a job enqueued by another process right after start wakes us.
+    await listener.wait_connected(LISTEN_START_TIMEOUT_SECONDS)
+
+    stopped = False
+
+    async def stop() -> None:
+        nonlocal stopped
+        if stopped:
+            return
+        stopped = True
+        if pool is not None:
+            await pool.drain()
+        await supervisor.stop()
+        if pool is not None:
+            await asyncio.shield(pool.final_writes())
+        if registry is not None:
+            await registry.withdraw()
+
+    stack.push_async_callback(stop)
+    state.runtime = Runtime(
+        service=service,
+        dashboard=DashboardService(engine),
+        listener=listener,
+        loops=supervisor,
+        workers=None if pool is None else pool.busy_slots,
+        head_revision=head_revision(),
+        stop=stop,
+        pool=pool,
+    )
+
+
+def job_defaults(settings: Settings) -> JobDefaults:
+    """Per-job defaults and limits from settings."""
+    return JobDefaults(
+        max_attempts=settings.max_attempts,
+        timeout_seconds=settings.default_timeout_seconds,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_payload_depth=settings.max_payload_depth,
+    )
+
+
+def process_info(pool: WorkerPool, tasks: TaskRegistry) -> ProcessInfo:
+    """What this process announces in the registry."""
+    return ProcessInfo(
+        worker_id=pool.config.worker_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        version=__version__,
+        queues=tuple(pool.config.queues),
+        tasks=tuple(tasks.names()),
+    )
 
 
 def with_http_task(registry: TaskRegistry, settings: Settings) -> TaskRegistry:
@@ -158,10 +220,6 @@ def with_http_task(registry: TaskRegistry, settings: Settings) -> TaskRegistry:
     return tasks
 
 
-def _workers_of(pool: WorkerPool) -> Callable[[], tuple[int, int]]:
-    return lambda: (pool.holdings.total_busy, pool.concurrency)
-
-
 def pool_config(settings: Settings) -> PoolConfig:
     """The worker pool's configuration from settings."""
     return PoolConfig(
@@ -169,7 +227,6 @@ def pool_config(settings: Settings) -> PoolConfig:
         lease_seconds=settings.lease_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        rescue_interval_seconds=settings.rescue_interval_seconds,
         retry=RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds),
         log_payloads=settings.log_payloads,
     )

@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jobqueue.access import KeyRing, Role, SessionCodec
+from jobqueue.api.state import state_of
 from jobqueue.errors import NotAuthenticated, PermissionDenied
 from jobqueue.settings import Settings
 
@@ -186,8 +187,7 @@ class Access:
 
 def access_of(request: Request) -> Access:
     """The app's :class:`Access` (built in ``create_app``)."""
-    access: Access = request.app.state.access
-    return access
+    return state_of(request.app).access
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:

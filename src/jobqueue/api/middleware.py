@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -40,10 +39,10 @@ class RequestMiddleware:
 
     Args:
         app: the ASGI app.
-        metrics: returns the app's metrics (None before the lifespan built them).
+        metrics: the app's metrics.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -74,10 +73,8 @@ class RequestMiddleware:
         # The template (/jobs/{job_id}), never the raw path: label values must stay few.
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
-        metrics = self.metrics()
-        if metrics is not None:
-            metrics.http_requests.labels(method, template, str(status)).inc()
-            metrics.http_duration.labels(method, template).observe(duration)
+        self.metrics.http_requests.labels(method, template, str(status)).inc()
+        self.metrics.http_duration.labels(method, template).observe(duration)
         log.info(
             "http_request",
             method=method,

@@ -1,58 +1,64 @@
-"""The dashboard's SQL (``/ui``), hand-written on an asyncpg connection like ``repository.py``.
+"""The dashboard's reads (``/ui``), in SQLAlchemy Core on the tables of ``db/tables.py``.
 
 Read-only statements: the grouped counts of the overview, the finished-per-minute series of the
-last hour, and the job search with a text filter on the description. Each function takes the
-connection from its caller; nothing here opens a transaction or commits.
+last hour, the age of each queue's oldest due job, and the job search with a text filter on the
+description. Each function takes the connection from its caller; nothing here commits.
 
-Every statement scans: ``count(*)`` per status has to visit the rows, and no index covers
-``finished_at`` or ``description``. The dashboard service caches the overview for about a
-second so that open browsers do not multiply that cost.
+The counts scan: ``count(*)`` per status has to visit the rows. Callers cache them (the
+dashboard for about a second, the metrics for two), so open browsers and scrapers do not
+multiply that cost.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import asyncpg
+from sqlalchemy import func, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobqueue.db import repository
+from jobqueue.db.queries import page_of
+from jobqueue.db.tables import jobs, status_is
 from jobqueue.jobs import JobStatus
 
 LIKE_ESCAPE = "\\"
 """The escape character of the description filter's ``ILIKE … ESCAPE`` clause."""
 
-_COUNTS = """
-SELECT queue, status, count(*) AS jobs
-FROM jobs
-GROUP BY queue, status
-ORDER BY queue, status
-"""
-
 # One row per minute from the minute holding ``now() - 1 hour`` to the current one (61 rows,
 # the first and last partial), zeros included, so the chart needs no gap filling. Only
 # ``done`` and ``failed`` count as finished: a cancelled job was not processed.
-_FINISHED_PER_MINUTE = """
+_FINISHED_PER_MINUTE = text(f"""
 WITH minutes AS (
     SELECT generate_series(date_trunc('minute', now() - interval '1 hour'),
                            date_trunc('minute', now()), interval '1 minute') AS minute
 ), finished AS (
     SELECT date_trunc('minute', finished_at) AS minute,
-           count(*) FILTER (WHERE status = 'done') AS done,
-           count(*) FILTER (WHERE status = 'failed') AS failed
+           count(*) FILTER (WHERE {status_is(JobStatus.DONE)}) AS done,
+           count(*) FILTER (WHERE {status_is(JobStatus.FAILED)}) AS failed
     FROM jobs
-    WHERE status IN ('done', 'failed') AND finished_at > now() - interval '1 hour'
+    WHERE {status_is(JobStatus.DONE, JobStatus.FAILED)}
+      AND finished_at > now() - interval '1 hour'
     GROUP BY 1
 )
 SELECT m.minute, coalesce(f.done, 0) AS done, coalesce(f.failed, 0) AS failed
 FROM minutes AS m LEFT JOIN finished AS f ON f.minute = m.minute
 ORDER BY m.minute
-"""
+""")
 
 _SUMMARY_COLUMNS = (
-    "id, queue, task, status, description, priority, attempts, max_attempts, created_at,"
-    " run_at, started_at, finished_at, error"
+    jobs.c.id,
+    jobs.c.queue,
+    jobs.c.task,
+    jobs.c.status,
+    jobs.c.description,
+    jobs.c.priority,
+    jobs.c.attempts,
+    jobs.c.max_attempts,
+    jobs.c.created_at,
+    jobs.c.run_at,
+    jobs.c.started_at,
+    jobs.c.finished_at,
+    jobs.c.error,
 )
 
 
@@ -96,64 +102,66 @@ class JobSummary:
     error: str | None
 
 
-def like_pattern(text: str) -> str:
-    """An ``ILIKE`` pattern that matches ``text`` anywhere, taken literally.
+def like_pattern(value: str) -> str:
+    """An ``ILIKE`` pattern that matches ``value`` anywhere, taken literally.
 
     ``%``, ``_`` and the escape character itself are escaped with :data:`LIKE_ESCAPE`, so
     ``"100%"`` finds the text ``100%`` and not every description starting with ``100``.
 
     Returns:
-        ``%<escaped text>%``.
+        ``%<escaped value>%``.
     """
     escaped = (
-        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        value.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
         .replace("%", LIKE_ESCAPE + "%")
         .replace("_", LIKE_ESCAPE + "_")
     )
     return f"%{escaped}%"
 
 
-async def count_by_queue_and_status(conn: asyncpg.Connection) -> list[StatusCount]:
+async def count_by_queue_and_status(conn: AsyncConnection) -> list[StatusCount]:
     """Jobs per ``(queue, status)``, one grouped query; pairs with no job are absent.
 
     Returns:
         the counts ordered by queue, then status.
     """
-    rows = await conn.fetch(_COUNTS)
-    return [StatusCount(row["queue"], JobStatus(row["status"]), row["jobs"]) for row in rows]
+    statement = (
+        select(jobs.c.queue, jobs.c.status, func.count().label("jobs"))
+        .group_by(jobs.c.queue, jobs.c.status)
+        .order_by(jobs.c.queue, jobs.c.status)
+    )
+    return [
+        StatusCount(row.queue, JobStatus(row.status), row.jobs)
+        for row in await conn.execute(statement)
+    ]
 
 
-_OLDEST_DUE = """
-SELECT queue, extract(epoch FROM now() - min(run_at))::float8 AS age_seconds
-FROM jobs
-WHERE status = 'todo' AND run_at <= now()
-GROUP BY queue
-"""
-
-
-async def oldest_due_age_by_queue(conn: asyncpg.Connection) -> dict[str, float]:
+async def oldest_due_age_by_queue(conn: AsyncConnection) -> dict[str, float]:
     """Seconds since the ``run_at`` of each queue's oldest due ``todo`` job (the SLO signal:
     how long the longest-waiting runnable job has waited). Queues with no due job are absent.
     """
-    return {row["queue"]: row["age_seconds"] for row in await conn.fetch(_OLDEST_DUE)}
+    age = func.extract("epoch", func.now() - func.min(jobs.c.run_at))
+    statement = (
+        select(jobs.c.queue, age.label("age_seconds"))
+        .where(literal_column(status_is(JobStatus.TODO)), jobs.c.run_at <= func.now())
+        .group_by(jobs.c.queue)
+    )
+    return {row.queue: float(row.age_seconds) for row in await conn.execute(statement)}
 
 
-async def finished_per_minute(conn: asyncpg.Connection) -> list[MinuteCount]:
+async def finished_per_minute(conn: AsyncConnection) -> list[MinuteCount]:
     """Jobs that reached ``done`` or ``failed`` per minute over the last hour (database clock).
-
-    Grouped by ``date_trunc('minute', finished_at)`` over ``finished_at > now() - interval
-    '1 hour'``.
 
     Returns:
         61 rows, oldest first, one per minute from the minute holding ``now() - 1 hour`` to the
         current minute (both partial), zeros included.
     """
-    rows = await conn.fetch(_FINISHED_PER_MINUTE)
-    return [MinuteCount(row["minute"], row["done"], row["failed"]) for row in rows]
+    rows = await conn.execute(_FINISHED_PER_MINUTE)
+    return [MinuteCount(row.minute, row.done, row.failed) for row in rows]
 
 
 async def search_jobs(
-    conn: asyncpg.Connection,
+    conn: AsyncConnection,
     *,
     limit: int,
     before_id: int | None = None,
@@ -164,8 +172,7 @@ async def search_jobs(
 ) -> list[JobSummary]:
     """Jobs newest first (by id), keyset-paginated, with an optional text filter.
 
-    As ``repository.list_jobs``, only the given filters enter the SQL; the status is a literal
-    from the enum so the planner sees it (a partial index may serve it).
+    As ``queries.list_jobs``, only the given filters enter the SQL.
 
     Args:
         limit: at most this many rows (the caller caps it).
@@ -177,23 +184,17 @@ async def search_jobs(
     Returns:
         at most ``limit`` summaries, highest id first.
     """
-    extra = None
+    statement = select(*_SUMMARY_COLUMNS)
     if text is not None:
-        extra = (f"description ILIKE {{}} ESCAPE '{LIKE_ESCAPE}'", like_pattern(text))
-    sql, args = repository.page_query(
-        _SUMMARY_COLUMNS,
-        limit=limit,
-        before_id=before_id,
-        status=status,
-        queue=queue,
-        task=task,
-        extra=extra,
+        statement = statement.where(
+            jobs.c.description.ilike(like_pattern(text), escape=LIKE_ESCAPE)
+        )
+    statement = page_of(
+        statement, limit=limit, before_id=before_id, status=status, queue=queue, task=task
     )
-    rows = await conn.fetch(sql, *args)
-    return [_summary(row) for row in rows]
-
-
-def _summary(row: asyncpg.Record) -> JobSummary:
-    values: dict[str, Any] = dict(row)
-    values["status"] = JobStatus(values["status"])
-    return JobSummary(**values)
+    summaries: list[JobSummary] = []
+    for row in await conn.execute(statement):
+        values = dict(row._mapping)
+        values["status"] = JobStatus(values["status"])
+        summaries.append(JobSummary(**values))
+    return summaries

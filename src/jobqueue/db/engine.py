@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import sqlalchemy.exc
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from jobqueue.errors import ConfigurationError, DatabaseUnavailable
 
 Connection = asyncpg.Connection
-"""The connection type every repository function takes (asyncpg's)."""
+"""The connection type every hand-written statement takes (asyncpg's)."""
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -93,14 +95,52 @@ def create_engine(url: str, pool_size: int = 10, pool_timeout_seconds: float = 1
         pool_timeout_seconds: how long a checkout waits for a free connection, in seconds, before
             it fails (and the API answers 503).
     """
-    return create_async_engine(
+    engine = create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout_seconds,
         pool_recycle=3600,
+        json_deserializer=json.loads,
         connect_args={"server_settings": {"application_name": "jobqueue"}},
     )
+    event.listen(engine.sync_engine, "connect", _set_json_codecs)
+    return engine
+
+
+def _set_json_codecs(dbapi_connection: Any, _record: object) -> None:
+    """The JSON contract every query relies on, set on each new connection (after the dialect's
+    own set-up, so it is ours whatever a SQLAlchemy release does): a ``json``/``jsonb``
+    parameter is JSON *text* (SQLAlchemy's JSON types serialise before binding; hand-written
+    statements pass text and cast), and a ``json``/``jsonb`` result is the decoded Python value
+    (``json.loads``). Binary format: PostgreSQL's jsonb binary form is a version byte (1) and
+    the text."""
+
+    async def setup(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec(
+            "json", encoder=str.encode, decoder=_decode_json, schema="pg_catalog", format="binary"
+        )
+        await conn.set_type_codec(
+            "jsonb",
+            encoder=_encode_jsonb,
+            decoder=_decode_jsonb,
+            schema="pg_catalog",
+            format="binary",
+        )
+
+    dbapi_connection.run_async(setup)
+
+
+def _decode_json(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def _encode_jsonb(text: str) -> bytes:
+    return b"\x01" + text.encode()
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
 
 
 async def checkout(engine: AsyncEngine) -> tuple[AsyncConnection, Connection]:
@@ -168,6 +208,53 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Connection]:
     """
     async with connect(engine) as conn, conn.transaction():
         yield conn
+
+
+@contextlib.asynccontextmanager
+async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A SQLAlchemy connection for Core reads, in autocommit mode: each statement is its own
+    transaction, so a read costs one round trip (no BEGIN, no ROLLBACK).
+
+    Raises:
+        DatabaseUnavailable: as :func:`connect`.
+    """
+    sa_conn, _driver = await checkout(engine)
+    try:
+        yield await sa_conn.execution_options(isolation_level="AUTOCOMMIT")
+    except CONNECTION_ERRORS as exc:
+        await discard(sa_conn)
+        raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        await discard(sa_conn)
+        raise DatabaseUnavailable(f"the database is not reachable: {exc.orig}") from exc
+    finally:
+        await sa_conn.close()
+
+
+@contextlib.asynccontextmanager
+async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A SQLAlchemy connection in one transaction for Core writes: committed when the block
+    ends normally, rolled back when it raises.
+
+    Raises:
+        DatabaseUnavailable: as :func:`connect`.
+    """
+    sa_conn, _driver = await checkout(engine)
+    try:
+        async with sa_conn.begin():
+            yield sa_conn
+    except CONNECTION_ERRORS as exc:
+        await discard(sa_conn)
+        raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc
+    except sqlalchemy.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        await discard(sa_conn)
+        raise DatabaseUnavailable(f"the database is not reachable: {exc.orig}") from exc
+    finally:
+        await sa_conn.close()
 
 
 class HeldConnection:

@@ -1,10 +1,17 @@
-"""SQLAlchemy 2 table definitions: the schema alembic migrates to, and what Core queries use.
+"""The schema: SQLAlchemy 2 tables that every query is built from and alembic migrates to.
 
-The migration in ``alembic/versions`` is the source of truth for DDL details (fillfactor,
-partial indexes); this module mirrors it so that Core statements and autogenerate agree.
+This module is the one source. The migrations in ``alembic/versions`` must produce exactly these
+tables, indexes and constraints: ``tests/db/test_schema.py`` compares a migrated database with
+this metadata (alembic's ``compare_metadata``) and the CHECK constraints with the enums. Storage
+parameters that SQLAlchemy does not model (fillfactor, autovacuum) live in the migrations only.
+
+Status and outcome values come from :class:`JobStatus` and :data:`RECORDED_OUTCOMES`, never
+from literals typed again.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +28,9 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from jobqueue.jobs import RECORDED_OUTCOMES, JobStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,7 +42,18 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-STATUS_VALUES = ("todo", "in_progress", "done", "failed", "cancelled")
+
+def sql_in(values: Iterable[str]) -> str:
+    """``'a', 'b'``: string values as a SQL list for ``IN (…)`` (values from our enums only)."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def status_is(*statuses: JobStatus) -> str:
+    """SQL text ``status = 'todo'`` or ``status IN ('failed', 'cancelled')`` from the enum."""
+    if len(statuses) == 1:
+        return f"status = '{statuses[0].value}'"
+    return f"status IN ({sql_in(s.value for s in statuses)})"
+
 
 jobs = Table(
     "jobs",
@@ -59,9 +79,7 @@ jobs = Table(
     Column("idempotency_key", Text),
     Column("timeout_seconds", Double, nullable=False, server_default="300"),
     Column("cancel_requested_at", DateTime(timezone=True)),
-    CheckConstraint(
-        "status IN ('todo', 'in_progress', 'done', 'failed', 'cancelled')", name="status"
-    ),
+    CheckConstraint(f"status IN ({sql_in(s.value for s in JobStatus)})", name="status"),
     CheckConstraint("attempts >= 0", name="attempts"),
     CheckConstraint("max_attempts >= 1", name="max_attempts"),
     CheckConstraint("timeout_seconds > 0", name="timeout_seconds"),
@@ -71,9 +89,9 @@ jobs = Table(
         text("priority DESC"),
         "run_at",
         "id",
-        postgresql_where=text("status = 'todo'"),
+        postgresql_where=text(status_is(JobStatus.TODO)),
     ),
-    Index("ix_jobs_in_progress", "id", postgresql_where=text("status = 'in_progress'")),
+    Index("ix_jobs_in_progress", "id", postgresql_where=text(status_is(JobStatus.IN_PROGRESS))),
     Index(
         "uq_jobs_idempotency_key",
         "idempotency_key",
@@ -84,7 +102,7 @@ jobs = Table(
         "ix_jobs_status_id",
         "status",
         "id",
-        postgresql_where=text("status IN ('failed', 'cancelled')"),
+        postgresql_where=text(status_is(JobStatus.FAILED, JobStatus.CANCELLED)),
     ),
 )
 
@@ -101,6 +119,22 @@ job_attempts = Table(
     Column("error_type", Text),
     Column("error_message", Text),
     Column("traceback", Text),
-    CheckConstraint("outcome IN ('retried', 'failed', 'cancelled', 'rescued')", name="outcome"),
+    CheckConstraint(f"outcome IN ({sql_in(o.value for o in RECORDED_OUTCOMES)})", name="outcome"),
     Index("ix_job_attempts_job_id", "job_id", "id"),
 )
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("worker_id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("queues", ARRAY(Text), nullable=False),
+    Column("tasks", ARRAY(Text), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+"""One row per live jobqueue process with a worker pool: what it serves (queues) and can run
+(tasks); ``seen_at`` is renewed by its registry loop and a row not renewed for a while is
+deleted by any process. Read to tell which ``todo`` jobs no live process can run."""

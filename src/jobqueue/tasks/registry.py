@@ -1,9 +1,9 @@
 """The task registry: names to functions, filled by the ``@task`` decorator.
 
 A task is a function ``f(ctx: JobContext) -> JSON-serialisable result``, ``async def`` or plain
-``def``. Plain functions run in a worker thread (``asyncio.to_thread``) so they never block the
-event loop; they cannot be interrupted by a timeout or a cancel (Python threads cannot be killed),
-so their late result is ignored.
+``def``. Plain functions run on the worker pool's own threads (``worker/threads.py``) so they
+never block the event loop; they cannot be interrupted by a timeout or a cancel (Python threads
+cannot be killed), so their late result is ignored (docs/jobs.md, "Sync tasks").
 
 Example::
 
@@ -18,10 +18,9 @@ Modules named in ``JOBQUEUE_TASK_MODULES`` are imported at start so their decora
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,20 +61,6 @@ class Task:
     function: TaskFunction
     is_async: bool
     validate: PayloadValidator | None = None
-
-    async def run(self, ctx: JobContext) -> Any:
-        """Run the task once for ``ctx``; a plain function runs in a worker thread.
-
-        Returns:
-            whatever the function returns (the job's result; must be JSON-serialisable).
-
-        Raises:
-            whatever the function raises.
-        """
-        if self.is_async:
-            result: Awaitable[Any] = self.function(ctx)
-            return await result
-        return await asyncio.to_thread(self.function, ctx)
 
 
 @dataclass

@@ -1,5 +1,9 @@
-"""The worker pool: dispatcher, runners, completer, heartbeat, rescuer and listener."""
+"""The in-process worker pool: one claim coordinator, runners, heartbeat, sync-task threads.
 
-from jobqueue.worker.pool import PoolConfig, WorkerPool
+The in-process client of ``leases/``; its loops run under the process's supervisor
+(``maintenance/supervisor.py``).
+"""
 
-__all__ = ["PoolConfig", "WorkerPool"]
+from jobqueue.worker.pool import PoolConfig, WorkerPool, new_worker_id
+
+__all__ = ["PoolConfig", "WorkerPool", "new_worker_id"]

@@ -1,6 +1,8 @@
-"""Heartbeat: one UPDATE extends the leases of all jobs this process holds.
+"""Heartbeat: one statement extends the leases of every attempt this process holds.
 
-It beats every third of the lease, so two beats can fail before a lease runs out.
+It beats every third of the lease, so two beats can fail before a lease runs out. What it
+learns goes back to the pool: lost leases (the attempt is stopped at once and its slot freed)
+and cancel requests (the safety net for a cancel NOTIFY missed while LISTEN was down).
 """
 
 from __future__ import annotations
@@ -9,56 +11,52 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.db import repository
-from jobqueue.db.engine import connect
 from jobqueue.errors import DatabaseUnavailable
-from jobqueue.worker.state import Holdings
+from jobqueue.jobs import AttemptKey
+from jobqueue.leases import HeartbeatResult, LeaseStore
 
 log = structlog.get_logger(__name__)
 
 
-async def beat_once(
-    engine: AsyncEngine, holdings: Holdings, worker_id: str, lease_seconds: float
-) -> set[int]:
-    """Extend every held lease once.
+class Heartbeat:
+    """Beats for the attempts ``held()`` returns.
 
-    A lease that was lost (rescued, or the row is gone) is noticed by the completer, whose
-    fenced write then finds nothing to update and logs ``lease_lost``.
-
-    Returns:
-        the ids whose cancellation was requested.
+    Args:
+        store: the lease use cases.
+        held: the attempts to extend (the coordinator's ``held_keys``).
+        lease_seconds: the lease each beat gives, in seconds.
+        on_result: gets each beat's :class:`HeartbeatResult`.
     """
-    job_ids = list(holdings.jobs)
-    if not job_ids:
-        return set()
-    async with connect(engine) as conn:
-        _, cancel = await repository.heartbeat(conn, job_ids, worker_id, lease_seconds)
-    return cancel
 
+    def __init__(
+        self,
+        store: LeaseStore,
+        held: Callable[[], list[AttemptKey]],
+        lease_seconds: float,
+        on_result: Callable[[HeartbeatResult], None],
+    ) -> None:
+        self.store = store
+        self.held = held
+        self.lease_seconds = lease_seconds
+        self.on_result = on_result
 
-async def heartbeat_loop(
-    engine: AsyncEngine,
-    holdings: Holdings,
-    worker_id: str,
-    lease_seconds: float,
-    on_cancel_requested: Callable[[set[int]], None],
-) -> None:
-    """Beat every ``lease_seconds / 3`` seconds until cancelled.
+    async def beat(self) -> HeartbeatResult:
+        """Extend every held lease once and report the result.
 
-    ``on_cancel_requested`` gets the ids whose cancellation was requested: the safety net for
-    a cancel NOTIFY missed while the LISTEN connection was down.
-    """
-    while True:
-        await asyncio.sleep(lease_seconds / 3)
-        try:
-            cancel = await beat_once(engine, holdings, worker_id, lease_seconds)
-        except DatabaseUnavailable as exc:
-            log.warning("heartbeat_failed", error=str(exc), held=len(holdings.jobs))
-            continue
-        except Exception:  # a loop boundary: log, and beat again next time
-            log.exception("heartbeat_error", held=len(holdings.jobs))
-            continue
-        if cancel:
-            on_cancel_requested(cancel)
+        Raises:
+            DatabaseUnavailable: nothing was extended.
+        """
+        result = await self.store.heartbeat(self.held(), self.lease_seconds)
+        self.on_result(result)
+        return result
+
+    async def run(self) -> None:
+        """Beat every ``lease_seconds / 3`` until cancelled; a database fault is logged and the
+        next beat tried on time. Anything else propagates (the supervisor restarts the loop)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.beat()
+            except DatabaseUnavailable as exc:
+                log.warning("heartbeat_failed", error=str(exc), held=len(self.held()))

@@ -1,12 +1,16 @@
-"""The worker pool: owns the dispatcher, runners, completer, heartbeat, rescuer and listener.
+"""The worker pool: the in-process client of ``leases/``.
 
-``start()`` launches them as asyncio tasks; ``stop()`` is the graceful shutdown of DESIGN.md:
-stop claiming, let the jobs in hand finish within the grace period, cancel the rest, write the
-outcomes that are buffered, and release every job still held back to ``todo`` without counting
-the attempt, so that after a clean stop no job of this process is left ``in_progress``.
+It is made of one :class:`~jobqueue.worker.coordinator.Coordinator` (slots, held attempts,
+outcome writes, claims), one runner per slot, a :class:`~jobqueue.worker.heartbeat.Heartbeat`
+and a :class:`~jobqueue.worker.threads.SyncThreads` for plain tasks. It starts no task itself:
+:meth:`WorkerPool.loops` names its loops, and the process's supervisor runs them (restarting one
+that raises).
 
-A background task that ends with an error marks the pool failed (``/readyz`` then fails) and
-stops it: nothing dies silently (procrastinate's side-loop monitor).
+Shutdown (DESIGN.md): :meth:`drain` stops claiming and lets the jobs in hand finish within the
+grace period, then stops the rest; once the supervisor has stopped the loops,
+:meth:`final_writes` writes the buffered outcomes and releases every attempt still held back to
+``todo`` without counting it, so that after a clean stop no job of this process is left
+``in_progress``.
 """
 
 from __future__ import annotations
@@ -16,29 +20,28 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.db import repository
-from jobqueue.db.engine import connect
-from jobqueue.db.notifications import Notifications
+from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import DatabaseUnavailable
-from jobqueue.jobs import ClaimedJob
+from jobqueue.jobs import AttemptKey
+from jobqueue.leases import HeartbeatResult, LeaseStore, PostgresLeases
 from jobqueue.metrics import Metrics
+from jobqueue.notify import CancelRequested, Listener, QueuesRunnable
 from jobqueue.tasks.registry import TaskRegistry
-from jobqueue.worker.completer import Completer
-from jobqueue.worker.dispatcher import Dispatcher
-from jobqueue.worker.heartbeat import heartbeat_loop
-from jobqueue.worker.outcome import RetryPolicy
-from jobqueue.worker.rescuer import rescuer_loop
+from jobqueue.worker.coordinator import Coordinator, CoordinatorConfig
+from jobqueue.worker.heartbeat import Heartbeat
 from jobqueue.worker.runner import Runner
-from jobqueue.worker.state import Holdings
+from jobqueue.worker.threads import SyncThreads
 
 log = structlog.get_logger(__name__)
+
+FINAL_WRITE_ATTEMPTS = 3
+"""Tries of the shutdown's outcome write before the rest is left to the rescuer."""
 
 
 def new_worker_id() -> str:
@@ -52,11 +55,10 @@ class PoolConfig:
 
     Attributes:
         queues: slots per queue served, e.g. ``{"default": 10, "emails": 2}``; the pool runs
-            as many runner tasks as there are slots in all.
+            as many runners as there are slots in all, and as many sync-task threads.
         lease_seconds: a claim's lease; the heartbeat renews it every third.
-        poll_interval_seconds: longest wait between claims when nothing wakes the dispatcher.
-        shutdown_grace_seconds: how long ``stop`` lets running jobs finish.
-        rescue_interval_seconds: period of the rescuer.
+        poll_interval_seconds: longest wait between claims when nothing wakes the coordinator.
+        shutdown_grace_seconds: how long :meth:`WorkerPool.drain` lets running jobs finish.
         retry: backoff for failed attempts.
         worker_id: written into claimed rows; fences every write.
         log_payloads: put each job's payload in its ``job_ran`` log event (debugging only).
@@ -66,180 +68,158 @@ class PoolConfig:
     lease_seconds: float = 30.0
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
-    rescue_interval_seconds: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     worker_id: str = field(default_factory=new_worker_id)
     log_payloads: bool = False
 
 
 class WorkerPool:
-    """Runs jobs of ``config.queues`` from ``engine`` with the tasks in ``registry``.
+    """Runs jobs of ``config.queues`` with the tasks in ``registry``.
 
     Args:
-        engine: the process's engine.
-        registry: the tasks this process can run.
+        engine: the process's engine (used when ``store`` is not given).
+        registry: the tasks this process can run; it claims jobs of no other task.
         config: see :class:`PoolConfig`.
-        notifications: the process's LISTEN connection; the pool subscribes to "jobs became
-            runnable" and "cancel requested" messages (None: poll only, no remote cancel).
+        listener: the process's LISTEN connection; the pool subscribes to "jobs became
+            runnable" and "cancel requested" (None: poll only; cancels reach it through the
+            heartbeat).
+        metrics: the process's metrics.
+        store: the lease store (default: :class:`PostgresLeases` on ``engine``).
     """
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: AsyncEngine | None,
         registry: TaskRegistry,
         config: PoolConfig,
-        notifications: Notifications | None = None,
+        listener: Listener | None = None,
         metrics: Metrics | None = None,
+        store: LeaseStore | None = None,
     ) -> None:
-        self.engine = engine
+        if store is None:
+            assert engine is not None, "give an engine or a store"
+            store = PostgresLeases(engine, config.worker_id)
         self.config = config
+        self.store = store
         self.metrics = metrics or Metrics()
         self.concurrency = sum(config.queues.values())
-        self.holdings = Holdings(dict(config.queues))
-        self.ready: asyncio.Queue[ClaimedJob] = asyncio.Queue(maxsize=self.concurrency)
-        self.dispatcher = Dispatcher(
-            engine=engine,
-            queues=list(config.queues),
-            holdings=self.holdings,
-            ready=self.ready,
-            worker_id=config.worker_id,
-            lease_seconds=config.lease_seconds,
-            poll_interval_seconds=config.poll_interval_seconds,
-            metrics=self.metrics,
+        self.coordinator = Coordinator(
+            store,
+            CoordinatorConfig(
+                queues=config.queues,
+                tasks=tuple(registry.names()),
+                lease_seconds=config.lease_seconds,
+                poll_interval_seconds=config.poll_interval_seconds,
+            ),
+            self.metrics,
         )
-        self.completer = Completer(
-            engine=engine,
-            holdings=self.holdings,
-            worker_id=config.worker_id,
-            lease_seconds=config.lease_seconds,
-            refill=self.dispatcher,
-            metrics=self.metrics,
-        )
+        self.threads = SyncThreads(self.concurrency)
         self.runner = Runner(
-            ready=self.ready,
+            ready=self.coordinator.ready,
             registry=registry,
-            holdings=self.holdings,
-            deliver=self.completer.add,
+            deliver=self.coordinator.deliver,
             policy=config.retry,
+            threads=self.threads,
             metrics=self.metrics,
             log_payloads=config.log_payloads,
         )
-        self.holdings.on_queue_unblocked = self._on_queue_unblocked
-        if notifications is not None:
-            notifications.subscribe(repository.NOTIFY_QUEUES, self.wake)
-            notifications.subscribe(repository.NOTIFY_CANCEL, self._on_cancel_notified)
-            notifications.on_connect(self.dispatcher.wake)
-        self.failure: str | None = None
-        self._dispatcher_task: asyncio.Task[None] | None = None
-        self._runner_tasks: list[asyncio.Task[None]] = []
-        self._service_tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.heartbeat = Heartbeat(
+            store, self.coordinator.held_keys, config.lease_seconds, self.on_heartbeat
+        )
+        if listener is not None:
+            listener.subscribe(QueuesRunnable, self.on_runnable)
+            listener.subscribe(CancelRequested, self.on_cancel_requested)
+            listener.on_connect(self.coordinator.wake)
 
-    @property
-    def healthy(self) -> bool:
-        """False once a background task died or the pool was stopped."""
-        return self.failure is None and not self._stopping
+    def loops(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """The pool's loops by name, for the supervisor: ``claim``, ``heartbeat`` and one
+        ``runner-<n>`` per slot."""
+        loops: dict[str, Callable[[], Awaitable[None]]] = {
+            "claim": self.coordinator.run,
+            "heartbeat": self.heartbeat.run,
+        }
+        for number in range(self.concurrency):
+            loops[f"runner-{number}"] = self.runner.run
+        return loops
 
-    def _on_queue_unblocked(self) -> None:
-        # A full queue got a free slot. When its outcome waits for the completer, that write
-        # claims for the slot; otherwise (shutdown, a dropped reservation) the dispatcher does.
-        if not self.completer.pending:
-            self.dispatcher.wake()
+    def busy_slots(self) -> tuple[int, int]:
+        """``(busy, total)`` runner slots."""
+        return self.coordinator.total_busy, self.concurrency
 
-    def wake(self, queues: Sequence[str]) -> None:
-        """Jobs became runnable on ``queues`` (``["*"]``: any): claim now if we serve one."""
-        if "*" in queues or not set(queues).isdisjoint(self.config.queues):
-            self.dispatcher.wake()
+    # --- what it is told ---------------------------------------------------------------------
 
-    def cancel(self, job_ids: Iterable[int]) -> None:
-        """Cancel the attempts of those of ``job_ids`` that this process runs."""
-        for job_id in job_ids:
-            if self.runner.cancel(job_id):
-                log.info("job_cancel_delivered", job_id=job_id)
+    def on_enqueued(self, due: Mapping[str, float]) -> None:
+        """A local enqueue or retry committed: ``{queue: seconds until due}``."""
+        self.coordinator.due(due)
 
-    def _on_cancel_notified(self, items: list[str]) -> None:
-        self.cancel(int(item) for item in items if item.isdigit())
+    def on_runnable(self, event: QueuesRunnable) -> None:
+        """Jobs became runnable (NOTIFY from another process, or a rescue)."""
+        if event.covers(self.config.queues):
+            self.coordinator.wake(None if event.queues is None else event.queues)
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=f"jobqueue-{name}")
-        task.add_done_callback(self._on_task_done)
-        return task
+    def on_cancel_requested(self, event: CancelRequested) -> None:
+        """Cancel requests: stop the attempts of those jobs that this process runs (``None``:
+        left to the next heartbeat, which reports every requested cancel)."""
+        if event.job_ids is not None:
+            self.cancel(event.job_ids)
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._stopping:
-            return
-        exc = task.exception()
-        self.failure = f"{task.get_name()} stopped: {exc!r}"
-        log.error("worker_task_died", task=task.get_name(), error=repr(exc), exc_info=exc)
-        asyncio.get_running_loop().create_task(self.stop(), name="jobqueue-stop-after-failure")
+    def cancel(self, job_ids: set[int] | frozenset[int]) -> None:
+        """Stop the current attempts of ``job_ids`` held here (running, or queued)."""
+        buffered = {outcome.key for outcome in self.coordinator.pending}
+        for key in list(self.coordinator.held):
+            if key[0] in job_ids and key not in buffered:
+                self.runner.cancel(key)
+                log.info("job_cancel_delivered", job_id=key[0], attempt=key[1])
 
-    async def start(self) -> None:
-        """Start every background task; returns at once."""
-        cfg = self.config
-        log.info("pool_starting", worker_id=cfg.worker_id, queues=cfg.queues)
-        self._runner_tasks = [
-            self._spawn(f"runner-{i}", self.runner.run()) for i in range(self.concurrency)
-        ]
-        self._service_tasks = [
-            self._spawn("completer", self.completer.run()),
-            self._spawn(
-                "heartbeat",
-                heartbeat_loop(
-                    self.engine, self.holdings, cfg.worker_id, cfg.lease_seconds, self.cancel
-                ),
-            ),
-            self._spawn(
-                "rescuer",
-                rescuer_loop(
-                    self.engine, cfg.rescue_interval_seconds, self.dispatcher.wake, self.metrics
-                ),
-            ),
-        ]
-        self._dispatcher_task = self._spawn("dispatcher", self.dispatcher.run())
+    def on_heartbeat(self, result: HeartbeatResult) -> None:
+        """Stop the attempts whose lease is lost; cancel those whose cancel was requested."""
+        for job in self.coordinator.lose(result.lost):
+            self.runner.cancel(job.key)
+        if result.cancel_requested:
+            self.cancel({key[0] for key in result.cancel_requested})
 
-    async def stop(self) -> None:
-        """Graceful shutdown (idempotent); see the module docstring for the steps.
+    # --- shutdown ----------------------------------------------------------------------------
 
-        The final writes are shielded, so a second Ctrl-C cannot cut them off half-way.
-        """
-        if self._stopping:
-            return
-        self._stopping = True
-        log.info("pool_stopping", held=len(self.holdings.jobs), busy=self.holdings.total_busy)
-        self.dispatcher.stop()
-        if self._dispatcher_task is not None:
-            with contextlib.suppress(Exception):
-                await self._dispatcher_task
-        # Claimed but not started: no runner will take them now.
-        while not self.ready.empty():
-            self.holdings.free(self.ready.get_nowait())
+    async def drain(self) -> None:
+        """Stop claiming; let the jobs in hand finish within the grace period; stop the rest
+        (they stay held, to be released by :meth:`final_writes`)."""
+        coordinator = self.coordinator
+        coordinator.stopping = True
+        log.info("pool_stopping", held=len(coordinator.held), busy=coordinator.total_busy)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.holdings.idle.wait(), self.config.shutdown_grace_seconds)
-        await _cancel(self._runner_tasks)
-        await asyncio.shield(self._write_and_release())
-        await _cancel(self._service_tasks)
-        await self.dispatcher.connection.close()
-        await self.completer.connection.close()
+            await asyncio.wait_for(coordinator.idle.wait(), self.config.shutdown_grace_seconds)
+        self.runner.abort()
+        while not coordinator.ready.empty():
+            coordinator.deliver(coordinator.ready.get_nowait(), None)
+        # Aborted attempts end at their next await; a sync one is abandoned at once.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(coordinator.idle.wait(), 1.0)
+
+    async def final_writes(self) -> None:
+        """Write the buffered outcomes, then release every attempt still held (shielded by
+        the caller: a second Ctrl-C must not cut them off). Gives up on the database after
+        :data:`FINAL_WRITE_ATTEMPTS` failures: the rescuer then returns those jobs later."""
+        coordinator = self.coordinator
+        coordinator.stopping = True
+        failures = 0
+        while coordinator.pending and failures < FINAL_WRITE_ATTEMPTS:
+            try:
+                await coordinator.round()
+            except DatabaseUnavailable as exc:
+                failures += 1
+                log.error("outcome_flush_failed", error=str(exc), pending=len(coordinator.pending))
+        buffered = {outcome.key for outcome in coordinator.pending}
+        held: list[AttemptKey] = [key for key in coordinator.held if key not in buffered]
+        if held:
+            try:
+                released = await self.store.release(held)
+            except DatabaseUnavailable as exc:
+                log.error("release_failed", error=str(exc), jobs=len(held))
+                released = set()
+            for key in held:
+                coordinator.held.pop(key, None)
+                if key in released:
+                    log.info("job_released", job_id=key[0], attempt=key[1])
+        self.threads.close()
+        await self.store.close()
         log.info("pool_stopped", worker_id=self.config.worker_id)
-
-    async def _write_and_release(self) -> None:
-        await self.completer.flush()
-        held = [(job.id, job.attempt) for job in self.holdings.jobs.values()]
-        if not held:
-            return
-        try:
-            async with connect(self.engine) as conn:
-                released = await repository.release(conn, held, self.config.worker_id)
-        except DatabaseUnavailable as exc:
-            log.error("release_failed", error=str(exc), jobs=len(held))
-            return
-        for job_id, attempt in held:
-            self.holdings.forget(job_id)
-            if job_id in released:
-                log.info("job_released", job_id=job_id, attempt=attempt)
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)

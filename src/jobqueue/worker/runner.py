@@ -1,7 +1,10 @@
-"""Runners: N tasks that take claimed jobs from the queue, run them and hand the outcome on.
+"""Runners: tasks that take claimed jobs from the coordinator's queue, run one attempt each and
+hand the outcome back. A runner never writes to the database.
 
-A runner never writes to the database: it gives the outcome to the completer, which writes
-outcomes in batches. Each attempt runs under ``asyncio.timeout(job.timeout_seconds)``.
+Each attempt runs in a task of its own, keyed by its attempt ``(job_id, attempt)``, so that one
+attempt can be cancelled (a cancel request, a lost lease, shutdown) while the runner goes on.
+An async task runs under ``asyncio.timeout(job.timeout_seconds)``; a plain function runs on the
+pool's :class:`~jobqueue.worker.threads.SyncThreads`, its timeout counted from its start.
 """
 
 from __future__ import annotations
@@ -9,67 +12,82 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
-from jobqueue.jobs import ClaimedJob, Outcome
+from jobqueue import leases
+from jobqueue.backoff import RetryPolicy
+from jobqueue.jobs import AttemptKey, ClaimedJob, Outcome
 from jobqueue.metrics import Metrics
-from jobqueue.tasks.registry import JobContext, TaskRegistry
-from jobqueue.worker import outcome as classify
-from jobqueue.worker.state import Holdings
+from jobqueue.tasks.registry import JobContext, Task, TaskRegistry
+from jobqueue.worker.threads import SyncThreads, ThreadTimeout
 
 log = structlog.get_logger(__name__)
 
 
 class UnknownTaskAtRun(Exception):
-    """A claimed job names a task this process does not have (another replica's modules?)."""
+    """A claimed job names a task this process does not have (its registry changed?)."""
 
 
-async def execute(job: ClaimedJob, registry: TaskRegistry, policy: classify.RetryPolicy) -> Outcome:
-    """Run one attempt of ``job`` and classify how it ended.
+async def execute(
+    job: ClaimedJob, registry: TaskRegistry, policy: RetryPolicy, threads: SyncThreads
+) -> Outcome:
+    """Run one attempt of ``job`` and classify how it ended (``leases`` classifier).
 
-    Cancellation (shutdown or a cancel request: either cancels the task running this
-    coroutine) propagates: the caller releases or cancels the job. Every other exception,
-    ``SystemExit`` and ``KeyboardInterrupt`` raised by the task included, becomes a failed
-    attempt, so no task can stop the pool. So does a ``CancelledError`` that the task raises
-    on its own (e.g. from a cancelled future of its own) while nobody cancelled this attempt:
-    it is the task's failure, not a cancel request and not a shutdown.
+    Cancellation of the task running this coroutine (a cancel request, a lost lease, shutdown)
+    propagates: the caller decides what it means. Every other exception, ``SystemExit`` and
+    ``KeyboardInterrupt`` raised by the task included, becomes a failed attempt, so no task can
+    stop the pool. So does a ``CancelledError`` that the task raises on its own (e.g. from a
+    cancelled future of its own) while nobody cancelled this attempt.
     """
     entry = registry.get(job.task)
     if entry is None:
         known = ", ".join(registry.names())
         error = UnknownTaskAtRun(f"task {job.task!r} is not registered here (known: {known})")
-        return classify.failed(job, error, policy)
+        return leases.failed(job, error, policy)
     ctx = JobContext(job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts)
-    deadline = asyncio.timeout(job.timeout_seconds)
     try:
-        async with deadline:
-            value = await entry.run(ctx)
+        value = await _call(entry, ctx, job.timeout_seconds, threads)
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling():
             raise
-        return classify.failed(job, exc, policy)
+        return leases.failed(job, exc, policy)
     except BaseException as exc:
-        if isinstance(exc, TimeoutError) and deadline.expired():
+        if isinstance(exc, _Expired | ThreadTimeout):
             exc = TimeoutError(f"attempt exceeded timeout_seconds={job.timeout_seconds:g}")
-        return classify.failed(job, exc, policy)
-    return classify.succeeded(job, value, policy)
+        return leases.failed(job, exc, policy)
+    return leases.succeeded(job, value, policy)
+
+
+class _Expired(TimeoutError):
+    """The attempt's own deadline passed (not a TimeoutError the task raised itself)."""
+
+
+async def _call(entry: Task, ctx: JobContext, timeout_seconds: float, threads: SyncThreads) -> Any:
+    if not entry.is_async:
+        return await threads.run(entry.function, ctx, timeout_seconds)
+    deadline = asyncio.timeout(timeout_seconds)
+    try:
+        async with deadline:
+            return await entry.function(ctx)
+    except TimeoutError as exc:
+        if deadline.expired():
+            raise _Expired() from exc
+        raise
 
 
 class Runner:
-    """Runs jobs from ``ready`` until cancelled, handing each outcome to ``deliver``.
-
-    Each attempt runs in a task of its own, so that :meth:`cancel` can stop one job (a cancel
-    request) while the runner goes on; cancelling the runner itself (shutdown) cancels the
-    attempt too, and the job stays held for the pool to release.
+    """Runs jobs from ``ready`` until cancelled, handing each end to ``deliver``.
 
     Args:
-        ready: the dispatcher's queue.
-        registry: the tasks this process knows.
-        holdings: slot accounting (a slot is freed once the outcome is handed on).
-        deliver: the completer's ``add``.
+        ready: the coordinator's queue of claimed jobs.
+        registry: the tasks this process has.
+        deliver: ``(job, outcome)``; the outcome is ``None`` when shutdown stopped the attempt
+            (the job stays held, to be released).
         policy: retry backoff.
+        threads: where plain functions run.
     """
 
     def __init__(
@@ -77,75 +95,90 @@ class Runner:
         *,
         ready: asyncio.Queue[ClaimedJob],
         registry: TaskRegistry,
-        holdings: Holdings,
-        deliver: Callable[[Outcome], None],
-        policy: classify.RetryPolicy,
+        deliver: Callable[[ClaimedJob, Outcome | None], None],
+        policy: RetryPolicy,
+        threads: SyncThreads,
         metrics: Metrics | None = None,
         log_payloads: bool = False,
     ) -> None:
-        self.metrics = metrics or Metrics()
-        self.log_payloads = log_payloads
         self.ready = ready
         self.registry = registry
-        self.holdings = holdings
         self.deliver = deliver
         self.policy = policy
-        self.running: dict[int, asyncio.Task[Outcome]] = {}
-        self._cancel_before_start: set[int] = set()
+        self.threads = threads
+        self.metrics = metrics or Metrics()
+        self.log_payloads = log_payloads
+        self.running: dict[AttemptKey, asyncio.Task[Outcome]] = {}
+        self.stop_before_start: set[AttemptKey] = set()
+        self.aborting = False
 
-    def cancel(self, job_id: int) -> bool:
-        """Cancel the attempt of ``job_id`` if this process holds the job.
+    def cancel(self, key: AttemptKey) -> bool:
+        """Stop attempt ``key``: cancel it if it runs, or make it end at once when it starts.
 
         Returns:
-            True when the job is held here (running now, or queued and cancelled at start).
+            True when the attempt runs now (False: it will stop when it starts).
         """
-        attempt = self.running.get(job_id)
+        attempt = self.running.get(key)
         if attempt is not None:
             attempt.cancel()
             return True
-        if job_id in self.holdings.jobs:
-            self._cancel_before_start.add(job_id)
-            return True
+        self.stop_before_start.add(key)
         return False
 
+    def running_keys(self, job_id: int) -> list[AttemptKey]:
+        """The attempts of ``job_id`` running now (two after a self-rescue)."""
+        return [key for key in self.running if key[0] == job_id]
+
+    def abort(self) -> None:
+        """Shutdown: cancel every running attempt; their jobs are released, not failed."""
+        self.aborting = True
+        for attempt in self.running.values():
+            attempt.cancel()
+
     async def run(self) -> None:
-        """Take and run jobs until cancelled."""
+        """Take and run jobs until cancelled (one runner per slot)."""
         while True:
             job = await self.ready.get()
-            started = time.perf_counter()
-            try:
-                result = await self._attempt(job)
-            except asyncio.CancelledError:
-                self.holdings.free(job)
-                raise
-            duration = time.perf_counter() - started
-            self.deliver(result)
-            self.holdings.free(job)
-            self.metrics.duration.labels(job.queue, job.task).observe(duration)
+            await self.run_one(job)
+
+    async def run_one(self, job: ClaimedJob) -> None:
+        """Run one attempt of ``job`` and deliver its end (exactly once, whatever happens)."""
+        key = job.key
+        if key in self.stop_before_start or self.aborting:
+            self.stop_before_start.discard(key)
+            self.deliver(job, None if self.aborting else leases.cancelled(job))
+            return
+        started = time.perf_counter()
+        attempt = asyncio.create_task(
+            execute(job, self.registry, self.policy, self.threads),
+            name=f"jobqueue-attempt-{job.id}-{job.attempt}",
+        )
+        self.running[key] = attempt
+        outcome: Outcome | None = None
+        try:
+            outcome = await attempt
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the runner itself is being cancelled (the finally delivers None)
+            outcome = None if self.aborting else leases.cancelled(job)
+        except Exception as exc:  # a bug of ours, not the task's: still end the attempt
+            log.exception("attempt_error", job_id=job.id, attempt=job.attempt)
+            outcome = leases.failed(job, exc, self.policy)
+        finally:
+            self.running.pop(key, None)
+            self.deliver(job, outcome)
+        duration = time.perf_counter() - started
+        self.metrics.duration.labels(job.queue, job.task).observe(duration)
+        if outcome is not None:
             log.info(
                 "job_ran",
                 job_id=job.id,
                 queue=job.queue,
                 task=job.task,
                 attempt=job.attempt,
-                outcome=str(result.status),
+                outcome=str(outcome.status),
                 duration_ms=round(duration * 1000, 3),
-                error_type=result.error_type,
+                error_type=outcome.error_type,
                 **({"payload": job.payload} if self.log_payloads else {}),
             )
-
-    async def _attempt(self, job: ClaimedJob) -> Outcome:
-        if job.id in self._cancel_before_start:
-            self._cancel_before_start.discard(job.id)
-            return classify.cancelled(job)
-        attempt = asyncio.create_task(execute(job, self.registry, self.policy))
-        self.running[job.id] = attempt
-        try:
-            return await attempt
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the runner itself is being cancelled: shutdown
-            return classify.cancelled(job)
-        finally:
-            del self.running[job.id]

@@ -1,41 +1,65 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (it can do its work)."""
+"""``/healthz`` (liveness: restart me) and ``/readyz`` (readiness: send me work).
+
+Which probe for what (docs/deploy.md, "Probes"): point the orchestrator's liveness probe at
+``/healthz`` (it fails only when a background loop has kept failing for
+``JOBQUEUE_UNHEALTHY_AFTER_SECONDS``: a restart may help), and the readiness probe or the load
+balancer's health check at ``/readyz`` (it fails while the database is unreachable, the schema
+is not at this build's migration, a loop is down, or LISTEN is reconnecting).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from jobqueue.api.deps import Service
+from jobqueue.api.deps import State
 from jobqueue.api.schemas import Health
 from jobqueue.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
-
-@router.get("/healthz", response_model=Health)
-async def healthz() -> Health:
-    """Liveness: 200 while the process serves HTTP. Checks nothing else (restart only if down)."""
-    return Health(status="ok")
+_RESPONSES: dict[int | str, dict[str, object]] = {503: {"model": Health}}
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-async def readyz(request: Request, service: Service) -> JSONResponse:
-    """Readiness: 200 when the database answers, its schema is at this build's migration head,
-    and the worker pool (if any) is running; 503 with the failing check otherwise.
-    """
+def _answer(checks: dict[str, str]) -> JSONResponse:
+    ok = all(value == "ok" for value in checks.values())
+    body = Health(status="ok" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/healthz", response_model=Health, responses=_RESPONSES)
+async def healthz(state: State) -> JSONResponse:
+    """Liveness: 200 while the process serves HTTP and its background loops recover; 503 when
+    a loop has kept failing for longer than ``JOBQUEUE_UNHEALTHY_AFTER_SECONDS`` (the body
+    names it): restart the process. A database outage alone never fails it."""
+    runtime = state.runtime
+    checks: dict[str, str] = {}
+    if runtime is not None:
+        failing = runtime.loops.failing_for(state.settings.unhealthy_after_seconds)
+        checks.update({f"loop:{name}": why for name, why in sorted(failing.items())})
+    return _answer(checks)
+
+
+@router.get("/readyz", response_model=Health, responses=_RESPONSES)
+async def readyz(state: State) -> JSONResponse:
+    """Readiness: 200 when the database answers, its schema is at this build's migration
+    head, every background loop runs and LISTEN is connected; 503 naming the failing check
+    otherwise."""
+    runtime = state.runtime
+    if runtime is None:
+        return _answer({"service": "starting or stopping"})
     checks: dict[str, str] = {}
     try:
-        revision = await service.schema_revision()
+        revision = await runtime.service.schema_revision()
         checks["database"] = "ok"
-        expected: str = request.app.state.head_revision
+        expected = runtime.head_revision
         checks["migrations"] = (
             "ok" if revision == expected else f"at {revision}, expected {expected}: run migrate"
         )
     except DatabaseUnavailable as exc:
         checks["database"] = f"unavailable: {exc}"
-    pool = request.app.state.pool
-    if pool is not None:
-        checks["workers"] = "ok" if pool.healthy else f"stopped: {pool.failure or 'shutting down'}"
-    ok = all(value == "ok" for value in checks.values())
-    body = Health(status="ok" if ok else "unavailable", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    if runtime.listener is not None:
+        checks["listen"] = "ok" if runtime.listener.connected else "reconnecting"
+    down = runtime.loops.down()
+    checks["loops"] = "ok" if not down else "; ".join(f"{n}: {w}" for n, w in sorted(down.items()))
+    return _answer(checks)

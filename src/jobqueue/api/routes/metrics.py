@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import contextlib
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobqueue.api.auth import metrics_access
-from jobqueue.api.deps import Service
+from jobqueue.api.deps import State
 from jobqueue.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)])
-async def metrics(request: Request, service: Service) -> Response:
+async def metrics(state: State) -> Response:
     """Every metric in the Prometheus text format (version 0.0.4).
 
-    The table gauges (``jobqueue_jobs``, ``jobqueue_oldest_todo_age_seconds``) come from two
-    grouped queries cached for 2 seconds; when the database is away they keep their last values
-    and the counters are still served. Open like ``/healthz``: it holds counts, no job data;
-    with ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` it needs a key with the ``read`` role (see
+    The table gauges (``jobqueue_jobs``, ``jobqueue_oldest_todo_age_seconds``,
+    ``jobqueue_jobs_without_worker``) come from grouped queries cached for 2 seconds and shared
+    by concurrent scrapes; when the database is away they keep their last values and the
+    counters are still served. Open like ``/healthz``: it holds counts, no job data; with
+    ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` it needs a key with the ``read`` role (see
     docs/security.md).
     """
-    with contextlib.suppress(DatabaseUnavailable):
-        await service.refresh_table_stats()
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    if state.runtime is not None:
+        with contextlib.suppress(DatabaseUnavailable):
+            await state.runtime.service.refresh_table_stats()
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

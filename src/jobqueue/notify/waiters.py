@@ -7,12 +7,18 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from jobqueue.notify.protocol import JobsFinished
+
 
 class FinishWaiters:
     """Events per job id, set when a notification says the job reached a final status."""
 
     def __init__(self) -> None:
         self._events: dict[int, set[asyncio.Event]] = {}
+
+    def __len__(self) -> int:
+        """How many requests wait right now."""
+        return sum(len(events) for events in self._events.values())
 
     @contextlib.contextmanager
     def watch(self, job_id: int) -> Iterator[asyncio.Event]:
@@ -28,15 +34,14 @@ class FinishWaiters:
             if not events:
                 self._events.pop(job_id, None)
 
-    def finished(self, items: list[str]) -> None:
-        """Handle a notification's items: job ids, or ``*`` for "any job: check again"."""
-        if "*" in items:
+    def finished(self, event: JobsFinished) -> None:
+        """Wake the waiters of the jobs ``event`` names (all of them for "any job")."""
+        if event.job_ids is None:
             self.wake_all()
             return
-        for item in items:
-            if item.isdigit():
-                for event in self._events.get(int(item), ()):
-                    event.set()
+        for job_id in event.job_ids:
+            for waiter in self._events.get(job_id, ()):
+                waiter.set()
 
     def wake_all(self) -> None:
         """Wake every waiter (after a LISTEN reconnect: notifications may have been missed)."""

@@ -18,11 +18,11 @@ from typing import Annotated
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import structlog
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from jobqueue.api.auth import SESSION_COOKIE, LoginRequired, access_of, cross_site_reason
-from jobqueue.api.routes.ui import render_page
+from jobqueue.api.auth import SESSION_COOKIE, access_of, cross_site_reason
+from jobqueue.api.ui._render import render_page
 
 log = structlog.get_logger(__name__)
 
@@ -30,13 +30,6 @@ MAX_FORM_BYTES = 4096
 """The login form is a key and a path: anything bigger is not ours."""
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-
-
-def install(app: FastAPI) -> None:
-    """Add the login and logout routes to ``app``, and the redirect of pages without a session
-    to the login form."""
-    app.include_router(router)
-    app.add_exception_handler(LoginRequired, _to_login)
 
 
 def _root(request: Request) -> str:
@@ -60,7 +53,7 @@ def safe_next(value: str | None, root: str) -> str:
     return value
 
 
-async def _to_login(request: Request, _exc: Exception) -> Response:
+async def to_login(request: Request, _exc: Exception) -> Response:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     query = urlencode({"next": safe_next(here, _root(request))})
     return RedirectResponse(f"{_root(request)}/ui/login?{query}", status_code=303)

@@ -1,11 +1,14 @@
 """The single outcome classifier: how an attempt's end becomes the job's next state.
 
+Pure functions (no I/O): the in-process runner calls them, and so will any other client of
+``leases/`` that runs a task and reports how it ended.
+
 One function decides, for every way an attempt can end (pgqueuer's single classifier):
 
 - returned a value      → ``done`` with the value as result
 - raised ``Discard``    → ``failed`` at once
 - raised ``RetryLater`` → ``todo`` after its delay (``failed`` when no attempts are left)
-- raised, attempts left → ``todo`` again after ``backoff.delay_seconds(attempt)``
+- raised, attempts left → ``todo`` again after ``policy.delay_after(attempt)`` (full jitter)
 - raised, none left     → ``failed``
 - ran past its timeout  → as "raised", with a ``TimeoutError`` message
 - cancelled by request  → ``cancelled``
@@ -15,23 +18,14 @@ from __future__ import annotations
 
 import json
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
-from jobqueue import backoff
+from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus, Outcome, find_nul
 
 MAX_ERROR_CHARS = 4000
 """Error messages and tracebacks are cut to this many characters (the traceback keeps its end)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Backoff parameters, in seconds (see :mod:`jobqueue.backoff`)."""
-
-    base_seconds: float = 1.0
-    max_seconds: float = 3600.0
 
 
 def _clean(text: str) -> str:
@@ -85,7 +79,7 @@ def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy) -> Outcome:
         if isinstance(exc, RetryLater):
             delay = exc.delay_seconds
         else:
-            delay = backoff.delay_seconds(job.attempt, policy.base_seconds, policy.max_seconds)
+            delay = policy.delay_after(job.attempt)
     return Outcome(
         job.id,
         job.attempt,

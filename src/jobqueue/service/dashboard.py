@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import dashboard_queries as queries
 from jobqueue.db.dashboard_queries import JobSummary, MinuteCount
-from jobqueue.db.engine import connect
+from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, encode_cursor
 from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import Attempt, Job, JobStatus
@@ -151,7 +151,7 @@ class DashboardService:
             cached = self._cached
             if cached is not None and loop.time() - self._cached_at < self.cache_seconds:
                 return cached
-            async with connect(self.engine) as conn:
+            async with read(self.engine) as conn:
                 counts = await queries.count_by_queue_and_status(conn)
                 throughput = await queries.finished_per_minute(conn)
             overview = _overview(counts, throughput)
@@ -190,7 +190,7 @@ class DashboardService:
             if value is not None and "\x00" in value:
                 raise InvalidJobRequest(f"{name} contains U+0000, which no job can contain")
         before_id = None if cursor is None else decode_cursor(cursor)
-        async with connect(self.engine) as conn:
+        async with read(self.engine) as conn:
             # One extra row tells whether another page exists without a COUNT.
             rows = await queries.search_jobs(
                 conn, limit=limit + 1, before_id=before_id, status=status, **filters

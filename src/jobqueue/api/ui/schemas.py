@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from jobqueue.dashboard import Overview
+from jobqueue.service.dashboard import Overview
 
 
 class QueueCountsOut(BaseModel):

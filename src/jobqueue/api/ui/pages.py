@@ -1,0 +1,149 @@
+"""``/ui``: the web dashboard, server-rendered with jinja2 (autoescaped) plus a little JS.
+
+Pages: the overview (``/ui``, live: its script polls ``/ui/api/overview`` every 2 s), the job
+list (``/ui/jobs``, filters and keyset pagination) and a job's detail (``/ui/jobs/{id}``,
+whose buttons call the JSON API: cancel, retry, enqueue a copy). Templates are in
+``api/ui/templates``, scripts and styles in ``api/ui/static`` (served at ``/ui/static``): nothing
+is loaded from elsewhere, and the pages' Content-Security-Policy says so.
+
+Access (``api/auth.py``): with ``JOBQUEUE_API_KEYS`` set, every page needs a session from the
+login form (``login.py``) or a bearer key, and the buttons follow the key's role: a ``write``
+session may enqueue a copy, an ``admin`` one also cancel and retry.
+
+This module only maps: the reads are :class:`jobqueue.service.dashboard.DashboardService` and
+:class:`jobqueue.service.JobService`, and domain errors become error pages with the status
+``api/errors.py`` gives them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from jobqueue.api.auth import PageAccess, ReadAccess
+from jobqueue.api.deps import Dashboard, RuntimeDep, Service
+from jobqueue.api.state import Runtime
+from jobqueue.api.ui._render import error_page, render_page
+from jobqueue.api.ui.schemas import OverviewOut, WorkersOut
+from jobqueue.errors import InvalidJobRequest, JobQueueError
+from jobqueue.jobs import JobStatus
+from jobqueue.service.dashboard import timeline
+
+MAX_ID = 2**63 - 1  # bigint
+PAGE_SIZE = 50
+
+router = APIRouter(prefix="/ui", tags=["dashboard"])
+
+
+def _workers(runtime: Runtime) -> WorkersOut | None:
+    if runtime.workers is None:
+        return None
+    busy, total = runtime.workers()
+    return WorkersOut(busy=busy, total=total)
+
+
+@router.get("/api/overview", response_model=OverviewOut, dependencies=[ReadAccess])
+async def overview_data(
+    runtime: RuntimeDep, dashboard: Dashboard, response: Response
+) -> OverviewOut:
+    """The overview the dashboard's front page shows and polls every 2 s: jobs per queue and
+    status, jobs finished per minute over the last hour, the failure rate, busy workers.
+
+    Read at most once a second whatever the number of callers. Errors: 503 database
+    unreachable.
+    """
+    response.headers["Cache-Control"] = "no-store"
+    return OverviewOut.of(await dashboard.overview(), _workers(runtime))
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess])
+async def overview_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    """The overview page (see :func:`overview_data`)."""
+    try:
+        data = OverviewOut.of(await runtime.dashboard.overview(), _workers(runtime))
+    except JobQueueError as exc:
+        return error_page(request, exc)
+    return render_page(request, "overview.html", {"nav": "overview", "data": data.for_template()})
+
+
+@router.get(
+    "/jobs", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess]
+)
+async def jobs_page(
+    request: Request,
+    dashboard: Dashboard,
+    service: Service,
+    status: Annotated[str, Query(max_length=20)] = "",
+    queue: Annotated[str, Query(max_length=100)] = "",
+    task: Annotated[str, Query(max_length=200)] = "",
+    q: Annotated[str, Query(max_length=200)] = "",
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """The job list: newest first, filtered by status, queue, task and text in the
+    description; the "next page" link carries the filters and a keyset cursor."""
+    filters = {"status": status, "queue": queue, "task": task, "q": q}
+    try:
+        try:
+            status_filter = JobStatus(status) if status else None
+        except ValueError:
+            raise InvalidJobRequest(
+                f"status {status!r} is not one of {', '.join(JobStatus)}"
+            ) from None
+        page = await dashboard.search(
+            limit=PAGE_SIZE, cursor=cursor, status=status_filter, queue=queue, task=task, text=q
+        )
+    except JobQueueError as exc:
+        return error_page(request, exc)
+    kept = {name: value for name, value in filters.items() if value}
+    context = {
+        "nav": "jobs",
+        "jobs": page.items,
+        "filters": filters,
+        "statuses": list(JobStatus),
+        "tasks": service.registry.names(),
+        "filtered": bool(kept),
+        "first_query": urlencode(kept),
+        "next_query": urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None,
+        "paged": cursor is not None,
+    }
+    return render_page(request, "jobs.html", context)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[PageAccess],
+)
+async def job_page(request: Request, job_id: str, service: Service) -> HTMLResponse:
+    """One job: fields, payload, result, error, attempts, timeline, and the action buttons."""
+    number = int(job_id) if job_id.isdigit() and len(job_id) <= 19 else 0
+    try:
+        if not 1 <= number <= MAX_ID:
+            return render_page(
+                request, "error.html", {"status": 404, "message": f"no job {job_id!r}"}, 404
+            )
+        job = await service.get(number)
+        attempts = await service.attempts(number)
+    except JobQueueError as exc:
+        return error_page(request, exc)
+    copy = {
+        "task": job.task,
+        "queue": job.queue,
+        "payload": job.payload,
+        "priority": job.priority,
+        "description": job.description,
+    }
+    context = {
+        "nav": "jobs",
+        "job": job,
+        "attempts": attempts,
+        "events": timeline(job, attempts),
+        "page_data": {"id": job.id, "status": str(job.status), "copy": copy},
+        "can_cancel": job.status in (JobStatus.TODO, JobStatus.IN_PROGRESS),
+        "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+    }
+    return render_page(request, "job.html", context)

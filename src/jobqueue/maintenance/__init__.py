@@ -1,0 +1,8 @@
+"""Process-wide maintenance: the supervisor every background loop runs under, the rescuer of
+expired leases, and the process registry."""
+
+from jobqueue.maintenance.registry import ProcessRegistry
+from jobqueue.maintenance.rescuer import Rescuer
+from jobqueue.maintenance.supervisor import LoopState, Supervisor
+
+__all__ = ["LoopState", "ProcessRegistry", "Rescuer", "Supervisor"]

@@ -1,0 +1,143 @@
+"""JobService: the use cases of the job queue (create, read, wait, list, cancel, retry), over
+one engine. Knows the domain and the database, never HTTP; raises the errors of
+``jobqueue.errors``, which the API maps to status codes.
+
+One face over private modules, one per concern: ``_intake`` (checking a request, no I/O),
+``_enqueue`` (inserts, idempotency, the wake-up of the local claimer), ``_reads`` (get, wait,
+attempts, list), ``_admin`` (cancel, retry), ``_stats`` (the metrics' table gauges). Each call
+opens its own connection or transaction at this edge; ``db/`` never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobqueue.jobs import Attempt, Job, JobStatus, NewJob
+from jobqueue.metrics import Metrics
+from jobqueue.notify import FinishWaiters, JobsFinished, Listener
+from jobqueue.service._admin import Admin
+from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, Enqueuer
+from jobqueue.service._intake import JobDefaults, JobRequest, prepare
+from jobqueue.service._reads import Page, Reads
+from jobqueue.service._stats import TableStatsReader
+from jobqueue.tasks.registry import TaskRegistry
+
+__all__ = [
+    "INSERT_CHUNK",
+    "Created",
+    "EnqueueListener",
+    "JobDefaults",
+    "JobRequest",
+    "JobService",
+    "Page",
+]
+
+
+class JobService:
+    """The use cases of the job queue.
+
+    Args:
+        engine: the process's async engine.
+        registry: the known tasks (``create`` refuses any other name).
+        defaults: per-job defaults and limits.
+        listener: the LISTEN connection; ``wait`` needs it to be woken ("job finished"
+            messages). Without it ``wait`` only reads the job at its start and its deadline.
+        metrics: the process's metrics.
+        origin: this app's NOTIFY origin tag (see ``notify/protocol.py``).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: TaskRegistry,
+        defaults: JobDefaults,
+        listener: Listener | None = None,
+        metrics: Metrics | None = None,
+        origin: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.defaults = defaults
+        self.metrics = metrics or Metrics()
+        self.waiters = FinishWaiters()
+        self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
+        self._reads = Reads(engine, self.waiters)
+        self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
+        self._stats = TableStatsReader(engine, self.metrics)
+        if listener is not None:
+            listener.subscribe(JobsFinished, self.waiters.finished)
+            listener.on_connect(self.waiters.wake_all)
+
+    def _tell_listeners(self, due: dict[str, float]) -> None:
+        for listener in self._enqueue.listeners:
+            listener(due)
+
+    def add_enqueue_listener(self, listener: EnqueueListener) -> None:
+        """Call ``listener({queue: seconds until due})`` after each committed enqueue or retry
+        (wakes the local claimer, once: the listener skips this process's own NOTIFY)."""
+        self._enqueue.listeners.append(listener)
+
+    def prepare(self, request: JobRequest) -> NewJob:
+        """Check a request and apply defaults, without touching the database (see
+        :func:`jobqueue.service._intake.prepare` for the errors)."""
+        return prepare(request, self.registry, self.defaults)
+
+    async def create(self, request: JobRequest) -> Created:
+        """Create one job; see :meth:`Enqueuer.create`."""
+        return await self._enqueue.create(request)
+
+    async def create_many(self, requests: Sequence[JobRequest]) -> list[Created]:
+        """Create jobs all or nothing; see :meth:`Enqueuer.create_many`."""
+        return await self._enqueue.create_many(requests)
+
+    async def create_batch(self, requests: Sequence[JobRequest]) -> list[int]:
+        """Create jobs all or nothing, ids only; see :meth:`Enqueuer.create_batch`."""
+        return await self._enqueue.create_batch(requests)
+
+    async def get(self, job_id: int) -> Job:
+        """One job; see :meth:`Reads.get`."""
+        return await self._reads.get(job_id)
+
+    async def wait(self, job_id: int, seconds: float) -> Job:
+        """Long-poll for a final status; see :meth:`Reads.wait`."""
+        return await self._reads.wait(job_id, seconds)
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt of a job; see :meth:`Reads.attempts`."""
+        return await self._reads.attempts(job_id)
+
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: JobStatus | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+    ) -> Page:
+        """A page of jobs; see :meth:`Reads.list`."""
+        return await self._reads.list(
+            limit=limit, cursor=cursor, status=status, queue=queue, task=task
+        )
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a job; see :meth:`Admin.cancel`."""
+        return await self._admin.cancel(job_id)
+
+    async def retry(self, job_id: int) -> Job:
+        """Retry a failed or cancelled job; see :meth:`Admin.retry`."""
+        return await self._admin.retry(job_id)
+
+    async def refresh_table_stats(self) -> None:
+        """Refresh the metrics' table gauges unless fresh; see :class:`TableStatsReader`."""
+        await self._stats.refresh()
+
+    async def schema_revision(self) -> str | None:
+        """The database's alembic revision; see :meth:`Reads.schema_revision`."""
+        return await self._reads.schema_revision()
+
+    async def close(self) -> None:
+        """Give back the connection the enqueue path holds (shutdown)."""
+        await self._enqueue.close()

@@ -1,0 +1,136 @@
+"""Reads: one job, a long-poll for its final status, its attempts, a page of jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobqueue.db import queries
+from jobqueue.db.engine import read
+from jobqueue.encoding import decode_cursor, encode_cursor
+from jobqueue.errors import JobNotFound
+from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
+from jobqueue.notify import FinishWaiters
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a job listing: ``items`` newest first, ``next_cursor`` None on the last."""
+
+    items: list[Job]
+    next_cursor: str | None
+
+
+class Reads:
+    """The read use cases over one engine.
+
+    Args:
+        engine: the process's engine.
+        waiters: long-poll waiters, woken by "finished" notifications (the listener feeds them).
+    """
+
+    def __init__(self, engine: AsyncEngine, waiters: FinishWaiters) -> None:
+        self.engine = engine
+        self.waiters = waiters
+
+    async def get(self, job_id: int) -> Job:
+        """The job with ``job_id``.
+
+        Raises:
+            JobNotFound: no such job. DatabaseUnavailable.
+        """
+        async with read(self.engine) as conn:
+            job = await queries.get_job(conn, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def wait(self, job_id: int, seconds: float) -> Job:
+        """The job once it is ``done``, ``failed`` or ``cancelled``, or after ``seconds``
+        (float seconds, 0 to 60) in whatever status it has then.
+
+        Woken by the "finished" NOTIFY the outcome write sends, not by polling: the job is read
+        at the start, on each notification naming it, and at the deadline.
+
+        Raises:
+            JobNotFound: no such job. DatabaseUnavailable.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        with self.waiters.watch(job_id) as woken:
+            job = await self.get(job_id)
+            while not job.status.is_final:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(woken.wait(), remaining)
+                except TimeoutError:
+                    return await self.get(job_id)
+                woken.clear()
+                job = await self.get(job_id)
+            return job
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt of a job, oldest first: the recorded unsuccessful ones, then the
+        successful (``done``) or ``running`` one described by the job row itself.
+
+        Raises:
+            JobNotFound: no such job. DatabaseUnavailable.
+        """
+        async with read(self.engine) as conn:
+            job = await queries.get_job(conn, job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            history = await queries.list_attempts(conn, job_id)
+        current = {
+            JobStatus.DONE: AttemptOutcome.DONE,
+            JobStatus.IN_PROGRESS: AttemptOutcome.RUNNING,
+        }.get(job.status)
+        if current is not None:
+            finished = job.finished_at if job.status is JobStatus.DONE else None
+            history.append(
+                Attempt(
+                    job.attempts, job.worker_id, job.started_at, finished, current, None, None, None
+                )
+            )
+        return history
+
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: JobStatus | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+    ) -> Page:
+        """A page of jobs, newest first, with keyset pagination (stable under inserts).
+
+        Args:
+            limit: page size, 1 to 1000 (the API enforces the range).
+            cursor: ``next_cursor`` of the previous page, or None for the first.
+
+        Raises:
+            InvalidCursor: a cursor this service did not issue. DatabaseUnavailable.
+        """
+        before_id = None if cursor is None else decode_cursor(cursor)
+        async with read(self.engine) as conn:
+            # One extra row tells whether another page exists without a COUNT.
+            rows = await queries.list_jobs(
+                conn, limit=limit + 1, before_id=before_id, status=status, queue=queue, task=task
+            )
+        items = rows[:limit]
+        next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def schema_revision(self) -> str | None:
+        """The database's alembic revision (None if never migrated).
+
+        Raises:
+            DatabaseUnavailable: the database cannot be reached.
+        """
+        async with read(self.engine) as conn:
+            return await queries.alembic_revision(conn)
