@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import itertools
+import platform
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +18,14 @@ import pytest
 from jobqueue.errors import ConfigurationError, Discard
 from jobqueue.tasks.http import (
     HttpTaskConfig,
+    check_headers,
     classify_address,
     host_allowed,
+    literal_address,
     make_http_task,
+    make_payload_check,
     parse_host_patterns,
+    parse_inet_aton,
     parse_payload,
     parse_retry_after,
     resolve_target,
@@ -220,3 +227,286 @@ def test_parse_payload_bad_payload_discards_with_message(
 ) -> None:
     with pytest.raises(Discard, match=message):
         parse_payload(payload, 30.0)
+
+
+def test_parse_payload_headers_are_kept_as_given() -> None:
+    headers = {"X-Kind": "order.paid", "authorization": "Bearer a b\tc", "x-empty": ""}
+    assert parse_payload({"url": "http://h/", "headers": headers}, 30.0).headers == headers
+
+
+# --- header fields (RFC 9110, sections 5.5 and 5.6.2) -------------------------------------------
+
+VALUE_RULE = "(RFC 9110, section 5.5: visible ASCII, with spaces and tabs only inside)"
+
+
+@pytest.mark.parametrize(
+    "value", ["", "a", "a b", "a\tb", "!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "x" * 8192]
+)
+def test_check_headers_valid_field_value_accepted(value: str) -> None:
+    assert check_headers({"x-v": value}) == {"x-v": value}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (" a", "its value starts or ends with whitespace"),
+        ("a ", "its value starts or ends with whitespace"),
+        ("\ta", "its value starts or ends with whitespace"),
+        ("a\t", "its value starts or ends with whitespace"),
+        (" ", "its value starts or ends with whitespace"),
+        ("a\rb", "its value holds a control character, U+000D, at index 1"),
+        ("ab\n", "its value holds a control character, U+000A, at index 2"),
+        ("x\r\nb: y", "its value holds a control character, U+000D, at index 1"),
+        ("\x00", "its value holds a control character, U+0000, at index 0"),
+        ("a\x01", "its value holds a control character, U+0001, at index 1"),
+        ("a\x7f", "its value holds a control character, U+007F, at index 1"),
+        ("a\x1bb", "its value holds a control character, U+001B, at index 1"),
+        ("café", "its value holds a non-ASCII character, U+00E9, at index 3"),
+        ("\x80", "its value holds a non-ASCII character, U+0080, at index 0"),
+        ("a\u2028b", "its value holds a non-ASCII character, U+2028, at index 1"),
+        ("x" * 8193, "its value is 8193 characters long; at most 8192"),
+    ],
+)
+def test_check_headers_invalid_field_value_names_header_and_problem(
+    value: str, problem: str
+) -> None:
+    with pytest.raises(Discard) as caught:
+        check_headers({"X-Token": value})
+    assert str(caught.value) == f"payload.headers has an invalid header 'X-Token': {problem} " + (
+        VALUE_RULE
+    )
+
+
+def test_check_headers_message_never_quotes_the_value() -> None:
+    with pytest.raises(Discard) as caught:
+        check_headers({"authorization": "Bearer s3cret\n"})
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["a b", "a:b", "", "é", "a\r\n", "x" * 257])
+def test_check_headers_invalid_name_refused(name: str) -> None:
+    with pytest.raises(Discard) as caught:
+        check_headers({name: "v"})
+    assert str(caught.value).startswith(f"payload.headers has an invalid header name {name[:64]!r}")
+
+
+def test_check_headers_name_of_256_characters_accepted() -> None:
+    assert check_headers({"x" * 256: "v"}) == {"x" * 256: "v"}
+
+
+def test_check_headers_more_than_100_refused() -> None:
+    headers = {f"x-{i}": "v" for i in range(101)}
+    with pytest.raises(Discard) as caught:
+        check_headers(headers)
+    assert str(caught.value) == "payload.headers has 101 headers; at most 100"
+    del headers["x-100"]
+    assert len(check_headers(headers)) == 100
+
+
+def test_check_headers_total_over_64_kib_refused() -> None:
+    headers = {f"x-{i}": "v" * 8000 for i in range(9)}  # 9 * (3 + 8000) = 72,027 bytes
+    with pytest.raises(Discard) as caught:
+        check_headers(headers)
+    assert str(caught.value) == (
+        "payload.headers holds 72027 bytes of names and values; at most 65536"
+    )
+
+
+def test_check_headers_same_name_twice_case_insensitive_refused() -> None:
+    with pytest.raises(Discard) as caught:
+        check_headers({"X-Kind": "a", "x-kind": "b"})
+    assert str(caught.value) == (
+        "payload.headers names 'X-Kind' and 'x-kind': header names are case-insensitive, "
+        "give each once"
+    )
+
+
+@pytest.mark.parametrize("name", ["accept-encoding", "Accept-Encoding"])
+def test_check_headers_accept_encoding_refused(name: str) -> None:
+    with pytest.raises(Discard) as caught:
+        check_headers({name: "gzip"})
+    assert str(caught.value) == (
+        f"payload.headers must not set {name!r}: the task sends its own "
+        "(it decodes at most one content coding)"
+    )
+
+
+# --- URLs: ports, userinfo, empty hosts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://h:0/", "payload.url has port 0: a port is 1 to 65535"),
+        ("http://h:65536/", "payload.url has port 65536: a port is 1 to 65535"),
+        ("https://h:99999/x", "payload.url has port 99999: a port is 1 to 65535"),
+        ("http://h:-1/", "payload.url has port -1: a port is 1 to 65535"),
+        (
+            "http://user:pa55@h/",
+            "payload.url must not hold credentials (user:password@host): send them in "
+            'payload.headers instead, e.g. {"authorization": "Basic …"}',
+        ),
+        ("http://user@h/", "payload.url must not hold credentials (user:password@host)"),
+        ("ftp://user:pa55@h/", "payload.url must be an http:// or https:// URL with a host"),
+        ("http:///path", "payload.url must be an http:// or https:// URL with a host, got "),
+        ("http://:80/", "payload.url must be an http:// or https:// URL with a host, got "),
+        ("http://./", "payload.url must be an http:// or https:// URL with a host, got "),
+        ("http://0177.0.0.1/", "payload.url is not a valid URL: Invalid IPv4 address"),
+    ],
+)
+def test_parse_payload_bad_url_discards_with_message(url: str, message: str) -> None:
+    with pytest.raises(Discard) as caught:
+        parse_payload({"url": url}, 30.0)
+    assert str(caught.value).startswith(message)
+    assert "pa55" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://h:1/", "https://h:65535/", "http://h:80/", "http://@h/"])
+def test_parse_payload_port_in_range_accepted(url: str) -> None:
+    assert parse_payload({"url": url}, 30.0).url.host == "h"
+
+
+# --- literal IP addresses, refused at enqueue unless allow_private --------------------------------
+
+RULE = "only public addresses may be called (set JOBQUEUE_HTTP_ALLOW_PRIVATE=true to allow)"
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://127.0.0.1/", "127.0.0.1, a loopback address"),
+        ("http://127.0.0.1:8080/x?y=1", "127.0.0.1, a loopback address"),
+        ("http://[::1]/", "::1, a loopback address"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254, a link-local address"),
+        ("http://10.0.0.1/", "10.0.0.1, a private address"),
+        ("http://192.168.0.1/", "192.168.0.1, a private address"),
+        ("http://0.0.0.0/", "0.0.0.0, an unspecified address"),
+        ("http://2130706433/", "'2130706433', that is 127.0.0.1, a loopback address"),
+        ("http://0x7f000001/", "'0x7f000001', that is 127.0.0.1, a loopback address"),
+        ("http://0X7F.1/", "'0x7f.1', that is 127.0.0.1, a loopback address"),
+        ("http://0177.0.1/", "'0177.0.1', that is 127.0.0.1, a loopback address"),
+        ("http://0x7f.0.0.1/", "'0x7f.0.0.1', that is 127.0.0.1, a loopback address"),
+        ("http://127.1/", "'127.1', that is 127.0.0.1, a loopback address"),
+        ("http://10.1/", "'10.1', that is 10.0.0.1, a private address"),
+        ("http://0/", "'0', that is 0.0.0.0, an unspecified address"),
+        ("http://127.0.0.1./", "'127.0.0.1.', that is 127.0.0.1, a loopback address"),
+        ("http://%31%32%37.0.0.1/", "'%31%32%37.0.0.1', that is 127.0.0.1, a loopback address"),
+        (
+            "http://[::ffff:127.0.0.1]/",
+            "'::ffff:127.0.0.1', that is ::ffff:7f00:1, a loopback address in IPv4-mapped form",
+        ),
+        (
+            "http://[::ffff:a9fe:a9fe]/",
+            "::ffff:a9fe:a9fe, a link-local address in IPv4-mapped form",
+        ),
+        ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1, a loopback address in NAT64 form"),
+        ("http://[64:ff9b::a00:1]/", "64:ff9b::a00:1, a private address in NAT64 form"),
+        ("http://[2002:7f00:1::]/", "2002:7f00:1::, a loopback address in 6to4 form"),
+        ("http://[fe80::1%25eth0]/", "'fe80::1%25eth0', that is fe80::1, a link-local address"),
+        ("http://[fc00::1]/", "fc00::1, a private address"),
+        ("http://[::]/", "::, an unspecified address"),
+        ("http://[::127.0.0.1]/", "'::127.0.0.1', that is ::7f00:1, a reserved address"),
+    ],
+)
+def test_payload_check_literal_non_public_address_refused_at_enqueue(url: str, named: str) -> None:
+    check = make_payload_check(HttpTaskConfig())
+    with pytest.raises(ValueError, match=r"^payload\.url names the IP address ") as caught:
+        check({"url": url})
+    assert str(caught.value) == f"payload.url names the IP address {named}: {RULE}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://8.8.8.8/",
+        "http://0x08080808/",
+        "http://134744072/",  # 8.8.8.8
+        "http://[2606:4700:4700::1111]/",
+        "http://[::ffff:8.8.8.8]/",
+        "http://localhost/",  # a name: resolved and checked when the job runs
+        "http://hooks.example.com/",
+        "http://1.2.3.4.5/",  # not an address for inet_aton: a (non-resolving) name
+        "http://08/",  # 8 is not an octal digit: a name for inet_aton too
+    ],
+)
+def test_payload_check_public_literal_or_name_accepted(url: str) -> None:
+    make_payload_check(HttpTaskConfig())({"url": url})
+
+
+def test_payload_check_allow_private_accepts_literal_private_addresses() -> None:
+    check = make_payload_check(HttpTaskConfig(allow_private=True))
+    for url in ("http://127.0.0.1/", "http://[::1]/", "http://0x7f000001/", "http://10.1/"):
+        check({"url": url})
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"url": "http://h:0/"}, "payload.url has port 0"),
+        ({"url": "http://u:p@h/"}, "payload.url must not hold credentials"),
+        ({"url": "http://h/", "headers": {"accept-encoding": "gzip"}}, "must not set"),
+        ({"url": "http://h/", "headers": {"x": "a\nb"}}, "invalid header 'x'"),
+    ],
+)
+def test_payload_check_bad_payload_raises_value_error(
+    payload: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_payload_check(HttpTaskConfig(allow_private=True))(payload)
+
+
+def _inet_aton(text: str) -> str | None:
+    try:
+        return socket.inet_ntoa(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="compares with glibc's inet_aton")
+def test_parse_inet_aton_agrees_with_glibc_on_every_short_string() -> None:
+    alphabet = "0178x.fa"
+    texts = ["".join(t) for n in range(1, 6) for t in itertools.product(alphabet, repeat=n)]
+    texts += ["2130706433", "4294967295", "4294967296", "0xffffffff", "0x100000000", "1.16777215"]
+    texts += ["1.16777216", "1.2.65535", "1.2.65536", "1.2.3.255", "1.2.3.256", "0" * 40 + "177"]
+    disagree = [
+        t for t in texts if (str(a) if (a := parse_inet_aton(t)) else None) != _inet_aton(t)
+    ]
+    assert disagree == []
+    assert len(texts) > 37_000
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("127.0.0.1.", "127.0.0.1"),
+        ("%30x7f000001", "127.0.0.1"),
+        ("::1", "::1"),
+        ("fe80::1%25eth0", "fe80::1"),
+        ("example.com", None),
+        ("1" * 5000, None),
+        ("127.0.0.1..", None),
+        ("::zz", None),
+    ],
+)
+def test_literal_address_reads_client_forms(host: str, address: str | None) -> None:
+    found = literal_address(host)
+    assert (None if found is None else str(found)) == address
+
+
+# --- the package's face -------------------------------------------------------------------------
+
+
+def test_package_exports_what_callers_import() -> None:
+    import jobqueue.tasks.http as http
+
+    for name in http.__all__:
+        assert getattr(http, name) is not None, name
+    for name in ("HttpTaskConfig", "make_http_task", "make_payload_check", "parse_host_patterns"):
+        assert name in http.__all__
+    assert http.__doc__ is not None
+    assert http.__doc__.startswith("The built-in ``http`` task: deliver one HTTP request")
+    assert HttpTaskConfig.__doc__ is not None
+    assert "``create_app`` builds it from the settings" in HttpTaskConfig.__doc__
+    assert "the lead" not in HttpTaskConfig.__doc__

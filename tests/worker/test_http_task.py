@@ -3,8 +3,8 @@ PostgreSQL), and called directly for the finer points (no database)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -12,12 +12,11 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -26,92 +25,20 @@ from jobqueue.tasks.http import (
     DeliveryError,
     DeliveryTimeout,
     HttpTaskConfig,
-    _send,
     deliver,
     make_http_task,
+    make_payload_check,
     parse_payload,
+    resolve_target,
+    send_pinned,
 )
 from jobqueue.tasks.registry import JobContext, TaskRegistry, default_registry
 from tests.conftest import AppFactory
 from tests.helpers import wait_for_status
+from tests.worker.hook_server import HookServer, Received, Reply
 
 SECRET_KEY = b"integration-test-key-0123456789!"
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
-
-
-@dataclass
-class Reply:
-    """What the server answers: status, headers, body, after ``delay_seconds``."""
-
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-    delay_seconds: float = 0.0
-
-
-@dataclass
-class Received:
-    """One request as the server read it; ``at`` is ``time.monotonic()``."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-class HookServer:
-    """A tiny HTTP/1.1 server on 127.0.0.1: answers ``replies`` in order, then ``default``."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
-        self.replies: list[Reply] = []
-        self.default = Reply()
-        self.received: list[Received] = []
-        self.port = 0
-        self._handlers: set[asyncio.Task[Any]] = set()
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for handler in self._handlers:
-            handler.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def url(self, path: str = "/hook", host: str = "127.0.0.1", scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        handler = asyncio.current_task()
-        assert handler is not None
-        self._handlers.add(handler)
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            method, target, _ = head[0].split(" ", 2)
-            headers = {}
-            for line in filter(None, head[1:]):
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.received.append(Received(method, target, headers, body, time.monotonic()))
-            reply = self.replies.pop(0) if self.replies else self.default
-            await asyncio.sleep(reply.delay_seconds)
-            lines = [f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}"]
-            extra = {"content-length": str(len(reply.body)), "connection": "close"}
-            lines += [f"{k}: {v}" for k, v in {**extra, **reply.headers}.items()]
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            self._handlers.discard(handler)
 
 
 @pytest.fixture
@@ -124,13 +51,15 @@ async def hook() -> AsyncIterator[HookServer]:
 
 @pytest.fixture
 def registry() -> TaskRegistry:
-    """Built-ins plus three ``http`` task variants (names that cannot clash with ``http``)."""
+    """Built-ins plus four ``http`` task variants (names that cannot clash with ``http``)."""
     tasks = default_registry.copy()
     config = HttpTaskConfig(allow_private=True, signing_secret=SECRET)
     tasks.register("http_test", make_http_task(config))
     tasks.register("http_strict", make_http_task(HttpTaskConfig(signing_secret=SECRET)))
     allowlist = HttpTaskConfig(allowed_hosts=("*.example.com",), allow_private=True)
     tasks.register("http_allowlist", make_http_task(allowlist))
+    strict = HttpTaskConfig(signing_secret=SECRET)
+    tasks.register("http_checked", make_http_task(strict), validate=make_payload_check(strict))
     return tasks
 
 
@@ -277,6 +206,53 @@ async def test_http_bad_payload_failed_at_once(start_app: AppFactory) -> None:
     assert "payload.url must be an http:// or https:// URL" in job["error"]
 
 
+async def test_http_literal_private_address_refused_at_enqueue_422(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(workers_enabled=False)
+    for url in ("http://0x7f000001:8080/hook", "http://[::ffff:169.254.169.254]/latest"):
+        response = await client.post(
+            "/jobs", json={"task": "http_checked", "payload": {"url": url}}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith(
+            "payload for task 'http_checked': payload.url names the IP address "
+        )
+        assert response.json()["detail"].endswith(
+            "only public addresses may be called (set JOBQUEUE_HTTP_ALLOW_PRIVATE=true to allow)"
+        )
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        (
+            {"url": "https://hooks.example.com/", "headers": {"x-sig": "a\u0085b"}},
+            "payload.headers has an invalid header 'x-sig': its value holds a non-ASCII "
+            "character, U+0085, at index 1 (RFC 9110, section 5.5: visible ASCII, with spaces "
+            "and tabs only inside)",
+        ),
+        (
+            {"url": "https://hooks.example.com/", "headers": {"Accept-Encoding": "br"}},
+            "payload.headers must not set 'Accept-Encoding': the task sends its own (it decodes "
+            "at most one content coding)",
+        ),
+        (
+            {"url": "https://hooks.example.com:0/"},
+            "payload.url has port 0: a port is 1 to 65535",
+        ),
+    ],
+)
+async def test_http_bad_headers_or_port_refused_at_enqueue_422(
+    start_app: AppFactory, payload: dict[str, Any], detail: str
+) -> None:
+    client = await start_app(workers_enabled=False)
+    response = await client.post("/jobs", json={"task": "http_checked", "payload": payload})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"payload for task 'http_checked': {detail}"
+
+
 # --- the task called directly (no database) -----------------------------------------------------
 
 
@@ -321,20 +297,165 @@ async def test_http_connection_refused_raises_delivery_error(hook: HookServer) -
     await hook.start()  # the fixture stops it again
 
 
-async def test_http_first_address_refuses_next_address_used(hook: HookServer) -> None:
-    spec = parse_payload({"url": hook.url()}, 5.0)
-    tls = ssl.create_default_context()
-    # Nothing listens on 127.0.0.2 (the server binds 127.0.0.1 only): a refused connect sent
-    # nothing, so the next checked address is tried.
-    result = await _send(spec, {}, ["127.0.0.2", "127.0.0.1"], HttpTaskConfig(), tls)
-    assert result["status"] == 200
-    assert len(hook.received) == 1
-
-
 async def test_http_timeout_raises_delivery_timeout(hook: HookServer) -> None:
     hook.default = Reply(delay_seconds=5.0)
     with pytest.raises(DeliveryTimeout, match="timed out"):
         await _run({"url": hook.url(), "timeout_seconds": 0.2})
+
+
+# --- an injected transport (httpx.MockTransport): what exactly is sent -----------------------
+
+
+def _mock(handler: Callable[[httpx.Request], httpx.Response], **config: Any) -> HttpTaskConfig:
+    return HttpTaskConfig(
+        allow_private=True, transport_factory=lambda _tls: httpx.MockTransport(handler), **config
+    )
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, stream=httpx.ByteStream(b"ok"))
+
+
+async def test_http_request_pinned_to_checked_address_with_host_sni_and_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok(request)
+
+    task = make_http_task(_mock(handler, signing_secret=SECRET))
+    payload = {"url": "http://localhost:8443/hook?x=1", "headers": {"X-Kind": "a"}, "body": [1]}
+    result = await task(JobContext(7, "http", "default", payload, 1, 3))
+    assert (result["status"], result["body"], result["truncated"]) == (200, "ok", False)
+    [request] = seen
+    [address, *_] = await resolve_target("localhost", 8443, allow_private=True)
+    assert request.url == httpx.URL("http://localhost:8443/hook?x=1").copy_with(host=address)
+    assert request.extensions["sni_hostname"] == "localhost"
+    assert request.content == b"[1]"
+    headers = dict(request.headers)
+    signature = headers.pop("webhook-signature")
+    timestamp = headers.pop("webhook-timestamp")
+    assert headers == {
+        "host": "localhost:8443",
+        "accept": "*/*",
+        "accept-encoding": "identity",
+        "connection": "keep-alive",
+        "user-agent": "jobqueue-http/1",
+        "x-kind": "a",
+        "content-type": "application/json",
+        "webhook-id": "job_7",
+        "content-length": "3",
+    }
+    signed = f"job_7.{timestamp}.".encode() + b"[1]"
+    digest = hmac.new(SECRET_KEY, signed, hashlib.sha256).digest()
+    assert signature == "v1," + base64.b64encode(digest).decode()
+
+
+async def test_http_transport_factory_called_once_per_delivery_with_tls_context() -> None:
+    contexts: list[ssl.SSLContext] = []
+
+    def factory(tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+        contexts.append(tls)
+        return httpx.MockTransport(_ok)
+
+    task = make_http_task(HttpTaskConfig(allow_private=True, transport_factory=factory))
+    for attempt in (1, 2):
+        await task(JobContext(1, "http", "default", {"url": "http://127.0.0.1/"}, attempt, 3))
+    assert len(contexts) == 2
+    assert contexts[0] is contexts[1]  # one TLS context, made on first use
+    assert isinstance(contexts[0], ssl.SSLContext)
+
+
+async def test_http_first_address_refuses_next_address_used() -> None:
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == "127.0.0.2":
+            raise httpx.ConnectError("connection refused", request=request)
+        return _ok(request)
+
+    spec = parse_payload({"url": "http://hooks.example.com/"}, 5.0)
+    tls = ssl.create_default_context()
+    result = await send_pinned(spec, {}, ["127.0.0.2", "127.0.0.1"], _mock(handler), tls)
+    # A refused connect sent nothing, so the next checked address is tried.
+    assert result["status"] == 200
+    assert tried == ["127.0.0.2", "127.0.0.1"]
+
+
+async def test_http_error_after_connect_not_retried_on_next_address() -> None:
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        raise httpx.ReadError("connection reset", request=request)
+
+    spec = parse_payload({"url": "http://hooks.example.com/"}, 5.0)
+    tls = ssl.create_default_context()
+    with pytest.raises(httpx.ReadError):  # the request may have arrived: never sent twice
+        await send_pinned(spec, {}, ["127.0.0.2", "127.0.0.1"], _mock(handler), tls)
+    assert tried == ["127.0.0.2"]
+
+
+async def test_http_mock_redirect_not_followed() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(307, headers={"location": "http://10.0.0.1/"})
+
+    task = make_http_task(_mock(handler))
+    with pytest.raises(Discard, match=r"answered 307, a redirect to http://10\.0\.0\.1/"):
+        await task(JobContext(1, "http", "default", {"url": "http://127.0.0.1/"}, 1, 3))
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "raw", "signal", "message"),
+    [
+        (
+            500,
+            {"content-encoding": "gzip"},
+            gzip.compress(b"database is down"),
+            DeliveryError,
+            "POST http://127.0.0.1 answered 500 Internal Server Error: 'database is down'",
+        ),
+        (
+            404,
+            {"content-encoding": "gzip, gzip"},
+            gzip.compress(gzip.compress(b"x")),
+            Discard,
+            "POST http://127.0.0.1 answered 404 Not Found: (body not shown: Content-Encoding "
+            "'gzip, gzip', 2 stacked codings: at most one is decoded)",
+        ),
+        (
+            200,
+            {"content-encoding": "zstd"},
+            b"(zstd data)",
+            Discard,
+            "POST http://127.0.0.1 answered 200 with Content-Encoding 'zstd', which is not "
+            "supported (supported: gzip, deflate",
+        ),
+        (
+            200,
+            {"content-encoding": "gzip"},
+            gzip.compress(b"cut short")[:-5],
+            DeliveryError,
+            "POST http://127.0.0.1 answered 200, but the gzip data ends before its end",
+        ),
+    ],
+)
+async def test_http_coded_answers_become_signals(
+    status: int, headers: dict[str, str], raw: bytes, signal: type[Exception], message: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(raw))
+
+    task = make_http_task(_mock(handler))
+    with pytest.raises(signal) as caught:
+        await task(JobContext(1, "http", "default", {"url": "http://127.0.0.1/"}, 1, 3))
+    assert type(caught.value) is signal
+    assert str(caught.value).startswith(message)
 
 
 # --- TLS: the pinned address keeps the host name for SNI and certificate checks ----------------
