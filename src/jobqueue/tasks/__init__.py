@@ -1,5 +1,5 @@
 """Tasks: the registry (``@task``), the built-ins ``echo``, ``sleep``, ``fail`` and ``http``
-(configured from settings in ``create_app``, see ``tasks/http.py``)."""
+(configured from settings in ``create_app``, see ``tasks/http/``)."""
 
 from jobqueue.tasks.registry import JobContext, Task, TaskRegistry, default_registry, task
 
