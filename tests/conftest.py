@@ -14,6 +14,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,25 @@ ADMIN_URL = os.environ.get(
 )
 PREFIX = f"jqt_{os.getpid()}"
 _counter = itertools.count()
+
+
+_TIERS = {
+    "unit": "unit",
+    "db": "db",
+    "api": "api",
+    "worker": "worker",
+    "e2e": "e2e",
+    "ui": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, from its folder (``tests/<folder>/...``)."""
+    for item in items:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        tier = _TIERS.get(parts[0]) if len(parts) > 1 else None
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 def url_for(database: str, driver: str = "postgresql+asyncpg") -> str:

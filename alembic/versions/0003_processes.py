@@ -1,4 +1,4 @@
-"""Process registry.
+"""Process registry; CHECK constraints renamed to the naming convention.
 
 Revision ID: 0003
 Revises: 0002
@@ -22,7 +22,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_CHECKS = {
+    "jobs": ("status", "attempts", "max_attempts", "timeout_seconds"),
+    "job_attempts": ("outcome",),
+}
+
+
 def upgrade() -> None:
+    for table, names in _CHECKS.items():
+        for name in names:
+            op.execute(
+                f"ALTER TABLE {table} RENAME CONSTRAINT ck_{table}_ck_{table}_{name}"
+                f" TO ck_{table}_{name}"
+            )
     op.create_table(
         "processes",
         sa.Column("worker_id", sa.Text, nullable=False),
@@ -46,3 +58,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("processes")
+    for table, names in _CHECKS.items():
+        for name in names:
+            op.execute(
+                f"ALTER TABLE {table} RENAME CONSTRAINT ck_{table}_{name}"
+                f" TO ck_{table}_ck_{table}_{name}"
+            )

@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 
 from jobqueue.db.engine import asyncpg_dsn, connect, create_engine
 from jobqueue.notify import Listener, QueuesRunnable
-from tests.conftest import ADMIN_URL, AppFactory
-from tests.helpers import wait_until
+from tests.conftest import ADMIN_URL, AppFactory, Runs
+from tests.helpers import wait_for_status, wait_until
 
 
 @contextlib.asynccontextmanager
@@ -177,3 +177,31 @@ async def test_pool_database_refusing_connections_survives_and_runs_jobs_after(
     created = await client.post("/jobs", json={"task": "echo"})
     job = (await client.get(f"/jobs/{created.json()['id']}?wait_seconds=10")).json()
     assert job["status"] == "done"
+
+
+async def test_pool_outage_longer_than_the_lease_every_running_job_ends_done(
+    start_app: AppFactory, database_url: str, runs: Runs
+) -> None:
+    client = await start_app(lease_seconds=1.5, rescue_interval_seconds=0.2, concurrency=5)
+    body = {"jobs": [{"task": "block", "payload": {"seconds": 2}} for _ in range(5)]}
+    ids = (await client.post("/jobs/batch", json=body)).json()["ids"]
+
+    async def all_running() -> bool:
+        return len(runs.by_job) == 5
+
+    await wait_until(all_running, 10, "5 jobs running")
+    async with refusing_connections(database_url):
+        # Longer than the lease: no heartbeat gets through, every lease expires.
+        await asyncio.sleep(3.0)
+    started = time.monotonic()
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, 10, "/readyz 200 after the outage")
+    assert time.monotonic() - started < 10
+    for job_id in ids:
+        job = await wait_for_status(client, job_id, {"done", "failed"}, timeout=30)
+        assert job["status"] == "done", job
+    assert (await client.get("/readyz")).json()["checks"]["loops"] == "ok"
+    assert client.runtime.loops.down() == {}

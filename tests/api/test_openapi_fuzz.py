@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import schemathesis
 import schemathesis.engine
 from schemathesis.config import SchemathesisConfig
@@ -91,6 +92,7 @@ def _record(report: FuzzReport, event: events.ScenarioFinished) -> None:
                 report.failures.append(f"{check.name}: {title}: {case.as_curl_command()}")
 
 
+@pytest.mark.fuzz
 async def test_openapi_fuzzed_requests_get_no_5xx_and_schema_conformant_responses(
     make_settings: Callable[..., Settings], registry: TaskRegistry
 ) -> None:

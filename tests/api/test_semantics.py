@@ -498,10 +498,6 @@ async def test_wait_absent_job_is_404(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
 
 
-def test_json_dumps_of_datetime_is_iso() -> None:
-    assert json.dumps(datetime(2030, 1, 1, tzinfo=UTC).isoformat()) == '"2030-01-01T00:00:00+00:00"'
-
-
 async def test_batch_same_key_twice_for_different_jobs_is_422_naming_the_batch(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from jobqueue import task
@@ -27,3 +28,11 @@ async def record(ctx: JobContext) -> dict[str, Any]:
         seconds = ctx.payload.get("first_seconds", seconds)
     await asyncio.sleep(float(seconds))
     return {"ok": True}
+
+
+@task("block_loop")
+async def block_loop(ctx: JobContext) -> str:
+    """Block the whole event loop for ``payload.seconds`` (a task that wrongly calls a blocking
+    function from async code): nothing else in the process runs meanwhile, heartbeats included."""
+    time.sleep(float(ctx.payload.get("seconds", 1)))  # noqa: ASYNC251
+    return "unblocked"

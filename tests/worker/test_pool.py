@@ -125,12 +125,22 @@ async def test_pool_notify_wakes_other_process_before_its_poll(
     start_app: AppFactory, runs: Runs
 ) -> None:
     producer = await start_app(workers_enabled=False)
-    await start_app(poll_interval_seconds=3600)
-    # Let the consumer's first (empty) claim and its LISTEN happen: then only NOTIFY can wake it.
-    await asyncio.sleep(0)
+    consumer = await start_app(poll_interval_seconds=3600)
+    coordinator = consumer.pool.coordinator
+
+    async def idle_and_listening() -> bool:
+        listener = consumer.runtime.listener
+        listening = listener is not None and listener.connected
+        return listening and coordinator.rounds >= 1 and not coordinator.wanted
+
+    # The consumer's start-up claim is done and it listens: from now on, with a poll of an
+    # hour, only the producer's NOTIFY can make it claim.
+    await wait_until(idle_and_listening, 10, "the consumer idle and listening")
+    rounds = coordinator.rounds
     response = await producer.post("/jobs", json={"task": "count"})
     job = await wait_for_status(producer, response.json()["id"], {"done"}, timeout=10)
     assert runs.by_job == {job["id"]: 1}
+    assert coordinator.rounds > rounds
 
 
 async def test_pool_listen_connection_terminated_reconnects_and_wakes(

@@ -357,6 +357,11 @@ async def alembic_revision(conn: AsyncConnection) -> str | None:
 # --- the process registry -------------------------------------------------------------------
 
 
+PROCESS_LIVE_SECONDS: Final = 30.0
+"""A process counts as live while its registry row is younger than this, in seconds (it renews
+the row every 10 s: two renewals may fail before it is taken for dead)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """What a process announces in ``processes``: who it is and what it can run."""

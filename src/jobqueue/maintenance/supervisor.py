@@ -103,6 +103,7 @@ class Supervisor:
                 self._spawn(name)
 
     def _spawn(self, name: str) -> None:
+        self.states[name].running = True  # from now on until it fails: not "down"
         self._tasks[name] = asyncio.create_task(self._supervise(name), name=f"jobqueue-{name}")
 
     async def _supervise(self, name: str) -> None:

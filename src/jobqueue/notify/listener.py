@@ -83,7 +83,7 @@ class Listener:
             try:
                 subscriber(event)
             except Exception:  # one subscriber's bug must not silence the others
-                log.exception("notification_subscriber_failed", event=type(event).__name__)
+                log.exception("notification_subscriber_failed", kind=type(event).__name__)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self.deliver(str(payload))

@@ -12,9 +12,6 @@ from jobqueue.db import dashboard_queries, queries
 from jobqueue.db.engine import read
 from jobqueue.metrics import Metrics, TableStats
 
-LIVE_PROCESS_SECONDS = 30.0
-"""A process counts as live while its registry row is younger than this, in seconds."""
-
 
 class TableStatsReader:
     """Refreshes ``metrics.table_stats`` at most every ``TABLE_STATS_TTL_SECONDS``; concurrent
@@ -44,7 +41,7 @@ class TableStatsReader:
             async with read(self.engine) as conn:
                 counts = await dashboard_queries.count_by_queue_and_status(conn)
                 oldest = await dashboard_queries.oldest_due_age_by_queue(conn)
-                orphans = await queries.jobs_without_worker(conn, LIVE_PROCESS_SECONDS)
+                orphans = await queries.jobs_without_worker(conn, queries.PROCESS_LIVE_SECONDS)
             queues = {row.queue for row in counts}
             self.metrics.table_stats = TableStats(
                 counts={(row.queue, str(row.status)): row.jobs for row in counts},

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import dashboard_queries as queries
+from jobqueue.db import queries as job_queries
 from jobqueue.db.dashboard_queries import JobSummary, MinuteCount
 from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, encode_cursor
@@ -31,6 +32,9 @@ __all__ = [
     "TimelineEvent",
     "timeline",
 ]
+
+MAX_WITHOUT_WORKER = 20
+"""The most (queue, task) pairs of jobs without a worker that the overview lists."""
 
 STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
 """Every status, in the order the dashboard shows them (the state machine's order)."""
@@ -63,12 +67,16 @@ class Overview:
         totals: every status (zeros included) to its number of jobs, all queues together.
         throughput: jobs finished (``done``/``failed``) per minute over the last hour, oldest
             first, 61 minutes (see :func:`jobqueue.db.dashboard_queries.finished_per_minute`).
+        without_worker: ``todo`` jobs that no live process can run, as ``(queue, task, jobs)``,
+            most jobs first, at most :data:`MAX_WITHOUT_WORKER` pairs (a rolling deploy that
+            added a task to some processes only, or every worker of a queue stopped).
         generated_at: when it was read (UTC, the process's clock).
     """
 
     queues: list[QueueCounts]
     totals: dict[JobStatus, int]
     throughput: list[MinuteCount]
+    without_worker: list[tuple[str, str, int]] = field(default_factory=list)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -139,8 +147,9 @@ class DashboardService:
     async def overview(self) -> Overview:
         """Counts per queue and status and the last hour's throughput.
 
-        Two statements on one connection: one grouped count over ``jobs`` by queue and status,
-        one count of finished jobs per minute. Concurrent callers share one read, and a read
+        Three statements on one connection: one grouped count over ``jobs`` by queue and
+        status, one count of finished jobs per minute, and the ``todo`` jobs no live process
+        can run. Concurrent callers share one read, and a read
         serves for ``cache_seconds``.
 
         Raises:
@@ -154,7 +163,15 @@ class DashboardService:
             async with read(self.engine) as conn:
                 counts = await queries.count_by_queue_and_status(conn)
                 throughput = await queries.finished_per_minute(conn)
+                orphans = await job_queries.jobs_without_worker(
+                    conn, job_queries.PROCESS_LIVE_SECONDS
+                )
             overview = _overview(counts, throughput)
+            overview.without_worker.extend(
+                sorted(((q, t, n) for (q, t), n in orphans.items()), key=lambda x: (-x[2], x[0]))[
+                    :MAX_WITHOUT_WORKER
+                ]
+            )
             self._cached, self._cached_at = overview, loop.time()
             return overview
 

@@ -101,8 +101,10 @@ class Coordinator:
         self._timers: list[tuple[float, str]] = []
         self._event = asyncio.Event()
         self._event.set()
-        self._next_poll = clock()
+        self._next_poll = clock() + config.poll_interval_seconds
         self._lost: set[AttemptKey] = set()
+        self.rounds = 0
+        """Rounds completed (a signal for tests and the dashboard: the loop makes progress)."""
 
     # --- what other parts tell it (no I/O, safe from any callback) -------------------------
 
@@ -139,9 +141,6 @@ class Coordinator:
             self._lost.discard(job.key)
             return
         self.pending.append(outcome)
-        if outcome.status is JobStatus.TODO and outcome.retry_delay_seconds > 0:
-            # The retry's run_at is now + delay at the write, which happens after this.
-            self.due({job.queue: outcome.retry_delay_seconds})
         self._event.set()
 
     def lose(self, keys: Iterable[AttemptKey]) -> list[ClaimedJob]:
@@ -169,6 +168,11 @@ class Coordinator:
         """The attempts whose lease this process holds (running, queued, or with a buffered
         outcome): what the heartbeat extends."""
         return list(self.held)
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        """The queues the next round may claim for."""
+        return frozenset(self._wanted)
 
     def free_slots(self, queue: str) -> int:
         """Slots of ``queue`` with no job, 0 to ``limits[queue]``."""
@@ -262,18 +266,29 @@ class Coordinator:
         self._settle(batch, result)
         if spec is not None:
             self._accept(spec, result.claimed)
+        self.rounds += 1
 
     def _settle(self, batch: Sequence[Outcome], result: FinishResult) -> None:
         refused = {item.key: item for item in result.refused}
         finished: list[tuple[str, str, str]] = []
+        retries: dict[str, float] = {}
         for outcome in batch:
             job = self.held.pop(outcome.key, None)
             status = result.written.get(outcome.key)
             if status is None:
                 self._lease_lost(outcome.key, job, refused.get(outcome.key), dropped="outcome")
-            elif job is not None:
-                finished.append((job.queue, job.task, _OUTCOME_LABEL[status]))
+                continue
+            if job is None:
+                continue
+            finished.append((job.queue, job.task, _OUTCOME_LABEL[status]))
+            if status is JobStatus.TODO:
+                # The statement set run_at = its now() + delay, and it ran before this moment:
+                # a timer from now fires no earlier than the retry is due.
+                delay = outcome.retry_delay_seconds
+                retries[job.queue] = min(retries.get(job.queue, delay), delay)
         self.metrics.count_finished(finished)
+        if retries:
+            self.due(retries)
 
     def _lease_lost(
         self, key: AttemptKey, job: ClaimedJob | None, refused: Refused | None, dropped: str

@@ -33,13 +33,23 @@ class WorkersOut(BaseModel):
     total: int
 
 
+class WithoutWorkerOut(BaseModel):
+    """``jobs`` todo jobs of ``task`` on ``queue`` that no live process can run."""
+
+    queue: str
+    task: str
+    jobs: int
+
+
 class OverviewOut(BaseModel):
     """The dashboard's overview.
 
     ``queues`` by name; ``throughput``: jobs finished (``done``/``failed``) per minute over
     the last hour, oldest first, 61 minutes (the first and the last partial);
     ``failure_rate``: ``failed / (done + failed)`` over that hour, 0 to 1, null when none
-    finished; ``workers``: this process's pool, null when it runs no workers.
+    finished; ``workers``: this process's pool, null when it runs no workers;
+    ``without_worker``: todo jobs no live process can run (no process serves the queue with
+    the task), most first, at most 20 pairs.
     """
 
     model_config = ConfigDict(
@@ -88,6 +98,7 @@ class OverviewOut(BaseModel):
     failed_last_hour: int
     failure_rate: float | None
     workers: WorkersOut | None
+    without_worker: list[WithoutWorkerOut] = []
     generated_at: datetime
 
     @classmethod
@@ -113,6 +124,10 @@ class OverviewOut(BaseModel):
             failed_last_hour=overview.failed_last_hour,
             failure_rate=overview.failure_rate,
             workers=workers,
+            without_worker=[
+                WithoutWorkerOut(queue=queue, task=task, jobs=jobs)
+                for queue, task, jobs in overview.without_worker
+            ],
             generated_at=overview.generated_at,
         )
 

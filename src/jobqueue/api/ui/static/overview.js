@@ -101,6 +101,23 @@
       `Failure rate per minute over the last hour; ${percent(data.failure_rate)} overall.`);
   }
 
+  function renderOrphans(data) {
+    const section = byId("orphans");
+    const body = byId("orphans-body");
+    const items = data.without_worker || [];
+    body.replaceChildren(...items.map((item) => {
+      const row = document.createElement("tr");
+      for (const [value, className] of [[item.queue, ""], [item.task, ""], [String(item.jobs), "num"]]) {
+        const td = document.createElement("td");
+        if (className) td.className = className;
+        td.textContent = value;
+        row.appendChild(td);
+      }
+      return row;
+    }));
+    section.hidden = items.length === 0;
+  }
+
   let last = null;
 
   function render(data) {
@@ -113,6 +130,7 @@
     setText("stat-finished", String(data.done_last_hour + data.failed_last_hour));
     setText("stat-failure-rate", percent(data.failure_rate));
     renderCounts(data);
+    renderOrphans(data);
     renderCharts(data);
     const updated = byId("updated-at");
     const at = new Date(data.generated_at);
