@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 
 
@@ -32,3 +33,10 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+async def one(db: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
+    """The single row ``sql`` returns (fails the test when there is none)."""
+    row = await db.fetchrow(sql, *args)
+    assert row is not None, f"no row for {sql!r}"
+    return row

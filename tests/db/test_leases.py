@@ -12,6 +12,7 @@ from jobqueue.db import queries
 from jobqueue.db.engine import create_engine, read
 from jobqueue.jobs import AttemptOutcome, JobStatus, NewJob, Outcome
 from jobqueue.leases import ClaimSpec, FinishResult, Refused
+from tests.helpers import one
 
 TASKS = ("echo", "a", "b", "c")
 
@@ -88,7 +89,7 @@ async def test_claim_only_tasks_the_claimer_has(conn: asyncpg.Connection) -> Non
     new_task, old_task = await queries.insert_jobs(conn, [_new("new"), _new("echo")])
     claimed = await leases.claim(conn, "old-replica", _spec(tasks=("echo",)))
     assert [job.id for job in claimed] == [old_task.id]
-    row = await conn.fetchrow("SELECT status, attempts FROM jobs WHERE id = $1", new_task.id)
+    row = await one(conn, "SELECT status, attempts FROM jobs WHERE id = $1", new_task.id)
     assert tuple(row) == ("todo", 0)
 
 
@@ -113,12 +114,12 @@ async def test_finish_after_lease_lost_and_reclaimed_writes_nothing(
     assert await leases.finish(conn, "A", [stale]) == FinishResult(
         refused=[Refused((job.id, 1), 2, JobStatus.IN_PROGRESS)]
     )
-    row = await conn.fetchrow("SELECT status, worker_id, attempts, result FROM jobs")
+    row = await one(conn, "SELECT status, worker_id, attempts, result FROM jobs")
     assert tuple(row) == ("in_progress", "B", 2, None)
     fresh = Outcome(job.id, second.attempt, JobStatus.DONE, result_json='"fresh"')
     result = await leases.finish(conn, "B", [fresh])
     assert result.written == {(job.id, 2): JobStatus.DONE}
-    row = await conn.fetchrow("SELECT status, result, rescues FROM jobs")
+    row = await one(conn, "SELECT status, result, rescues FROM jobs")
     assert tuple(row) == ("done", "fresh", 1)
 
 
@@ -167,8 +168,8 @@ async def test_finish_retry_sets_todo_with_run_at_in_future(
     assert await _attempts(database_url, claimed.id) == [
         (1, "A", AttemptOutcome.RETRIED, "RuntimeError", "x")
     ]
-    row = await conn.fetchrow(
-        "SELECT status, error, worker_id, run_at > now() + interval '59 s' AS later FROM jobs"
+    row = await one(
+        conn, "SELECT status, error, worker_id, run_at > now() + interval '59 s' AS later FROM jobs"
     )
     assert tuple(row) == ("todo", "RuntimeError: x", None, True)
 
@@ -189,7 +190,7 @@ async def test_rescue_last_attempt_ends_failed(conn: asyncpg.Connection, databas
     await _expire(conn, job.id)
     rescued = await leases.rescue(conn)
     assert [(r.job_id, r.status) for r in rescued] == [(job.id, JobStatus.FAILED)]
-    row = await conn.fetchrow("SELECT status, error, rescues, finished_at FROM jobs")
+    row = await one(conn, "SELECT status, error, rescues, finished_at FROM jobs")
     assert row["status"] == "failed"
     assert row["error"] == (
         "LeaseExpired: lease expired during attempt 1 on worker A (the process died or stalled)"
@@ -247,7 +248,8 @@ async def test_heartbeat_expired_lease_is_lost_not_revived(conn: asyncpg.Connect
     await leases.claim(conn, "A", _spec(limit=1))
     await _expire(conn, job.id)
     result = await leases.heartbeat(conn, "A", [(job.id, 1)], 600)
-    assert (result.extended, result.lost) == (frozenset(), {(job.id, 1)})
+    assert result.extended == frozenset()
+    assert result.lost == {(job.id, 1)}
     assert await conn.fetchval("SELECT lease_expires_at < now() FROM jobs") is True
 
 
@@ -279,7 +281,8 @@ async def test_heartbeat_skips_row_locked_by_a_concurrent_write(
             )
     finally:
         await other.close()
-    assert (result.extended, result.lost) == ({(b.id, 1)}, frozenset())
+    assert result.extended == {(b.id, 1)}
+    assert result.lost == frozenset()
 
 
 async def test_release_puts_job_back_without_counting_attempt(conn: asyncpg.Connection) -> None:
@@ -287,7 +290,7 @@ async def test_release_puts_job_back_without_counting_attempt(conn: asyncpg.Conn
     (claimed,) = await leases.claim(conn, "A", _spec(limit=1))
     assert await leases.release(conn, "B", [claimed.key]) == set()
     assert await leases.release(conn, "A", [claimed.key]) == {claimed.key}
-    row = await conn.fetchrow("SELECT status, attempts, worker_id, started_at FROM jobs")
+    row = await one(conn, "SELECT status, attempts, worker_id, started_at FROM jobs")
     assert tuple(row) == ("todo", 0, None, None)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.engine import make_url
 
 from jobqueue.db.migrations import head_revision, upgrade_to_head
 from jobqueue.leases._statements import CLAIM
+from tests.helpers import one
 
 
 async def test_upgrade_on_migrated_database_is_noop(
@@ -67,7 +68,8 @@ async def test_heartbeat_update_is_hot(db: asyncpg.Connection) -> None:
     async with db.transaction():
         for _ in range(20):
             await db.execute("UPDATE jobs SET lease_expires_at = now() + interval '30 s'")
-        counts = await db.fetchrow(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'jobs'"
+        counts = await one(
+            db,
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'jobs'",
         )
     assert tuple(counts) == (20, 20)

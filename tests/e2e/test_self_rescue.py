@@ -13,7 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.procs import ServerFactory, read_records
-from tests.helpers import wait_until
+from tests.helpers import one, wait_until
 
 
 def _events(log: str, name: str) -> list[dict[str, object]]:
@@ -54,12 +54,12 @@ async def test_serve_stall_past_the_lease_self_rescue_keeps_the_pool_up(
         assert blocker.status_code == 201
 
         async def done() -> bool:
-            row = await db.fetchrow("SELECT status FROM jobs WHERE id = $1", sleeper)
+            row = await one(db, "SELECT status FROM jobs WHERE id = $1", sleeper)
             return row is not None and row["status"] == "done"
 
         await wait_until(done, 40, "the 8 s job done after the stall")
-        row = await db.fetchrow(
-            "SELECT status, attempts, rescues, result FROM jobs WHERE id = $1", sleeper
+        row = await one(
+            db, "SELECT status, attempts, rescues, result FROM jobs WHERE id = $1", sleeper
         )
         assert (row["status"], row["attempts"], row["rescues"]) == ("done", 2, 1)
         assert json.loads(row["result"]) == {"ok": True}

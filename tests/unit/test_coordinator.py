@@ -41,7 +41,8 @@ def _done(job: ClaimedJob) -> Outcome:
 
 
 def _lost(coordinator: Coordinator) -> float:
-    return coordinator.metrics.leases_lost.labels("default", "t")._value.get()
+    value: float = coordinator.metrics.leases_lost.labels("default", "t")._value.get()
+    return value
 
 
 async def test_coordinator_claims_at_most_the_free_slots() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobqueue.db.dashboard_queries import like_pattern
-from jobqueue.jobs import Attempt, Job, JobStatus
+from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
 from jobqueue.service.dashboard import format_seconds, timeline
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -50,10 +50,10 @@ def _job(**changes: object) -> Job:
 
 def test_timeline_orders_events_by_time_with_attempt_details() -> None:
     attempts = [
-        Attempt(1, "w1", T0 + timedelta(seconds=1), T0 + timedelta(seconds=1.5), "retried",
-                "RuntimeError", "x", None),
-        Attempt(2, "w1", T0 + timedelta(seconds=6), T0 + timedelta(seconds=7), "failed",
-                "RuntimeError", "x", None),
+        Attempt(1, "w1", T0 + timedelta(seconds=1), T0 + timedelta(seconds=1.5),
+                AttemptOutcome.RETRIED, "RuntimeError", "x", None),
+        Attempt(2, "w1", T0 + timedelta(seconds=6), T0 + timedelta(seconds=7),
+                AttemptOutcome.FAILED, "RuntimeError", "x", None),
     ]  # fmt: skip
     events = timeline(_job(), attempts)
     assert [e.label for e in events] == [
@@ -89,5 +89,6 @@ def test_timeline_of_cancelled_todo_job_has_cancel_and_no_attempts() -> None:
 
 def test_timeline_of_running_job_has_no_finish() -> None:
     job = _job(status=JobStatus.IN_PROGRESS, attempts=1, run_at=T0, finished_at=None)
-    running = [Attempt(1, "w1", T0 + timedelta(seconds=6), None, "running", None, None, None)]
+    started = T0 + timedelta(seconds=6)
+    running = [Attempt(1, "w1", started, None, AttemptOutcome.RUNNING, None, None, None)]
     assert [e.kind for e in timeline(job, running)] == ["created", "due", "started"]

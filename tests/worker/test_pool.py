@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import AppFactory, Runs
-from tests.helpers import wait_for_status, wait_until
+from tests.helpers import one, wait_for_status, wait_until
 
 
 async def _insert(db: asyncpg.Connection, n: int, task: str = "count", payload: str = "{}") -> None:
@@ -208,7 +208,7 @@ async def test_pool_stop_lets_jobs_in_hand_finish_within_grace(
 
     await wait_until(running, timeout=10, what="job running")
     await client.runtime.stop()
-    row = await db.fetchrow("SELECT status, result FROM jobs WHERE id = $1", response.json()["id"])
+    row = await one(db, "SELECT status, result FROM jobs WHERE id = $1", response.json()["id"])
     assert (row["status"], row["result"]) == ("done", '"finished"')  # jsonb as text
 
 

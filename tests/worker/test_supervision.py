@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobqueue.maintenance import registry as registry_module
-from jobqueue.maintenance import rescuer as rescuer_module
+from jobqueue import leases
+from jobqueue.db import queries
 from jobqueue.maintenance.supervisor import Supervisor
 from tests.conftest import AppClient, AppFactory
 from tests.helpers import wait_for_status, wait_until
@@ -34,21 +34,21 @@ def _inject_module(loop: str, fault: Fault, monkeypatch: pytest.MonkeyPatch) -> 
     """Make the rescuer or the registry raise ``fault`` (patched before the app starts: the
     registry announces at start, then every 10 s)."""
     if loop == "rescuer":
-        real_rescue = rescuer_module.leases.rescue
+        real_rescue = leases.rescue
 
         async def failing_rescue(*args: Any) -> Any:
             fault.check()
             return await real_rescue(*args)
 
-        monkeypatch.setattr(rescuer_module.leases, "rescue", failing_rescue)
+        monkeypatch.setattr(leases, "rescue", failing_rescue)
     elif loop == "registry":
-        real_announce = registry_module.queries.announce_process
+        real_announce = queries.announce_process
 
         async def failing_announce(*args: Any) -> Any:
             fault.check()
             return await real_announce(*args)
 
-        monkeypatch.setattr(registry_module.queries, "announce_process", failing_announce)
+        monkeypatch.setattr(queries, "announce_process", failing_announce)
 
 
 def _inject(

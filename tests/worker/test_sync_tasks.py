@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from tests.conftest import AppFactory
-from tests.helpers import wait_for_status, wait_until
+from tests.helpers import one, wait_for_status, wait_until
 
 
 async def test_pool_sync_tasks_run_as_many_at_once_as_there_are_slots(
@@ -23,7 +23,8 @@ async def test_pool_sync_tasks_run_as_many_at_once_as_there_are_slots(
         return done == 8
 
     await wait_until(all_done, 30, "8 sync jobs done")
-    spans = await db.fetchrow(
+    spans = await one(
+        db,
         "SELECT extract(epoch FROM max(started_at) - min(started_at)) AS start_spread,"
         " extract(epoch FROM max(finished_at) - min(started_at)) AS wall"
         " FROM jobs WHERE id = ANY($1)",
