@@ -42,3 +42,17 @@ def test_settings_bad_value_names_the_problem(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None)
+
+
+def test_env_example_lists_every_setting_and_nothing_else() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    listed = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in text.splitlines()
+        if line.lstrip("# ").startswith("JOBQUEUE_") and "=" in line
+    }
+    fields = {f"JOBQUEUE_{name.upper()}" for name in Settings.model_fields}
+    client_only = {"JOBQUEUE_URL", "JOBQUEUE_CLIENT_KEY"}  # read by the CLI's client commands
+    assert listed - client_only == fields
