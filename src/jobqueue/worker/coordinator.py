@@ -40,6 +40,10 @@ log = structlog.get_logger(__name__)
 MAX_CLAIM_BATCH = 100
 """The most jobs one claim takes, whatever the free slots."""
 
+MAX_TIMERS = 10_000
+"""The most due-time timers kept; beyond, a later job is found by the poll (bounds memory when
+thousands of jobs a second are retried with long backoffs)."""
+
 RETRY_DELAY_SECONDS = 0.5
 """Pause after a round the database refused (it is down), in seconds."""
 
@@ -124,7 +128,7 @@ class Coordinator:
                 continue
             if seconds <= 0:
                 self._wanted.add(queue)
-            else:
+            elif len(self._timers) < MAX_TIMERS:
                 heapq.heappush(self._timers, (now + seconds, queue))
         self._event.set()
 
