@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean chromium
+.PHONY: run test lint typecheck unit bench clean chromium pgbouncer
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,17 @@ chromium:
 	else echo "no /usr/bin/chromium and not root: the browser tests will skip" \
 		"(sudo apt-get install chromium to run them)"; fi
 
-test: lint typecheck chromium
+# --- pgbouncer tests (tests/e2e/test_pgbouncer.py): Debian's pgbouncer, installed when missing
+# (root only; else they skip). Only the binary is used: the tests start their own instance.
+pgbouncer:
+	@if [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer) \
+		|| echo "could not install pgbouncer: the pgbouncer tests will skip"; \
+	else echo "no /usr/sbin/pgbouncer and not root: the pgbouncer tests will skip" \
+		"(sudo apt-get install pgbouncer to run them)"; fi
+
+test: lint typecheck chromium pgbouncer
 	$(BIN)/pytest
 
 # jobqueue vs pgqueuer vs procrastinate on the local PostgreSQL (BENCH_DATABASE_URL), under

@@ -152,7 +152,7 @@ def migrate() -> None:
     except ConfigurationError as exc:
         _fail(str(exc))
     try:
-        upgrade_to_head(url)
+        upgrade_to_head(url, settings.db_statement_cache)
     finally:
         if embedded is not None:
             embedded.stop()

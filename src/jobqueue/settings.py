@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     workers_enabled: bool = Field(default=True, description="False: API only, no worker pool.")
     db_pool_size: PositiveInt = Field(default=10, description="SQLAlchemy pool size.")
     db_pool_timeout_seconds: PositiveFloat = Field(default=10.0, description="Pool wait, s.")
+    db_statement_cache: bool = Field(
+        default=True,
+        description="Cache prepared statements per connection. False behind pgbouncer in "
+        "transaction mode (docs/deploy.md); ?statement_cache_size=0 in the URL does the same.",
+    )
+    listen: bool = Field(
+        default=True,
+        description="Open a LISTEN connection so that NOTIFY wakes workers and long-polls at "
+        "once. False (poll-only, e.g. behind pgbouncer in transaction mode, which cannot LISTEN): "
+        "workers and ?wait_seconds= readers poll every poll_interval_seconds.",
+    )
     http_signing_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret for the http task (whsec_…)."
     )

@@ -73,3 +73,13 @@ async def test_heartbeat_update_is_hot(db: asyncpg.Connection) -> None:
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'jobs'",
         )
     assert tuple(counts) == (20, 20)
+
+
+async def test_upgrade_url_statement_cache_size_zero_runs(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    # Was a TypeError: alembic's engine passed the URL's "0" (a string) on to asyncpg.
+    import asyncio
+
+    await asyncio.to_thread(upgrade_to_head, f"{database_url}?statement_cache_size=0", False)
+    assert await db.fetchval("SELECT version_num FROM alembic_version") == head_revision()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -15,6 +18,36 @@ def test_settings_defaults_match_env_example() -> None:
     assert (s.lease_seconds, s.poll_interval_seconds, s.shutdown_grace_seconds) == (30, 1, 30)
     assert (s.auto_migrate, s.max_payload_bytes) == (True, 1_048_576)
     assert str(s.data_dir) == ".jobqueue"
+
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+CLI_ONLY = {"JOBQUEUE_CLIENT_KEY"}  # read by the client commands, not by Settings
+
+
+def test_env_example_lists_every_setting_and_nothing_else() -> None:
+    listed = set(re.findall(r"^#? ?(JOBQUEUE_[A-Z_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    fields = {f"JOBQUEUE_{name.upper()}" for name in Settings.model_fields}
+    assert listed - CLI_ONLY == fields
+
+
+def test_env_example_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"JOBQUEUE_{name.upper()}", raising=False)
+    from_example = Settings(_env_file=ENV_EXAMPLE).model_dump()
+    assert from_example == Settings(_env_file=None).model_dump()
+
+
+def test_settings_pgbouncer_switches_default_on_and_read_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (Settings(_env_file=None).db_statement_cache, Settings(_env_file=None).listen) == (
+        True,
+        True,
+    )
+    monkeypatch.setenv("JOBQUEUE_DB_STATEMENT_CACHE", "false")
+    monkeypatch.setenv("JOBQUEUE_LISTEN", "false")
+    s = Settings(_env_file=None)
+    assert (s.db_statement_cache, s.listen) == (False, False)
 
 
 def test_settings_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,16 +76,3 @@ def test_settings_bad_value_names_the_problem(
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None)
 
-
-def test_env_example_lists_every_setting_and_nothing_else() -> None:
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
-    listed = {
-        line.lstrip("# ").split("=", 1)[0]
-        for line in text.splitlines()
-        if line.lstrip("# ").startswith("JOBQUEUE_") and "=" in line
-    }
-    fields = {f"JOBQUEUE_{name.upper()}" for name in Settings.model_fields}
-    client_only = {"JOBQUEUE_URL", "JOBQUEUE_CLIENT_KEY"}  # read by the CLI's client commands
-    assert listed - client_only == fields

@@ -2,8 +2,9 @@
 
 The lifespan hook opens the database (the embedded one when no URL is set), migrates it unless
 ``JOBQUEUE_AUTO_MIGRATE=false``, builds the service, and starts the background loops under one
-supervisor: the LISTEN connection, and with a worker pool its claim loop, heartbeat, runners,
-the rescuer and the process registry. On shutdown it drains the pool (see ``worker/pool.py``),
+supervisor: the LISTEN connection (unless ``JOBQUEUE_LISTEN=false``: poll-only, see
+docs/deploy.md), and with a worker pool its claim loop, heartbeat, runners, the rescuer and the
+process registry. On shutdown it drains the pool (see ``worker/pool.py``),
 stops the loops, writes what the pool still holds, and closes the engine.
 """
 
@@ -95,8 +96,13 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             if embedded is not None:
                 stack.push_async_callback(asyncio.to_thread, embedded.stop)
             if settings.auto_migrate:
-                await asyncio.to_thread(upgrade_to_head, url)
-            engine = create_engine(url, settings.db_pool_size, settings.db_pool_timeout_seconds)
+                await asyncio.to_thread(upgrade_to_head, url, settings.db_statement_cache)
+            engine = create_engine(
+                url,
+                settings.db_pool_size,
+                settings.db_pool_timeout_seconds,
+                statement_cache=settings.db_statement_cache,
+            )
             stack.push_async_callback(engine.dispose)
             await _run(stack, state, settings, tasks, engine, url)
             log.info("service_started", version=__version__, tasks=tasks.names())
@@ -136,9 +142,20 @@ async def _run(
     metrics = state.metrics
     supervisor = Supervisor(metrics)
     origin = protocol.new_origin()
-    listener = Listener(asyncpg_dsn(url), origin)
-    supervisor.add("listen", listener.run)
-    service = JobService(engine, tasks, job_defaults(settings), listener, metrics, origin)
+    # Poll-only (JOBQUEUE_LISTEN=false): no LISTEN connection; the pool's poll and the waits'
+    # re-reads every poll interval stand in for the notifications.
+    listener = Listener(asyncpg_dsn(url), origin) if settings.listen else None
+    if listener is not None:
+        supervisor.add("listen", listener.run)
+    service = JobService(
+        engine,
+        tasks,
+        job_defaults(settings),
+        listener,
+        metrics,
+        origin,
+        wait_poll_seconds=None if listener is not None else settings.poll_interval_seconds,
+    )
     stack.push_async_callback(service.close)
     pool: WorkerPool | None = None
     registry: ProcessRegistry | None = None
@@ -153,8 +170,11 @@ async def _run(
         registry = ProcessRegistry(engine, process_info(pool, tasks))
         supervisor.add("registry", registry.run)
     await supervisor.start()
-    # Ready means listening: a job enqueued by another process right after start wakes us.
-    await listener.wait_connected(LISTEN_START_TIMEOUT_SECONDS)
+    if listener is not None:
+        # Ready means listening: a job enqueued by another process right after start wakes us.
+        await listener.wait_connected(LISTEN_START_TIMEOUT_SECONDS)
+    else:
+        log.info("listen_disabled", poll_interval_seconds=settings.poll_interval_seconds)
 
     stopped = False
 

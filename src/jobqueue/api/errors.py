@@ -9,6 +9,7 @@
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
 | DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
+| any other driver error (asyncpg, SQLAlchemy) | 503 (with ``Retry-After: 1``), a fixed detail |
 | NotAuthenticated    | 401 (with ``WWW-Authenticate: Bearer``, RFC 6750) |
 | PermissionDenied    | 403    |
 | malformed JSON      | 400    |
@@ -20,6 +21,9 @@ Bodies are ``{"detail": ...}`` like FastAPI's own errors.
 
 from __future__ import annotations
 
+import traceback
+
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -27,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     DatabaseUnavailable,
     IdempotencyConflict,
@@ -123,8 +128,51 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+DRIVER_ERROR_DETAIL = "the database could not complete the request; retry"
+"""The whole body of a 503 for a driver error: the driver's own text may quote SQL, parameters
+and server internals, so it goes to the log only."""
+
+MAX_LOGGED_ERROR_CHARS = 2000
+"""How much of a driver error's message a log event keeps, in characters: it may quote request
+parameters (bounded per value by SQLAlchemy, not in number)."""
+
+log = structlog.get_logger(__name__)
+
+
+async def driver_error(request: Request, exc: Exception) -> JSONResponse:
+    """A driver error that escaped the service (:data:`jobqueue.db.engine.DRIVER_ERRORS`): a
+    JSON 503 with ``Retry-After: 1`` and :data:`DRIVER_ERROR_DETAIL`, and one
+    ``database_error`` log event at error level with the error's type, its message (at most
+    :data:`MAX_LOGGED_ERROR_CHARS`), the type of its cause, the traceback's frames (not
+    ``exc_info``, whose last line would repeat the unbounded message) and the request id
+    (bound by the request middleware). Retrying is the advice because what escapes
+    here is mostly transient: a proxy that lost a prepared statement, a serialisation failure.
+    """
+    message = str(exc)
+    if len(message) > MAX_LOGGED_ERROR_CHARS:
+        message = f"{message[:MAX_LOGGED_ERROR_CHARS]}… ({len(message)} characters)"
+    cause = exc.__cause__ or exc.__context__
+    log.error(
+        "database_error",
+        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        error=message,
+        cause_type=None
+        if cause is None
+        else f"{type(cause).__module__}.{type(cause).__qualname__}",
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        method=request.method,
+        path=request.url.path[:200],
+        traceback="".join(traceback.format_tb(exc.__traceback__)),
+    )
+    return JSONResponse(
+        {"detail": DRIVER_ERROR_DETAIL}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    for error_type in DRIVER_ERRORS:
+        app.add_exception_handler(error_type, driver_error)
     app.add_exception_handler(JobQueueError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -11,6 +11,16 @@ the pool exhausted) surface as :class:`jobqueue.errors.DatabaseUnavailable`, and
 connection is dropped from the pool. A pooled connection found closed at checkout (its backend was
 terminated while it was idle) is dropped and another one taken, so a recovered database does not
 answer one 503 per stale connection.
+
+Behind a transaction-pooling proxy (pgbouncer ``pool_mode = transaction``, docs/deploy.md)
+consecutive transactions of one client connection may run on different server connections, so a
+statement prepared in one is unknown in the next. ``statement_cache=False`` (or
+``?statement_cache_size=0`` in the URL) turns off both caches of prepared statements: asyncpg's
+(then every statement is an unnamed one, which asyncpg sends again with each execution: asyncpg
+documentation, "Connection.__init__", ``statement_cache_size``) and the one of SQLAlchemy's asyncpg
+dialect (``prepared_statement_cache_size``, SQLAlchemy documentation, "asyncpg: Prepared
+Statement Cache"). Nothing here keeps session state (``SET``, temporary tables, session advisory
+locks) across statements, so no other setting is needed.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -58,16 +68,80 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 connection with (``database … is not currently accepting connections``, ``too many clients``,
 a database that is gone) means the database cannot be used now. No statement of ours has run."""
 
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    sqlalchemy.exc.SQLAlchemyError,
+)
+"""Every error the driver or SQLAlchemy may raise, connection faults or not. The edge helpers
+below turn connection faults into :class:`DatabaseUnavailable`; anything else of these that
+escapes (a statement the server refused, a prepared statement a proxy lost) is caught by the
+API's last-resort handler (``api/errors.py``: 503, never the driver's text)."""
+
 MAX_CHECKOUT_ATTEMPTS = 32
 """Checkouts tried before giving up when the pool keeps handing out closed connections; more
 than a default pool holds (size + overflow = 20), and each attempt drops one dead connection."""
 
 
+DRIVER_OPTIONS: dict[str, Callable[[str], int | float]] = {
+    "statement_cache_size": int,
+    "max_cached_statement_lifetime": int,
+    "max_cacheable_statement_size": int,
+    "command_timeout": float,
+    "prepared_statement_cache_size": int,
+}
+"""URL query parameters that are options of the driver, not of the server, with their types:
+asyncpg's ``connect`` keywords (seconds for the lifetime and the timeout, bytes for the size) and
+SQLAlchemy's ``prepared_statement_cache_size``. SQLAlchemy hands URL query values to
+``asyncpg.connect`` as strings (``statement_cache_size="0"`` fails there with a ``TypeError``),
+and asyncpg's own DSN parser sends unknown ones to the server as settings (which PostgreSQL
+refuses): so they are taken out of the URL and passed as typed keywords."""
+
+
+def split_driver_options(url: str) -> tuple[str, dict[str, int | float]]:
+    """Take the :data:`DRIVER_OPTIONS` out of ``url``'s query.
+
+    Returns:
+        ``(url_without_them, {name: typed value})``, e.g.
+        ``("postgresql+asyncpg://h/db", {"statement_cache_size": 0})`` for
+        ``postgresql+asyncpg://h/db?statement_cache_size=0``.
+
+    Raises:
+        ConfigurationError: a value that is not a non-negative number, or a parameter given
+            twice; the message names it.
+    """
+    parsed = make_url(url)
+    options: dict[str, int | float] = {}
+    for name, convert in DRIVER_OPTIONS.items():
+        if name not in parsed.query:
+            continue
+        raw = parsed.query[name]
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("given more than once")
+            value = convert(raw)
+            if not value >= 0:
+                raise ValueError("negative")
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"JOBQUEUE_DATABASE_URL: ?{name}= must be one non-negative "
+                f"{'integer' if convert is int else 'number'} ({exc})"
+            ) from exc
+        options[name] = value
+    clean = parsed.difference_update_query(DRIVER_OPTIONS)
+    return clean.render_as_string(hide_password=False), options
+
+
 def normalise_url(url: str) -> str:
     """Return ``url`` with the asyncpg driver: ``postgresql://…`` becomes ``postgresql+asyncpg://…``.
 
+    The query is kept, driver options included (see :data:`DRIVER_OPTIONS`: they are checked
+    here, and taken out where a connection is opened).
+
     Raises:
-        ConfigurationError: when the URL cannot be parsed or is not a PostgreSQL URL.
+        ConfigurationError: when the URL cannot be parsed, is not a PostgreSQL URL, or has a
+            driver option that is not a non-negative number.
     """
     try:
         parsed = make_url(url)
@@ -78,31 +152,78 @@ def normalise_url(url: str) -> str:
             "JOBQUEUE_DATABASE_URL must be a PostgreSQL URL, e.g. "
             "postgresql+asyncpg://user:password@127.0.0.1:5432/jobqueue"
         )
-    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    normalised = parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    split_driver_options(normalised)
+    return normalised
 
 
 def asyncpg_dsn(url: str) -> str:
-    """The plain libpq-style DSN asyncpg's ``connect`` takes, from a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The plain libpq-style DSN asyncpg's ``connect`` takes, from a SQLAlchemy URL, without
+    the driver options (see :data:`DRIVER_OPTIONS`)."""
+    clean, _options = split_driver_options(url)
+    return make_url(clean).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, pool_size: int = 10, pool_timeout_seconds: float = 10.0) -> AsyncEngine:
+def engine_arguments(url: str, statement_cache: bool = True) -> tuple[str, dict[str, Any]]:
+    """The URL and the ``connect_args`` for ``create_async_engine`` (the process's engine and
+    the migrations' alike).
+
+    Args:
+        url: a SQLAlchemy URL, maybe with driver options in its query.
+        statement_cache: False turns off both caches of prepared statements (for pgbouncer in
+            transaction mode); so does ``?statement_cache_size=0`` in ``url``.
+
+    Returns:
+        ``(url_without_driver_options, connect_args)``.
+
+    Raises:
+        ConfigurationError: as :func:`split_driver_options`.
+    """
+    clean, options = split_driver_options(url)
+    connect_args: dict[str, Any] = {
+        "server_settings": {"application_name": "jobqueue"},
+        **options,
+    }
+    if not statement_cache or options.get("statement_cache_size") == 0:
+        # Both caches off. No prepared_statement_name_func: with asyncpg's cache off,
+        # SQLAlchemy's prepare() makes an unnamed statement, which asyncpg parses again in the
+        # same round trip as each execution. A named one (even a unique name) is parsed in a
+        # round trip of its own, after which pgbouncer may hand the next one to another server.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+    return clean, connect_args
+
+
+def create_engine(
+    url: str,
+    pool_size: int = 10,
+    pool_timeout_seconds: float = 10.0,
+    *,
+    statement_cache: bool = True,
+) -> AsyncEngine:
     """Build the process's engine.
 
     Args:
-        url: a SQLAlchemy URL (``postgresql+asyncpg://…``).
+        url: a SQLAlchemy URL (``postgresql+asyncpg://…``), maybe with driver options
+            (:data:`DRIVER_OPTIONS`) in its query.
         pool_size: connections kept open; up to as many again may open under load.
         pool_timeout_seconds: how long a checkout waits for a free connection, in seconds, before
             it fails (and the API answers 503).
+        statement_cache: False for pgbouncer in transaction mode (``JOBQUEUE_DB_STATEMENT_CACHE``);
+            see :func:`engine_arguments`.
+
+    Raises:
+        ConfigurationError: a URL that is not a PostgreSQL URL, or a bad driver option.
     """
+    clean, connect_args = engine_arguments(normalise_url(url), statement_cache)
     engine = create_async_engine(
-        normalise_url(url),
+        clean,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout_seconds,
         pool_recycle=3600,
         json_deserializer=json.loads,
-        connect_args={"server_settings": {"application_name": "jobqueue"}},
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "connect", _set_json_codecs)
     return engine

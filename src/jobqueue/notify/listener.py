@@ -7,6 +7,10 @@ with backoff and LISTENed again. After every (re)connect the ``on_connect`` call
 because notifications sent while we were away are gone (PostgreSQL manual, LISTEN): the claimer
 claims at once, ``?wait_seconds`` readers re-read their job.
 
+Behind pgbouncer in transaction mode LISTEN cannot work (the server session that ran it serves
+other clients after the transaction): there the app runs poll-only, ``JOBQUEUE_LISTEN=false``,
+and builds no listener at all (docs/deploy.md).
+
 :meth:`Listener.run` is a supervised loop (see ``maintenance/supervisor.py``): connection faults
 are retried inside it; anything else propagates to the supervisor, which logs and restarts it.
 A subscriber that raises is logged and does not stop delivery to the others.

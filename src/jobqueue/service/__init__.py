@@ -42,10 +42,13 @@ class JobService:
         engine: the process's async engine.
         registry: the known tasks (``create`` refuses any other name).
         defaults: per-job defaults and limits.
-        listener: the LISTEN connection; ``wait`` needs it to be woken ("job finished"
-            messages). Without it ``wait`` only reads the job at its start and its deadline.
+        listener: the LISTEN connection; ``wait`` is woken by its "job finished" messages.
+            None (poll-only): ``wait`` re-reads the job every ``wait_poll_seconds``.
         metrics: the process's metrics.
         origin: this app's NOTIFY origin tag (see ``notify/protocol.py``).
+        wait_poll_seconds: how often ``wait`` re-reads the job besides being woken, in seconds;
+            None: only when woken (and at its start and deadline). Give it whenever
+            ``listener`` is None, or a wait sees another process's finish only at its deadline.
     """
 
     def __init__(
@@ -56,6 +59,8 @@ class JobService:
         listener: Listener | None = None,
         metrics: Metrics | None = None,
         origin: str | None = None,
+        *,
+        wait_poll_seconds: float | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -63,7 +68,7 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
         self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
-        self._reads = Reads(engine, self.waiters)
+        self._reads = Reads(engine, self.waiters, wait_poll_seconds)
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self._stats = TableStatsReader(engine, self.metrics)
         if listener is not None:

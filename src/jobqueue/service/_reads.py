@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,11 +30,16 @@ class Reads:
     Args:
         engine: the process's engine.
         waiters: long-poll waiters, woken by "finished" notifications (the listener feeds them).
+        poll_seconds: how often :meth:`wait` re-reads a job besides being woken, in seconds
+            (poll-only mode, where no notification comes); None: only when woken.
     """
 
-    def __init__(self, engine: AsyncEngine, waiters: FinishWaiters) -> None:
+    def __init__(
+        self, engine: AsyncEngine, waiters: FinishWaiters, poll_seconds: float | None = None
+    ) -> None:
         self.engine = engine
         self.waiters = waiters
+        self.poll_seconds = poll_seconds
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -51,8 +57,10 @@ class Reads:
         """The job once it is ``done``, ``failed`` or ``cancelled``, or after ``seconds``
         (float seconds, 0 to 60) in whatever status it has then.
 
-        Woken by the "finished" NOTIFY the outcome write sends, not by polling: the job is read
-        at the start, on each notification naming it, and at the deadline.
+        Woken by the "finished" NOTIFY the outcome write sends: the job is read at the start,
+        on each notification naming it, and at the deadline. In poll-only mode
+        (``poll_seconds`` set) it is also read every ``poll_seconds``, so a job finished by
+        another process is seen within one poll interval.
 
         Raises:
             JobNotFound: no such job. DatabaseUnavailable.
@@ -65,10 +73,11 @@ class Reads:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                try:
+                if self.poll_seconds is not None:
+                    remaining = min(remaining, self.poll_seconds)
+                # A timeout is a poll (or the deadline, which the loop's check then sees).
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), remaining)
-                except TimeoutError:
-                    return await self.get(job_id)
                 woken.clear()
                 job = await self.get(job_id)
             return job

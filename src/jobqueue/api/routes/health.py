@@ -4,17 +4,22 @@ Which probe for what (docs/deploy.md, "Probes"): point the orchestrator's livene
 ``/healthz`` (it fails only when a background loop has kept failing for
 ``JOBQUEUE_UNHEALTHY_AFTER_SECONDS``: a restart may help), and the readiness probe or the load
 balancer's health check at ``/readyz`` (it fails while the database is unreachable, the schema
-is not at this build's migration, a loop is down, or LISTEN is reconnecting).
+is not at this build's migration, a loop is down, or LISTEN is reconnecting; in poll-only mode,
+``JOBQUEUE_LISTEN=false``, there is no LISTEN check).
 """
 
 from __future__ import annotations
 
+import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from jobqueue.api.deps import State
 from jobqueue.api.schemas import Health
+from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import DatabaseUnavailable
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -43,8 +48,8 @@ async def healthz(state: State) -> JSONResponse:
 @router.get("/readyz", response_model=Health, responses=_RESPONSES)
 async def readyz(state: State) -> JSONResponse:
     """Readiness: 200 when the database answers, its schema is at this build's migration
-    head, every background loop runs and LISTEN is connected; 503 naming the failing check
-    otherwise."""
+    head, every background loop runs and LISTEN is connected (no ``listen`` check in poll-only
+    mode); 503 naming the failing check otherwise, a database error included (never a 500)."""
     runtime = state.runtime
     if runtime is None:
         return _answer({"service": "starting or stopping"})
@@ -58,6 +63,9 @@ async def readyz(state: State) -> JSONResponse:
         )
     except DatabaseUnavailable as exc:
         checks["database"] = f"unavailable: {exc}"
+    except DRIVER_ERRORS as exc:  # never a 500: the probe answers, and the log has the details
+        log.error("readyz_database_error", error_type=type(exc).__name__, error=str(exc)[:2000])
+        checks["database"] = f"error: {type(exc).__name__} (see the log)"
     if runtime.listener is not None:
         checks["listen"] = "ok" if runtime.listener.connected else "reconnecting"
     down = runtime.loops.down()
