@@ -92,3 +92,15 @@ async def test_app_url_statement_cache_size_zero_starts_listens_and_runs_jobs(
     created = await client.post("/jobs", json={"task": "count", "payload": {"n": 2}})
     job = await wait_for_status(client, created.json()["id"], {"done"}, timeout=5)
     assert (job["status"], job["result"]) == ("done", {"n": 2})
+
+
+async def test_poll_only_local_finish_wakes_the_long_poll_before_the_poll(
+    start_app: AppFactory,
+) -> None:
+    # An hour-long poll: only the pool's own "finished" hook can end this wait early.
+    client = await start_app(listen=False, poll_interval_seconds=3600)
+    job = (await client.post("/jobs", json={"task": "block", "payload": {"seconds": 0.3}})).json()
+    started = time.monotonic()
+    response = await client.get(f"/jobs/{job['id']}", params={"wait_seconds": 30})
+    assert response.json()["status"] == "done"
+    assert time.monotonic() - started < 5

@@ -36,7 +36,7 @@ from jobqueue.db.queries import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.maintenance import ProcessRegistry, Rescuer, Supervisor
 from jobqueue.metrics import Metrics
-from jobqueue.notify import Listener, protocol
+from jobqueue.notify import JobsFinished, Listener, protocol
 from jobqueue.service import JobDefaults, JobService
 from jobqueue.service.dashboard import DashboardService
 from jobqueue.settings import Settings
@@ -160,7 +160,14 @@ async def _run(
     pool: WorkerPool | None = None
     registry: ProcessRegistry | None = None
     if settings.workers_enabled:
-        pool = WorkerPool(engine, tasks, pool_config(settings), listener, metrics)
+        pool = WorkerPool(
+            engine,
+            tasks,
+            pool_config(settings),
+            listener,
+            metrics,
+            on_finished=lambda ids: service.waiters.finished(JobsFinished(frozenset(ids))),
+        )
         service.add_enqueue_listener(pool.on_enqueued)
         metrics.workers = pool.busy_slots
         for name, loop in pool.loops().items():

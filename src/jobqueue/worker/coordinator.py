@@ -80,6 +80,9 @@ class Coordinator:
         config: see :class:`CoordinatorConfig`.
         metrics: where wait times, finished attempts and lost leases are counted.
         clock: monotonic seconds (tests pass a fake).
+        on_finished: called with the ids of jobs a write made final (``done``, ``failed``,
+            ``cancelled``): wakes this process's long-poll readers at once, without waiting
+            for the NOTIFY (which poll-only mode does not have).
     """
 
     def __init__(
@@ -88,8 +91,10 @@ class Coordinator:
         config: CoordinatorConfig,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_finished: Callable[[set[int]], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_finished = on_finished
         self.config = config
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -275,6 +280,7 @@ class Coordinator:
     def _settle(self, batch: Sequence[Outcome], result: FinishResult) -> None:
         refused = {item.key: item for item in result.refused}
         finished: list[tuple[str, str, str]] = []
+        final: set[int] = set()
         retries: dict[str, float] = {}
         for outcome in batch:
             job = self.held.pop(outcome.key, None)
@@ -285,12 +291,16 @@ class Coordinator:
             if job is None:
                 continue
             finished.append((job.queue, job.task, _OUTCOME_LABEL[status]))
-            if status is JobStatus.TODO:
+            if status is not JobStatus.TODO:
+                final.add(job.id)
+            else:
                 # The statement set run_at = its now() + delay, and it ran before this moment:
                 # a timer from now fires no earlier than the retry is due.
                 delay = outcome.retry_delay_seconds
                 retries[job.queue] = min(retries.get(job.queue, delay), delay)
         self.metrics.count_finished(finished)
+        if final and self.on_finished is not None:
+            self.on_finished(final)
         if retries:
             self.due(retries)
 

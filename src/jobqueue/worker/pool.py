@@ -85,6 +85,8 @@ class WorkerPool:
             heartbeat).
         metrics: the process's metrics.
         store: the lease store (default: :class:`PostgresLeases` on ``engine``).
+        on_finished: called with the ids of jobs this pool made final (wakes this process's
+            long-poll readers at once).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class WorkerPool:
         listener: Listener | None = None,
         metrics: Metrics | None = None,
         store: LeaseStore | None = None,
+        on_finished: Callable[[set[int]], None] | None = None,
     ) -> None:
         if store is None:
             assert engine is not None, "give an engine or a store"
@@ -112,6 +115,7 @@ class WorkerPool:
                 poll_interval_seconds=config.poll_interval_seconds,
             ),
             self.metrics,
+            on_finished=on_finished,
         )
         self.threads = SyncThreads(self.concurrency)
         self.runner = Runner(
