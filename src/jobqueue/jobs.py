@@ -148,7 +148,7 @@ class ClaimedJob:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one attempt ended, waiting to be written by the completer.
+    """How one attempt ended, buffered by the claim coordinator until its next write.
 
     ``status`` is ``done``, ``failed``, ``cancelled`` or ``todo`` (a retry,
     ``retry_delay_seconds`` from now); ``result_json`` is the result as JSON text (``done``

@@ -1,7 +1,7 @@
 """Prometheus metrics (prometheus-client), one registry per app.
 
 Every name is documented in ``docs/metrics.md``. Counters and histograms are updated where the
-event happens (the service on enqueue, the completer on each written batch, the runner per
+event happens (the service on enqueue, the coordinator on each written batch, the runner per
 attempt, the rescuer); the gauges about the table (jobs per queue and status, the age of the
 oldest due job) come from two grouped queries run at scrape time and cached for
 ``TABLE_STATS_TTL_SECONDS``, so a scrape costs the database at most one query pair however often

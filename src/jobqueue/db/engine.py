@@ -380,7 +380,7 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 class HeldConnection:
     """One pooled connection kept checked out for a single-flight user of the hot path (the
-    dispatcher, the completer, the enqueue coalescer): no pool checkout, check-in or greenlet
+    claim coordinator, the enqueue coalescer): no pool checkout, check-in or greenlet
     hop per statement (~150 µs each in SQLAlchemy's async pool), and asyncpg's statement cache
     stays warm. A lock lets one caller use it at a time.
 

@@ -1,6 +1,6 @@
 """Built-in tasks: the original system's simulated work.
 
-- ``echo``: returns ``{"payload": ..., "description": ...}``-style echo of the payload.
+- ``echo``: returns ``{"echo": payload}``, the payload unchanged.
 - ``sleep``: payload ``{"seconds": float}`` (0 to 3600, default 1), sleeps that long and returns
   ``{"slept_seconds": float}``.
 - ``fail``: payload ``{"message": str}``, raises ``RuntimeError(message)``.
