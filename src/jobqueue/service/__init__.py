@@ -46,6 +46,8 @@ class JobService:
             messages). Without it ``wait`` only reads the job at its start and its deadline.
         metrics: the process's metrics.
         origin: this app's NOTIFY origin tag (see ``notify/protocol.py``).
+        max_waiting: long-polls (:meth:`wait`) that may wait at once; one more raises
+            :class:`~jobqueue.errors.TooManyWaiting`.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class JobService:
         listener: Listener | None = None,
         metrics: Metrics | None = None,
         origin: str | None = None,
+        max_waiting: int = 1000,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -63,9 +66,9 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
         self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
-        self._reads = Reads(engine, self.waiters)
+        self._reads = Reads(engine, self.waiters, max_waiting)
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
-        self._stats = TableStatsReader(engine, self.metrics)
+        self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:
             listener.subscribe(JobsFinished, self.waiters.finished)
             listener.on_connect(self.waiters.wake_all)

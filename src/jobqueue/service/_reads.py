@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.db import queries
 from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, encode_cursor
-from jobqueue.errors import JobNotFound
+from jobqueue.errors import JobNotFound, TooManyWaiting
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
 from jobqueue.notify import FinishWaiters
 
@@ -29,11 +29,16 @@ class Reads:
     Args:
         engine: the process's engine.
         waiters: long-poll waiters, woken by "finished" notifications (the listener feeds them).
+        max_waiting: how many :meth:`wait` calls may wait at once (each holds a coroutine and
+            an event until its job finishes or its deadline passes).
     """
 
-    def __init__(self, engine: AsyncEngine, waiters: FinishWaiters) -> None:
+    def __init__(
+        self, engine: AsyncEngine, waiters: FinishWaiters, max_waiting: int = 1000
+    ) -> None:
         self.engine = engine
         self.waiters = waiters
+        self.max_waiting = max_waiting
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -52,11 +57,15 @@ class Reads:
         (float seconds, 0 to 60) in whatever status it has then.
 
         Woken by the "finished" NOTIFY the outcome write sends, not by polling: the job is read
-        at the start, on each notification naming it, and at the deadline.
+        at the start, on each notification naming it, and at the deadline. Cancelling the call
+        (the API does when the client disconnects) ends the wait at once.
 
         Raises:
+            TooManyWaiting: ``max_waiting`` calls wait already (nothing was read).
             JobNotFound: no such job. DatabaseUnavailable.
         """
+        if len(self.waiters) >= self.max_waiting:
+            raise TooManyWaiting(self.max_waiting)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         with self.waiters.watch(job_id) as woken:
