@@ -106,7 +106,8 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix != "id" or not number.isdigit() or not 0 < int(number) <= MAX_ID:
+        digits = number.isascii() and number.isdigit()  # isdigit() alone admits "²"
+        if prefix != "id" or not digits or not 0 < int(number) <= MAX_ID:
             raise InvalidCursor()
         return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:

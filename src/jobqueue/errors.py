@@ -6,8 +6,11 @@ The tree::
     ├── JobNotFound            no job with that id                       (API: 404)
     ├── InvalidJobRequest      a request that cannot be stored as given  (API: 422)
     │   ├── UnknownTask        the task name is not registered           (API: 422)
+    │   ├── UnknownQueue       the queue is not one the deployment runs  (API: 422)
     │   └── PayloadTooLarge    payload over JOBQUEUE_MAX_PAYLOAD_BYTES    (API: 413)
     ├── InvalidCursor          a pagination cursor we did not issue      (API: 400)
+    ├── BodyNotUtf8            a request body that is not UTF-8 JSON     (API: 400)
+    ├── TooManyWaiting         the process's long-poll slots are taken   (API: 429)
     ├── JobStateConflict       the job's status does not allow the action (API: 409)
     ├── IdempotencyConflict    a key reused for a different request      (API: 409)
     ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
@@ -52,6 +55,30 @@ class UnknownTask(InvalidJobRequest):
         super().__init__(f"unknown task {name!r}; known tasks: {', '.join(self.known)}")
 
 
+MAX_NAMES_LISTED = 20
+"""How many known names an error message lists (the rest are counted, not listed)."""
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMES_LISTED])
+    hidden = len(names) - MAX_NAMES_LISTED
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+class UnknownQueue(InvalidJobRequest):
+    """The queue is not one this deployment knows (``JOBQUEUE_QUEUES`` and
+    ``JOBQUEUE_REMOTE_QUEUES``); the message lists the known names (the first
+    :data:`MAX_NAMES_LISTED`)."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"unknown queue {name[:100]!r}; known queues: {_listing(self.known)} "
+            "(JOBQUEUE_QUEUES, JOBQUEUE_REMOTE_QUEUES)"
+        )
+
+
 class PayloadTooLarge(InvalidJobRequest):
     """The payload's JSON encoding is larger than the configured limit (bytes)."""
 
@@ -69,6 +96,29 @@ class InvalidCursor(JobQueueError):
 
     def __init__(self) -> None:
         super().__init__("cursor is not valid: pass the next_cursor value of a previous page")
+
+
+class BodyNotUtf8(JobQueueError):
+    """A request body that is not JSON encoded as UTF-8: a byte order mark, UTF-16 or UTF-32,
+    or bytes that are not valid UTF-8 (RFC 8259, section 8.1: JSON exchanged between systems
+    MUST be UTF-8, without a byte order mark). The message says what was found."""
+
+
+class TooManyWaiting(JobQueueError):
+    """As many requests as the process allows already wait for jobs to finish (long-polls).
+
+    Args:
+        limit: the cap (``JOBQUEUE_MAX_LONG_POLLS``).
+        retry_after_seconds: when to try again, in whole seconds.
+    """
+
+    def __init__(self, limit: int, retry_after_seconds: int = 1) -> None:
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"{limit} requests already wait for jobs on this process (JOBQUEUE_MAX_LONG_POLLS): "
+            f"retry after {retry_after_seconds} s, or read the job without wait_seconds"
+        )
 
 
 class JobStateConflict(JobQueueError):

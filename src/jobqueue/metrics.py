@@ -3,9 +3,21 @@
 Every name is documented in ``docs/metrics.md``. Counters and histograms are updated where the
 event happens (the service on enqueue, the coordinator on each written batch, the runner per
 attempt, the rescuer); the gauges about the table (jobs per queue and status, the age of the
-oldest due job) come from two grouped queries run at scrape time and cached for
-``TABLE_STATS_TTL_SECONDS``, so a scrape costs the database at most one query pair however often
-Prometheus and dashboards ask.
+oldest due job) come from grouped queries run at scrape time and cached for
+``TABLE_STATS_TTL_SECONDS``, so a scrape costs the database at most one set of queries however
+often Prometheus and dashboards ask.
+
+Label values a client or the database controls (``queue``, ``task``) are bounded: each such
+label takes at most ``label_limit`` distinct values (the configured queues and the registered
+tasks are reserved first), and later values are counted under :data:`OTHER`. The bound is
+applied here, inside every metric's ``labels(...)``, so no call site can forget it; the HTTP
+``method`` label keeps the standard methods and folds the rest the same way. Each process's
+exposition is therefore bounded whatever its clients send: with 100 values per label it is a
+few hundred kilobytes at most.
+
+The exposition itself (:meth:`Metrics.scrape`) is built by one caller at a time, in a worker
+thread, and served from cache for ``EXPOSITION_TTL_SECONDS``: concurrent scrapes share one
+build and never block the event loop while it runs.
 
 One process, one registry: jobqueue runs one uvicorn process per replica (scale out with more
 replicas, each scraped on its own), so prometheus-client's multiprocess mode is not needed.
@@ -13,9 +25,12 @@ replicas, each scraped on its own), so prometheus-client's multiprocess mode is 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -24,6 +39,23 @@ from prometheus_client.registry import Collector
 TABLE_STATS_TTL_SECONDS = 2.0
 """How long the table gauges are served from cache, in seconds."""
 
+EXPOSITION_TTL_SECONDS = 1.0
+"""How long one built exposition serves every scrape, in seconds (Prometheus scrapes every
+15 s or so: a second of staleness costs nothing, and a flood of scrapes costs one build)."""
+
+DEFAULT_LABEL_LIMIT = 100
+"""Distinct values per bounded label unless the app says (``JOBQUEUE_METRICS_MAX_LABEL_VALUES``)."""
+
+OTHER = "other"
+"""The value every label value past its bound is counted under."""
+
+MAX_LABEL_LENGTH = 200
+"""Longer values (the API allows at most 200 characters for a task, 100 for a queue) are
+counted under :data:`OTHER`: a value from an old row must not make every sample huge."""
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""The methods the ``method`` label keeps (RFC 9110 section 9 and PATCH); others read as other."""
+
 # Job run times span milliseconds (no-op jobs) to minutes (reports, webhooks with retries).
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # Pickup latency: milliseconds when idle, seconds to hours when a backlog builds up.
@@ -31,9 +63,79 @@ WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 3
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
+class LabelBound:
+    """The values one label may take: the first ``limit`` distinct ones seen (reserved ones
+    first), every later one read as :data:`OTHER`. Shared by every metric with that label, so a
+    value is kept or folded the same way everywhere. Thread-safe (sync tasks count from
+    threads).
+
+    Args:
+        limit: distinct values kept, >= 1.
+        fixed: when given, exactly these values are kept and ``limit`` is ignored.
+    """
+
+    def __init__(self, limit: int, fixed: Iterable[str] | None = None) -> None:
+        self.limit = limit
+        self.fixed = fixed is not None
+        self._kept: set[str] = set(fixed or ())
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many distinct values are kept now."""
+        return len(self._kept)
+
+    def reserve(self, values: Iterable[str]) -> None:
+        """Keep ``values`` (in order, while there is room) before any value seen later."""
+        for value in values:
+            self(value)
+
+    def __call__(self, value: str) -> str:
+        """``value`` when it is kept (or there is room to keep it), else :data:`OTHER`."""
+        if value in self._kept:  # the common case: no lock (a set lookup is atomic)
+            return value
+        if self.fixed or len(value) > MAX_LABEL_LENGTH:
+            return OTHER
+        with self._lock:
+            if value in self._kept:
+                return value
+            if len(self._kept) < self.limit:
+                self._kept.add(value)
+                return value
+        return OTHER
+
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class BoundedMetric(Generic[M]):
+    """A labelled metric whose ``labels(...)`` passes each value through its label's bound.
+
+    Args:
+        metric: the prometheus-client metric.
+        bounds: one entry per label, in order: its :class:`LabelBound`, or None for a label
+            whose values the code alone chooses (an outcome, a loop name).
+    """
+
+    def __init__(self, metric: M, bounds: tuple[LabelBound | None, ...]) -> None:
+        self.metric: M = metric
+        self.bounds = bounds
+
+    def labels(self, *values: str) -> M:
+        """The child for these label values (positional, in the metric's label order), bounded."""
+        return self.metric.labels(
+            *(
+                value if bound is None else bound(value)
+                for value, bound in zip(values, self.bounds, strict=True)
+            )
+        )
+
+
 @dataclass
 class TableStats:
     """What the table gauges show: a snapshot taken at ``taken_at`` (monotonic seconds).
+
+    Queue names are bounded already (see :meth:`Metrics.set_table_stats`): at most the label
+    limit of them, plus :data:`OTHER` for the rest.
 
     Attributes:
         counts: ``{(queue, status): jobs}``.
@@ -78,7 +180,7 @@ class _TableCollector(Collector):
         for (queue, task), count in sorted(stats.without_worker.items()):
             orphans.add_metric([queue, task], count)
         yield orphans
-        busy, total = self.metrics.workers()
+        busy, total = self.metrics.workers_seen
         yield GaugeMetricFamily(
             "jobqueue_workers_busy", "Runner slots of this process with a job.", value=busy
         )
@@ -92,59 +194,92 @@ class Metrics:
 
     Args:
         workers: returns ``(busy, total)`` runner slots of this process (``(0, 0)`` when it runs
-            no workers).
+            no workers); called on the event loop, never from the thread that builds a scrape.
+        label_limit: distinct values each ``queue`` and ``task`` label takes (per metric, the
+            same ones in all); later values read as :data:`OTHER`.
     """
 
-    def __init__(self, workers: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
+    def __init__(
+        self,
+        workers: Callable[[], tuple[int, int]] = lambda: (0, 0),
+        label_limit: int = DEFAULT_LABEL_LIMIT,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.workers = workers
+        self.workers_seen = (0, 0)
         self.table_stats = TableStats()
-        self.enqueued = Counter(
-            "jobqueue_jobs_enqueued_total",
-            "Jobs created, by queue and task.",
-            ["queue", "task"],
-            registry=self.registry,
+        self.queues = LabelBound(label_limit)
+        self.tasks = LabelBound(label_limit)
+        self.methods = LabelBound(len(HTTP_METHODS), fixed=HTTP_METHODS)
+        queue, task, free = self.queues, self.tasks, None
+        self.enqueued = BoundedMetric(
+            Counter(
+                "jobqueue_jobs_enqueued_total",
+                "Jobs created, by queue and task.",
+                ["queue", "task"],
+                registry=self.registry,
+            ),
+            (queue, task),
         )
-        self.finished = Counter(
-            "jobqueue_jobs_finished_total",
-            "Attempts that ended, by queue, task and outcome "
-            "(done, failed, retried, cancelled, rescued).",
-            ["queue", "task", "outcome"],
-            registry=self.registry,
+        self.finished = BoundedMetric(
+            Counter(
+                "jobqueue_jobs_finished_total",
+                "Attempts that ended, by queue, task and outcome "
+                "(done, failed, retried, cancelled, rescued).",
+                ["queue", "task", "outcome"],
+                registry=self.registry,
+            ),
+            (queue, task, free),
         )
-        self.duration = Histogram(
-            "jobqueue_job_duration_seconds",
-            "Run time of an attempt in this process, seconds.",
-            ["queue", "task"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
+        self.duration = BoundedMetric(
+            Histogram(
+                "jobqueue_job_duration_seconds",
+                "Run time of an attempt in this process, seconds.",
+                ["queue", "task"],
+                buckets=DURATION_BUCKETS,
+                registry=self.registry,
+            ),
+            (queue, task),
         )
-        self.wait = Histogram(
-            "jobqueue_job_wait_seconds",
-            "From run_at to claim (pickup latency), seconds.",
-            ["queue"],
-            buckets=WAIT_BUCKETS,
-            registry=self.registry,
+        self.wait = BoundedMetric(
+            Histogram(
+                "jobqueue_job_wait_seconds",
+                "From run_at to claim (pickup latency), seconds.",
+                ["queue"],
+                buckets=WAIT_BUCKETS,
+                registry=self.registry,
+            ),
+            (queue,),
         )
-        self.http_requests = Counter(
-            "jobqueue_http_requests_total",
-            "HTTP requests by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=self.registry,
+        # Route templates and status codes are few by construction; the method is the client's.
+        self.http_requests = BoundedMetric(
+            Counter(
+                "jobqueue_http_requests_total",
+                "HTTP requests by method, route template and status code.",
+                ["method", "route", "status"],
+                registry=self.registry,
+            ),
+            (self.methods, free, free),
         )
-        self.http_duration = Histogram(
-            "jobqueue_http_request_duration_seconds",
-            "HTTP request duration by method and route template, seconds.",
-            ["method", "route"],
-            buckets=HTTP_BUCKETS,
-            registry=self.registry,
+        self.http_duration = BoundedMetric(
+            Histogram(
+                "jobqueue_http_request_duration_seconds",
+                "HTTP request duration by method and route template, seconds.",
+                ["method", "route"],
+                buckets=HTTP_BUCKETS,
+                registry=self.registry,
+            ),
+            (self.methods, free),
         )
-        self.leases_lost = Counter(
-            "jobqueue_leases_lost_total",
-            "Attempts whose lease this process lost (rescued, re-claimed or deleted), by queue "
-            "and task; their outcome was dropped.",
-            ["queue", "task"],
-            registry=self.registry,
+        self.leases_lost = BoundedMetric(
+            Counter(
+                "jobqueue_leases_lost_total",
+                "Attempts whose lease this process lost (rescued, re-claimed or deleted), by "
+                "queue and task; their outcome was dropped.",
+                ["queue", "task"],
+                registry=self.registry,
+            ),
+            (queue, task),
         )
         self.loop_restarts = Counter(
             "jobqueue_loop_restarts_total",
@@ -153,6 +288,15 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_TableCollector(self))
+        self._exposition = b""
+        self._exposition_at = float("-inf")
+        self._building: asyncio.Task[bytes] | None = None
+
+    def reserve(self, queues: Iterable[str], tasks: Iterable[str]) -> None:
+        """Keep these label values before any seen later (call at start with the configured
+        queues and the registered tasks, so that they never read as :data:`OTHER`)."""
+        self.queues.reserve(sorted(queues))
+        self.tasks.reserve(sorted(tasks))
 
     def count_finished(self, items: Iterable[tuple[str, str, str]]) -> None:
         """Count ended attempts given as ``(queue, task, outcome)`` triples."""
@@ -163,6 +307,73 @@ class Metrics:
         """True when the table gauges are older than ``TABLE_STATS_TTL_SECONDS``."""
         return time.monotonic() - self.table_stats.taken_at > TABLE_STATS_TTL_SECONDS
 
+    def set_table_stats(
+        self,
+        counts: Mapping[tuple[str | None, str], int],
+        oldest_due_age_seconds: Mapping[str | None, float],
+        without_worker: Mapping[tuple[str | None, str], int],
+    ) -> None:
+        """Store a new snapshot of the table gauges, taken now, with bounded labels.
+
+        A queue given as None (the rest, already folded by the query) and every queue or task
+        past its bound read as :data:`OTHER`; their counts add up, their ages keep the largest.
+
+        Args:
+            counts: ``{(queue, status): jobs}``.
+            oldest_due_age_seconds: ``{queue: seconds}``.
+            without_worker: ``{(queue, task): jobs}``.
+        """
+        folded_counts: dict[tuple[str, str], int] = {}
+        for (queue, status), jobs in _largest_first(counts):
+            key = (self._queue(queue), status)
+            folded_counts[key] = folded_counts.get(key, 0) + jobs
+        oldest: dict[str, float] = {}
+        for queue, age in oldest_due_age_seconds.items():
+            name = self._queue(queue)
+            oldest[name] = max(oldest.get(name, 0.0), age)
+        orphans: dict[tuple[str, str], int] = {}
+        for (queue, task), jobs in _largest_first(without_worker):
+            key = (self._queue(queue), self.tasks(task))
+            orphans[key] = orphans.get(key, 0) + jobs
+        self.table_stats = TableStats(folded_counts, oldest, orphans, time.monotonic())
+
+    def _queue(self, queue: str | None) -> str:
+        return OTHER if queue is None else self.queues(queue)
+
     def exposition(self) -> bytes:
-        """The Prometheus text format (version 0.0.4) of every metric."""
+        """The Prometheus text format (version 0.0.4) of every metric, built now (blocking:
+        async code calls :meth:`scrape`)."""
+        self.workers_seen = self.workers()
         return generate_latest(self.registry)
+
+    async def scrape(self) -> bytes:
+        """:meth:`exposition`, built in a worker thread by one caller at a time and served from
+        cache for ``EXPOSITION_TTL_SECONDS``.
+
+        Concurrent callers await the same build; a caller cancelled meanwhile (its client left)
+        does not cancel the build the others wait for.
+        """
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._exposition_at < EXPOSITION_TTL_SECONDS:
+            return self._exposition
+        if self._building is None:
+            self.workers_seen = self.workers()  # on the loop: the pool is not thread-safe
+            self._building = loop.create_task(self._build(), name="metrics-exposition")
+        return await asyncio.shield(self._building)
+
+    async def _build(self) -> bytes:
+        try:
+            data = await asyncio.to_thread(generate_latest, self.registry)
+            self._exposition = data
+            self._exposition_at = asyncio.get_running_loop().time()
+            return data
+        finally:
+            self._building = None
+
+
+K = TypeVar("K")
+
+
+def _largest_first(items: Mapping[K, int]) -> list[tuple[K, int]]:
+    """``items`` with the largest count first, so that the bound keeps the largest values."""
+    return sorted(items.items(), key=lambda item: -item[1])

@@ -51,7 +51,7 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
             raise ValueError(f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'")
         slots = default_concurrency
         if sep:
-            if not number.isdigit() or not 1 <= int(number) <= 1000:
+            if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= 1000:
                 raise ValueError(f"queue {name!r}: concurrency must be 1 to 1000, got {number!r}")
             slots = int(number)
         queues[name] = slots
@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         default="default",
         description="Queues this process runs, comma-separated; `name=N` gives a queue N slots "
         "of its own (default: JOBQUEUE_CONCURRENCY), e.g. `default=10,emails=2`.",
+    )
+    remote_queues: str = Field(
+        default="",
+        description="Queues that other processes serve, comma-separated: this one accepts jobs "
+        "for them but does not run them. With JOBQUEUE_QUEUES they are the queues a job may "
+        "name (any other is a 422).",
     )
     lease_seconds: PositiveFloat = Field(default=30.0, description="Lease of a claimed job, s.")
     poll_interval_seconds: PositiveFloat = Field(default=1.0, description="Safety-net poll, s.")
@@ -160,6 +166,20 @@ class Settings(BaseSettings):
     metrics_require_key: bool = Field(
         default=False, description="Make /metrics need a key with the read role."
     )
+    metrics_max_label_values: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Distinct values a queue or task label takes per metric; later values are "
+        'counted under "other" (the configured queues and the registered tasks come first).',
+    )
+    max_long_polls: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Requests of this process that may wait on GET /jobs/{id}?wait_seconds= at "
+        "once; one more gets a 429 with Retry-After.",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         description="Signs dashboard sessions (32+ characters); the same on every replica. "
@@ -173,6 +193,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_queues(cls, value: str) -> str:
         parse_queues(value, default_concurrency=1)
+        return value
+
+    @field_validator("remote_queues")
+    @classmethod
+    def _check_remote_queues(cls, value: str) -> str:
+        for name in parse_names(value):
+            if not _QUEUE_NAME.match(name):
+                raise ValueError(
+                    f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'"
+                )
         return value
 
     @field_validator("api_keys")
@@ -217,6 +247,11 @@ class Settings(BaseSettings):
     def queue_names(self) -> list[str]:
         """The queues this process serves, e.g. ``["default"]``."""
         return list(self.queue_concurrency)
+
+    @property
+    def known_queue_names(self) -> frozenset[str]:
+        """The queues a job may name: those this process serves and ``remote_queues``."""
+        return frozenset(self.queue_names) | frozenset(parse_names(self.remote_queues))
 
     @property
     def task_module_names(self) -> list[str]:

@@ -8,6 +8,7 @@ import re
 import asyncpg
 import httpx
 
+from jobqueue.tasks.registry import TaskRegistry
 from tests.conftest import AppFactory
 from tests.helpers import wait_for_status
 from tests.ui.support import set_status
@@ -54,7 +55,7 @@ async def seed_counts(client: httpx.AsyncClient, db: asyncpg.Connection) -> None
 async def test_overview_json_counts_jobs_per_queue_and_status(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     await seed_counts(client, db)
     response = await client.get("/ui/api/overview")
     assert response.status_code == 200
@@ -83,7 +84,7 @@ async def test_overview_json_counts_jobs_per_queue_and_status(
 async def test_overview_json_throughput_is_61_minutes_oldest_first(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     await seed_counts(client, db)
     throughput = (await client.get("/ui/api/overview")).json()["throughput"]
     assert len(throughput) == 61
@@ -96,7 +97,7 @@ async def test_overview_json_throughput_is_61_minutes_oldest_first(
 
 
 async def test_overview_json_empty_database_has_no_rate(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     data = (await client.get("/ui/api/overview")).json()
     assert (data["queues"], data["total"], data["failure_rate"]) == ([], 0, None)
     assert data["totals"] == dict.fromkeys(STATUSES, 0)
@@ -110,7 +111,7 @@ async def test_overview_json_reports_busy_workers_of_the_pool(client: httpx.Asyn
 async def test_overview_page_renders_counts_table(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     await seed_counts(client, db)
     response = await client.get("/ui")
     assert response.status_code == 200
@@ -126,7 +127,7 @@ async def test_overview_page_renders_counts_table(
 
 
 async def test_static_files_are_served_from_the_package(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     for name, kind in [
         ("dashboard.css", "text/css"),
         ("charts.js", "javascript"),
@@ -140,7 +141,7 @@ async def test_static_files_are_served_from_the_package(start_app: AppFactory) -
 
 
 async def test_jobs_page_lists_newest_first_with_links(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     ids = await create(client, 3, description="hello")
     page = (await client.get("/ui/jobs")).text
     assert job_ids(page) == ids[::-1]
@@ -151,7 +152,7 @@ async def test_jobs_page_lists_newest_first_with_links(start_app: AppFactory) ->
 async def test_jobs_page_filters_by_status_queue_and_task(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     echo_default = await create(client, 2)
     sleep_default = await create(client, 1, task="sleep")
     echo_emails = await create(client, 2, queue="emails")
@@ -172,7 +173,7 @@ async def test_jobs_page_filters_by_status_queue_and_task(
 
 
 async def test_jobs_page_description_filter_escapes_wildcards(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     descriptions = ["100% sure", "1000 items", "snake_case", "snakeXcase", r"back\slash", "SURE?"]
     ids = {d: (await create(client, description=d))[0] for d in descriptions}
 
@@ -189,7 +190,7 @@ async def test_jobs_page_description_filter_escapes_wildcards(start_app: AppFact
 
 
 async def test_jobs_page_next_link_keeps_filters(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     batch = [{"description": f"report {i}", "queue": "reports"} for i in range(55)]
     response = await client.post("/jobs/batch", json={"jobs": [*batch, {"description": "other"}]})
     ids = response.json()["ids"][:55]
@@ -207,7 +208,7 @@ async def test_jobs_page_next_link_keeps_filters(start_app: AppFactory) -> None:
 
 
 async def test_jobs_page_bad_status_is_422_page(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     response = await client.get("/ui/jobs?status=nope")
     assert response.status_code == 422
     assert "text/html" in response.headers["content-type"]
@@ -215,14 +216,14 @@ async def test_jobs_page_bad_status_is_422_page(start_app: AppFactory) -> None:
 
 
 async def test_jobs_page_bad_cursor_is_400_page(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     response = await client.get("/ui/jobs?cursor=bogus")
     assert response.status_code == 400
     assert "cursor is not valid" in response.text
 
 
 async def test_pages_escape_job_text(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     evil = "<script>alert(1)</script>"
     (job_id,) = await create(client, description=evil, payload={"html": evil})
     for path in ("/ui/jobs", f"/ui/jobs/{job_id}"):
@@ -266,7 +267,7 @@ async def test_job_page_of_done_job_shows_result(client: httpx.AsyncClient) -> N
 
 
 async def test_job_page_absent_job_is_404_page(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     response = await client.get("/ui/jobs/424242")
     assert response.status_code == 404
     assert "text/html" in response.headers["content-type"]
@@ -275,8 +276,50 @@ async def test_job_page_absent_job_is_404_page(start_app: AppFactory) -> None:
 
 
 async def test_job_page_malformed_id_is_404_page(start_app: AppFactory) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="emails,reports")
     for bad in ("abc", "0", "-1", "99999999999999999999"):
         response = await client.get(f"/ui/jobs/{bad}")
         assert response.status_code == 404, bad
         assert "Not found" in response.text
+
+
+async def test_job_page_non_ascii_digits_in_id_is_404(client: httpx.AsyncClient) -> None:
+    for job_id in ("²", "١٢", "\uff11"):  # superscript two, Arabic-Indic, fullwidth one
+        response = await client.get(f"/ui/jobs/{job_id}")
+        assert response.status_code == 404, job_id
+        assert f"no job {job_id!r}" in html.unescape(response.text)
+
+
+async def test_overview_lists_50_largest_queues_and_sums_the_rest(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # 60 queues in the table (written before queue names were checked): queue i has i+1 jobs.
+    await db.execute(
+        "INSERT INTO jobs (task, queue) SELECT 'echo', 'q' || lpad(i::text, 2, '0')"
+        " FROM generate_series(0, 59) AS i, generate_series(0, 59) AS j WHERE j <= i"
+    )
+    client = await start_app(workers_enabled=False)
+    data = (await client.get("/ui/api/overview")).json()
+    assert [q["queue"] for q in data["queues"]] == [f"q{i:02}" for i in range(10, 60)]
+    assert data["other_queues"] == 10
+    assert data["other_counts"] == {
+        "todo": sum(range(1, 11)), "in_progress": 0, "done": 0, "failed": 0, "cancelled": 0
+    }  # fmt: skip
+    assert data["totals"]["todo"] == sum(range(1, 61))
+    page = (await client.get("/ui")).text
+    assert page.count('data-status="total" data-label="total">') == 50 + 1 + 1
+    assert "10 more queues" in page
+
+
+async def test_jobs_page_task_suggestions_are_bounded(
+    start_app: AppFactory, registry: TaskRegistry
+) -> None:
+    async def noop(_ctx: object) -> None:
+        return None
+
+    for i in range(80):
+        registry.register(f"extra_{i:02}", noop)
+    client = await start_app(workers_enabled=False)
+    page = (await client.get("/ui/jobs")).text
+    datalist = page[page.index('<datalist id="known-tasks">') : page.index("</datalist>")]
+    assert datalist.count("<option") == 50

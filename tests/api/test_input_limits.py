@@ -203,8 +203,9 @@ async def test_batch_payload_too_deep_is_422_naming_index(
     [("queue", 100), ("description", 10_000), ("idempotency_key", 255)],
 )
 async def test_create_job_string_one_over_its_length_is_422_and_at_it_is_201(
-    client: httpx.AsyncClient, db: asyncpg.Connection, field: str, longest: int
+    start_app: AppFactory, db: asyncpg.Connection, field: str, longest: int
 ) -> None:
+    client = await start_app(remote_queues="q" * 100)  # the longest queue name, known
     over = await client.post("/jobs", json={field: "q" * (longest + 1)})
     at = await client.post("/jobs", json={field: "q" * longest})
 

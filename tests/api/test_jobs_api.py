@@ -136,7 +136,8 @@ async def test_create_job_payload_over_limit_is_413(
     assert await db.fetchval("SELECT count(*) FROM jobs") == 1
 
 
-async def test_list_jobs_newest_first_with_filters(client: httpx.AsyncClient) -> None:
+async def test_list_jobs_newest_first_with_filters(start_app: AppFactory) -> None:
+    client = await start_app(remote_queues="a,b")
     ids = []
     for task, queue in [("echo", "a"), ("sleep", "b"), ("echo", "b")]:
         payload = {"seconds": 0} if task == "sleep" else {}

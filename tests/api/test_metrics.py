@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import asyncpg
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobqueue.db import dashboard_queries
 from jobqueue.db.engine import create_engine
 from jobqueue.maintenance import Rescuer
 from jobqueue.metrics import Metrics
@@ -28,7 +34,7 @@ def _value(
 
 
 async def test_metrics_after_known_jobs_equal_expected_values(start_app: AppFactory) -> None:
-    client = await start_app()
+    client = await start_app(remote_queues="other")
     ids = [(await client.post("/jobs", json={"task": "echo"})).json()["id"] for _ in range(3)]
     failing = (await client.post("/jobs", json={"task": "fail", "max_attempts": 2})).json()["id"]
     unserved = (await client.post("/jobs", json={"queue": "other"})).json()["id"]
@@ -103,3 +109,78 @@ async def test_request_id_is_returned_and_honoured(client: httpx.AsyncClient) ->
     assert given.headers["x-request-id"] == "abc-123"
     bad = await client.get("/healthz", headers={"X-Request-ID": "has spaces"})
     assert bad.headers["x-request-id"] != "has spaces"
+
+
+async def test_metrics_300_concurrent_scrapes_run_table_queries_once_and_reads_stay_fast(
+    start_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await start_app(workers_enabled=False)
+    metrics = client.runtime.service.metrics
+    for i in range(50):  # a sizeable exposition: 50 x 40 duration histograms
+        for j in range(40):
+            metrics.duration.labels(f"q{i}", f"t{j}").observe(0.01)
+    calls = 0
+    original = dashboard_queries.count_by_queue_and_status
+
+    async def counting(*args: Any, **kwargs: Any) -> dashboard_queries.QueueCounts:
+        nonlocal calls
+        calls += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(dashboard_queries, "count_by_queue_and_status", counting)
+    assert (await client.post("/jobs", json={})).status_code == 201
+    scrapes = asyncio.gather(*(client.get("/metrics") for _ in range(300)))
+    read_seconds: list[float] = []
+    while not scrapes.done():
+        started = time.perf_counter()
+        assert (await client.get("/jobs", params={"limit": "1"})).status_code == 200
+        read_seconds.append(time.perf_counter() - started)
+    responses = await scrapes
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.content for response in responses}) == 1
+    assert calls == 1
+    print(f"GET /jobs?limit=1 during 300 scrapes: n={len(read_seconds)} max={max(read_seconds)}")
+    assert max(read_seconds) < 1.0
+
+
+async def test_metrics_table_holding_more_queues_than_the_limit_folds_the_rest(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # Queues created before names were checked (or by hand): the table still holds them.
+    await db.execute(
+        "INSERT INTO jobs (task, queue, run_at) SELECT 'echo', 'old-' || i, now() - interval '1 h'"
+        " FROM generate_series(1, 2000) AS i"
+    )
+    client = await start_app(workers_enabled=False, metrics_max_label_values=5)
+    assert (await client.post("/jobs", json={})).status_code == 201
+    response = await client.get("/metrics")
+    s = _samples(response.text)
+    queues = {dict(labels)["queue"] for (name, labels) in s if name == "jobqueue_jobs"}
+    assert len(queues) == 6
+    assert {"default", "other"} <= queues
+    assert _value(s, "jobqueue_jobs", queue="default", status="todo") == 1
+    assert _value(s, "jobqueue_jobs", queue="other", status="todo") == 2000 - 4
+    assert _value(s, "jobqueue_oldest_todo_age_seconds", queue="other") >= 3600
+    orphans = {
+        dict(labels)["queue"] for (name, labels) in s if name == "jobqueue_jobs_without_worker"
+    }
+    assert len(orphans) <= 6
+    assert len(response.content) < 20_000
+
+
+async def test_metrics_dashboard_api_calls_have_their_own_route_label(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False)
+    job_id = (await client.post("/jobs", json={})).json()["id"]
+    assert (await client.get(f"/jobs/{job_id}")).status_code == 200
+    assert (await client.get(f"/ui/api/jobs/{job_id}")).status_code == 200
+    assert (await client.post(f"/ui/api/jobs/{job_id}/cancel")).status_code == 200
+    assert (await client.get("/ui/api/overview")).status_code == 200
+    s = _samples(client.runtime.service.metrics.exposition().decode())
+    http = "jobqueue_http_requests_total"
+    assert _value(s, http, method="GET", route="/jobs/{job_id}", status="200") == 1
+    assert _value(s, http, method="GET", route="/ui/api/jobs/{job_id}", status="200") == 1
+    assert _value(s, http, method="POST", route="/ui/api/jobs/{job_id}/cancel", status="200") == 1
+    assert _value(s, http, method="GET", route="/ui/api/overview", status="200") == 1
+    assert _value(s, http, method="POST", route="/jobs/{job_id}/cancel", status="200") == 0

@@ -162,7 +162,7 @@ async def test_run_at_in_future_stays_todo(client: httpx.AsyncClient) -> None:
     ("body", "message"),
     [
         ({"run_at": "2030-01-01T00:00:00"}, "timezone"),
-        ({"run_at": "tomorrow"}, "datetime"),
+        ({"run_at": "tomorrow"}, "RFC 3339 date-time"),
         ({"run_at": "2030-01-01T00:00:00Z", "delay_seconds": 5}, "not both"),
         ({"delay_seconds": -1}, "greater than or equal to 0"),
         ({"delay_seconds": 1e12}, "less than or equal to"),
@@ -369,7 +369,7 @@ async def test_queues_each_queue_has_its_own_slots(
 async def test_queues_process_never_runs_unserved_queue(
     start_app: AppFactory, runs: Runs, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(queues="emails")
+    client = await start_app(queues="emails", remote_queues="reports")
     other = await _create(client, task="count", queue="reports")
     mine = await _create(client, task="count", queue="emails")
     await wait_for_status(client, int(str(mine["id"])), {"done"})
@@ -397,7 +397,7 @@ async def test_batch_10000_jobs_created_in_order(
 async def test_batch_1000_jobs_one_statement_ids_in_order(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(workers_enabled=False)
+    client = await start_app(workers_enabled=False, remote_queues="q0,q1,q2")
     specs = [{"task": "echo", "queue": f"q{i % 3}", "payload": {"i": i}} for i in range(1000)]
     response = await client.post("/jobs/batch", json={"jobs": specs})
     assert response.status_code == 201
@@ -464,6 +464,19 @@ async def test_batch_idempotency_conflict_rolls_back_whole_batch(
     response = await client.post("/jobs/batch", json={"jobs": specs})
     assert response.status_code == 409
     assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+
+
+async def test_batch_key_of_existing_job_with_other_payload_is_409_naming_the_item(
+    client: httpx.AsyncClient,
+) -> None:
+    existing = await _create(client, task="echo", payload={"n": 1}, idempotency_key="k7")
+    specs = [{"task": "echo"}, {"task": "echo", "payload": {"n": 2}, "idempotency_key": "k7"}]
+    response = await client.post("/jobs/batch", json={"jobs": specs})
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": f"jobs[1]: idempotency key 'k7' was used for job {existing['id']} with a "
+        "different payload: use a new key for a new job, or resend the original request"
+    }
 
 
 # --- waiting ---------------------------------------------------------------------------------

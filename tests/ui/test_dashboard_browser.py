@@ -42,7 +42,8 @@ async def app_url(
     make_settings: Callable[..., Settings], registry: TaskRegistry
 ) -> AsyncIterator[str]:
     """A real uvicorn serving the app (no workers) on the test database."""
-    app = create_app(make_settings(workers_enabled=False), registry=registry)
+    settings = make_settings(workers_enabled=False, remote_queues="emails,a-rather-long-queue-name")
+    app = create_app(settings, registry=registry)
     async with serve(app) as url:
         yield url
 
@@ -146,6 +147,22 @@ async def test_overview_fits_a_phone_screen(
     )
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px on a 375 px screen"
     await screenshot(page, "dashboard-overview-phone")
+    assert errors.messages == []
+
+
+async def test_overview_with_more_queues_than_listed_shows_the_rest_in_one_row(
+    browser: object, app_url: str, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "INSERT INTO jobs (task, queue) SELECT 'echo', 'q' || i FROM generate_series(1, 53) AS i"
+    )
+    page, errors = await open_page(browser, f"{app_url}/ui")
+    await expect(page.locator("#counts-body tr")).to_have_count(51)
+    await db.execute("INSERT INTO jobs (task, queue) VALUES ('echo', 'q54')")
+    more = page.locator("#counts-more")  # the page polls: the new queue joins the rest
+    await expect(more.locator("th")).to_contain_text("4 more queues")
+    await expect(more.locator('td[data-status="todo"]')).to_have_text("4")
+    await expect(page.locator('#counts-foot td[data-status="total"]')).to_have_text("54")
     assert errors.messages == []
 
 
@@ -258,6 +275,34 @@ async def test_enqueue_copy_from_detail_page_creates_the_same_job(
     assert tuple(row) == ("sleep", "emails", '{"seconds": 1}', 5, "copy me", "todo")
     await link.click()
     await expect(page.locator("h1")).to_contain_text(f"Job #{copy_id}")
+    assert errors.messages == []
+
+
+async def test_job_above_2_pow_53_cancel_and_copy_keep_exact_id_and_payload(
+    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    # A JavaScript number rounds 2^53 + 1 to 2^53: a decoy job sits at that rounded id.
+    await db.execute("ALTER SEQUENCE jobs_id_seq RESTART WITH 9007199254740992")
+    (decoy,) = await create(api, description="decoy")
+    (job_id,) = await create(api, payload={"n": 9007199254740993, "f": 0.1}, description="big")
+    assert (decoy, job_id) == (2**53, 2**53 + 1)
+    page, errors = await open_page(browser, f"{app_url}/ui/jobs/{job_id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.click("button[data-action=cancel]")
+    await expect(page.locator("#action-message")).to_contain_text("Job cancelled.")
+    assert (await status_of(db, job_id), await status_of(db, decoy)) == ("cancelled", "todo")
+
+    await page.click("button[data-action=copy]")
+    link = page.locator("#action-message a")
+    await expect(link).to_have_text(f"job #{2**53 + 2}")
+    original, copy = await db.fetch(
+        "SELECT payload::text, description FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id",
+        [job_id, 2**53 + 2],
+    )
+    assert tuple(copy) == tuple(original)
+    assert original["payload"] == '{"f": 0.1, "n": 9007199254740993}'
+    await link.click()
+    await expect(page.locator("h1")).to_contain_text(f"Job #{2**53 + 2}")
     assert errors.messages == []
 
 

@@ -97,6 +97,10 @@ def test_parse_retry_after_absent_or_invalid_returns_none(value: str | None) -> 
     assert parse_retry_after(value, now=NOW) is None
 
 
+def test_parse_retry_after_more_digits_than_int_parses_is_the_cap() -> None:
+    assert parse_retry_after("9" * 5000, now=NOW, cap_seconds=60) == 60
+
+
 def test_parse_retry_after_custom_cap_applies() -> None:
     later = (NOW + timedelta(hours=5)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert parse_retry_after(later, now=NOW, cap_seconds=60) == 60

@@ -76,3 +76,33 @@ def test_settings_bad_value_names_the_problem(
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None)
 
+
+def test_settings_known_queues_are_served_and_remote_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBQUEUE_QUEUES", "default=4,emails")
+    monkeypatch.setenv("JOBQUEUE_REMOTE_QUEUES", " reports, emails ")
+    s = Settings(_env_file=None)
+    assert s.queue_names == ["default", "emails"]
+    assert s.known_queue_names == frozenset({"default", "emails", "reports"})
+
+
+def test_settings_new_limits_defaults() -> None:
+    s = Settings(_env_file=None)
+    assert (s.remote_queues, s.max_long_polls, s.metrics_max_label_values) == ("", 1000, 100)
+    assert s.known_queue_names == frozenset({"default"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("JOBQUEUE_REMOTE_QUEUES", "ok,bad queue", "queue name 'bad queue' is not valid"),
+        ("JOBQUEUE_QUEUES", "default=²", "concurrency must be 1 to 1000, got '²'"),
+        ("JOBQUEUE_MAX_LONG_POLLS", "0", "greater than or equal to 1"),
+        ("JOBQUEUE_METRICS_MAX_LABEL_VALUES", "0", "greater than or equal to 1"),
+    ],
+)
+def test_settings_bad_limit_names_the_problem(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None)

@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             imported, when None).
     """
     settings = settings or Settings()
-    state = AppState(settings=settings, access=Access.from_settings(settings), metrics=Metrics())
+    state = AppState(
+        settings=settings,
+        access=Access.from_settings(settings),
+        metrics=Metrics(label_limit=settings.metrics_max_label_values),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +144,7 @@ async def _run(
 ) -> None:
     """Build the runtime, start its loops, and push their orderly stop onto ``stack``."""
     metrics = state.metrics
+    metrics.reserve(settings.known_queue_names, tasks.names())
     supervisor = Supervisor(metrics)
     origin = protocol.new_origin()
     # Poll-only (JOBQUEUE_LISTEN=false): no LISTEN connection; the pool's poll and the waits'
@@ -155,6 +160,7 @@ async def _run(
         metrics,
         origin,
         wait_poll_seconds=None if listener is not None else settings.poll_interval_seconds,
+        max_waiting=settings.max_long_polls,
     )
     stack.push_async_callback(service.close)
     pool: WorkerPool | None = None
@@ -212,12 +218,14 @@ async def _run(
 
 
 def job_defaults(settings: Settings) -> JobDefaults:
-    """Per-job defaults and limits from settings."""
+    """Per-job defaults and limits from settings; the known queues are ``JOBQUEUE_QUEUES`` and
+    ``JOBQUEUE_REMOTE_QUEUES`` (an API-only process reads the same settings)."""
     return JobDefaults(
         max_attempts=settings.max_attempts,
         timeout_seconds=settings.default_timeout_seconds,
         max_payload_bytes=settings.max_payload_bytes,
         max_payload_depth=settings.max_payload_depth,
+        known_queues=settings.known_queue_names,
     )
 
 

@@ -193,7 +193,8 @@ def access_of(request: Request) -> Access:
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets a request through when its key or session has ``role``.
 
-    The principal is also kept in ``request.state.principal`` (the dashboard's pages read it).
+    The principal is also kept in ``request.state.principal`` (the dashboard's pages and the
+    audit log read it), set before the role is checked.
 
     Raises (from the dependency):
         NotAuthenticated: 401. PermissionDenied: 403.
@@ -201,9 +202,9 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(request: Request, _bearer: Bearer) -> Principal:
         access = access_of(request)
-        principal = access.authorize(access.authenticate(request), role)
-        request.state.principal = principal
-        return principal
+        principal = access.authenticate(request)
+        request.state.principal = principal  # before the role check: a 403 is logged with it
+        return access.authorize(principal, role)
 
     dependency.__name__ = f"require_{role}"
     return dependency
@@ -221,8 +222,8 @@ def require_page(role: Role) -> Callable[..., Awaitable[Principal]]:
             if "authorization" in request.headers:
                 raise
             raise LoginRequired(str(exc)) from None
-        request.state.principal = access.authorize(principal, role)
-        return principal
+        request.state.principal = principal  # before the role check: a 403 is logged with it
+        return access.authorize(principal, role)
 
     dependency.__name__ = f"require_page_{role}"
     return dependency
@@ -232,7 +233,9 @@ async def metrics_access(request: Request, _bearer: Bearer) -> None:
     """``/metrics``: open, unless ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` (then ``read``)."""
     access = access_of(request)
     if access.metrics_require_key:
-        access.authorize(access.authenticate(request), Role.READ)
+        principal = access.authenticate(request)
+        request.state.principal = principal
+        access.authorize(principal, Role.READ)
 
 
 ReadAccess: Any = Depends(require(Role.READ))

@@ -6,6 +6,8 @@
 | PayloadTooLarge     | 413    |
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
+| BodyNotUtf8         | 400    |
+| TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
 | DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
@@ -16,12 +18,14 @@
 | body not sent as JSON | 415  |
 | schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
 
-Bodies are ``{"detail": ...}`` like FastAPI's own errors.
+Bodies are ``{"detail": ...}`` like FastAPI's own errors. A 403 is also logged as an ``audit``
+event (``api/audit.py``).
 """
 
 from __future__ import annotations
 
 import traceback
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -31,8 +35,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobqueue.api import audit
 from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
+    BodyNotUtf8,
     DatabaseUnavailable,
     IdempotencyConflict,
     InvalidCursor,
@@ -43,6 +49,7 @@ from jobqueue.errors import (
     NotAuthenticated,
     PayloadTooLarge,
     PermissionDenied,
+    TooManyWaiting,
 )
 
 STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
@@ -50,6 +57,8 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (PayloadTooLarge, 413),
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),
+    (BodyNotUtf8, 400),
+    (TooManyWaiting, 429),
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
     (DatabaseUnavailable, 503),
@@ -66,20 +75,24 @@ def status_of(exc: JobQueueError) -> int:
     return 500
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobQueueError)
     status = status_of(exc)
+    if isinstance(exc, PermissionDenied):
+        audit.denied(request, str(exc))
     return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers_of(exc))
 
 
 def headers_of(exc: JobQueueError) -> dict[str, str] | None:
-    """The headers that go with a domain error's response: ``Retry-After`` on a 503,
-    ``WWW-Authenticate`` on a 401 (RFC 6750 section 3)."""
+    """The headers that go with a domain error's response: ``Retry-After`` on a 429 and a 503
+    (RFC 9110 section 10.2.3), ``WWW-Authenticate`` on a 401 (RFC 6750 section 3)."""
     if isinstance(exc, NotAuthenticated):
         challenge = 'Bearer realm="jobqueue"'
         if exc.invalid_token:
             challenge += ', error="invalid_token"'
         return {"WWW-Authenticate": challenge}
+    if isinstance(exc, TooManyWaiting):
+        return {"Retry-After": str(exc.retry_after_seconds)}
     if status_of(exc) == 503:
         return {"Retry-After": "1"}
     return None
@@ -105,8 +118,36 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             {"detail": f"the request body is not valid JSON: {message}"}, status_code=400
         )
-    cleaned = [{k: v for k, v in error.items() if k != "input"} for error in errors]
+    cleaned = [_without_input(error) for error in errors]
     return JSONResponse({"detail": jsonable_encoder(cleaned)}, status_code=422)
+
+
+# The strict models' type errors ("Input should be a valid integer") say what was expected;
+# naming what came makes the fix obvious for "priority": true or "max_attempts": "3".
+_TYPE_ERRORS = frozenset({"int_type", "float_type", "string_type", "dict_type", "list_type"})
+
+
+def _without_input(error: Any) -> dict[str, Any]:
+    """A validation error without its ``input`` (which may be large or secret), its message
+    naming the JSON type that was sent when the type was wrong."""
+    cleaned = {k: v for k, v in error.items() if k != "input"}
+    if error.get("type") in _TYPE_ERRORS and "input" in error:
+        cleaned["msg"] = f"{error['msg']}, not {_json_kind(error['input'])}"
+    return cleaned
+
+
+def _json_kind(value: Any) -> str:
+    kinds: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number with a fraction"),
+        (str, "a string"),
+        ((list, tuple), "an array"),
+        (dict, "an object"),
+    ]
+    if value is None:
+        return "null"
+    return next((name for kind, name in kinds if isinstance(value, kind)), "that")
 
 
 # FastAPI's words when json.loads fails with something other than a syntax error: nesting past

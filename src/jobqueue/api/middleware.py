@@ -4,6 +4,12 @@ event per request.
 The request id is the incoming ``X-Request-ID`` when it is a sane token (1-128 characters of
 ``A-Za-z0-9._-``), else a new random one; it is returned in the ``X-Request-ID`` response
 header and bound to every log event of the request (structlog contextvars).
+
+The route label is the matched route's template (``/jobs/{job_id}``), never the raw path. A
+router included twice (the dashboard serves the job API again under ``/ui/api``) keeps one
+route object per route in FastAPI >= 0.120, whose template lacks the prefix:
+:func:`route_template` puts the prefix back, so the dashboard's calls are counted apart
+(``/ui/api/jobs/{job_id}``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -21,6 +28,38 @@ from jobqueue.metrics import Metrics
 log = structlog.get_logger("jobqueue.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+UI_API_PREFIX = "/ui/api"
+"""Where the dashboard includes the job API again (``api/ui``)."""
+
+INCLUDED_PREFIXES: tuple[str, ...] = (UI_API_PREFIX,)
+"""Prefixes under which a router is included a second time (see :func:`route_template`)."""
+
+
+def route_template(scope: Scope, prefixes: Sequence[str] = INCLUDED_PREFIXES) -> str:
+    """The template of the route that served ``scope`` (``/jobs/{job_id}``), with the prefix
+    of a second inclusion put back (``/ui/api/jobs/{job_id}``); ``unmatched`` when no route
+    matched. Its values are the app's templates only: a bounded label and log field.
+
+    Args:
+        scope: the ASGI scope after routing.
+        prefixes: the literal prefixes a router is included under a second time.
+    """
+    route: Any = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str) or not template:
+        return "unmatched"
+    regex = getattr(route, "path_regex", None)
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if regex is None or regex.match(path):
+        return template
+    for prefix in prefixes:
+        if path.startswith(prefix) and regex.match(path[len(prefix) :]):
+            return prefix + template
+    return template
 
 
 def request_id_of(scope: Scope) -> str:
@@ -69,15 +108,14 @@ class RequestMiddleware:
                 self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, duration: float) -> None:
-        route: Any = scope.get("route")
         # The template (/jobs/{job_id}), never the raw path: label values must stay few.
-        template = getattr(route, "path", None) or "unmatched"
+        template = route_template(scope)
         method = scope.get("method", "")
         self.metrics.http_requests.labels(method, template, str(status)).inc()
         self.metrics.http_duration.labels(method, template).observe(duration)
         log.info(
             "http_request",
-            method=method,
+            method=method[:16],  # any token is a valid method: keep the log line bounded
             route=template,
             status=status,
             duration_ms=round(duration * 1000, 3),

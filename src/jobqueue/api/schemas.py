@@ -1,11 +1,19 @@
-"""Pydantic models for the API's requests and responses, with the examples /docs shows."""
+"""Pydantic models for the API's requests and responses, with the examples /docs shows.
+
+Requests are strict: a boolean is not a number, a string is not a number, ``5.0`` is not an
+integer (an integer is still a number of seconds), and ``run_at`` is an RFC 3339 date-time with
+an offset, never a Unix timestamp or a date alone. Integers and seconds in the URL (ids,
+``limit``, ``wait_seconds``) are decimal digits only: no sign, no ``_``, no exponent.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from jobqueue.jobs import Attempt, Job, JobStatus
 
@@ -18,12 +26,89 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_DELAY_SECONDS = 366 * 86_400 * 10  # ten years
 MAX_BATCH = 10_000
 
+# RFC 3339 section 5.6 date-time (with its note: "T" may be a space, "T" and "Z" lower case).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_DECIMAL_INTEGER = re.compile(r"[0-9]{1,20}")
+_DECIMAL_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,9})?")
+
+
+def rfc3339(value: object) -> object:
+    """Let through a string in RFC 3339 date-time form (with an offset), a ``datetime`` or
+    None; refuse anything else (a Unix timestamp, a date without a time, a time without an
+    offset, a number) with a message that says what to send. Pydantic then parses the string.
+
+    Raises:
+        PydanticCustomError: type ``rfc3339``.
+    """
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        match = _RFC3339.fullmatch(value)
+        if match and match.group("offset"):
+            return value
+        if match:
+            raise PydanticCustomError(
+                "rfc3339",
+                "add a timezone offset (Z or +hh:mm), e.g. 2026-11-29T12:00:00Z (got {got})",
+                {"got": value[:40]},
+            )
+    if isinstance(value, bool):
+        got = "a boolean"
+    else:
+        got = "a number" if isinstance(value, int | float) else repr(value)[:40]
+    raise PydanticCustomError(
+        "rfc3339",
+        "give an RFC 3339 date-time with a timezone offset, e.g. 2026-11-29T12:00:00Z or "
+        "2026-11-29T13:00:00+01:00 (got {got})",
+        {"got": got},
+    )
+
+
+def decimal_integer(value: object) -> object:
+    """Let through a URL parameter written as 1 to 20 ASCII decimal digits (or an ``int``).
+
+    Raises:
+        PydanticCustomError: type ``decimal_integer``.
+    """
+    if isinstance(value, str) and not _DECIMAL_INTEGER.fullmatch(value):
+        raise PydanticCustomError(
+            "decimal_integer", "give a whole number in decimal digits, e.g. 42"
+        )
+    return value
+
+
+def decimal_seconds(value: object) -> object:
+    """Let through a URL parameter written as decimal seconds (``5``, ``2.5``) or a number.
+
+    Raises:
+        PydanticCustomError: type ``decimal_seconds``.
+    """
+    if isinstance(value, str) and not _DECIMAL_SECONDS.fullmatch(value):
+        raise PydanticCustomError(
+            "decimal_seconds", "give seconds in decimal digits, e.g. 5 or 2.5"
+        )
+    return value
+
+
+DecimalInteger = BeforeValidator(decimal_integer)
+"""Annotate an ``int`` URL parameter (after its ``Query``/``Path``) with this."""
+DecimalSeconds = BeforeValidator(decimal_seconds)
+"""Annotate a ``float`` URL parameter (after its ``Query``) with this."""
+
 
 class JobCreate(BaseModel):
-    """Body of ``POST /jobs``. Every field has a default: ``{}`` creates an ``echo`` job."""
+    """Body of ``POST /jobs``. Every field has a default: ``{}`` creates an ``echo`` job.
+
+    Strict (see the module's docstring): ``"priority": true`` or ``"max_attempts": "3"`` is a
+    422, ``"timeout_seconds": 5`` is fine.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"description": "Process this task"},
@@ -69,9 +154,11 @@ class JobCreate(BaseModel):
         allow_inf_nan=False,
         description="Per-attempt timeout in seconds.",
     )
-    run_at: AwareDatetime | None = Field(
+    run_at: Annotated[AwareDatetime | None, BeforeValidator(rfc3339)] = Field(
         default=None,
-        description="First run not before this time: RFC 3339 with an offset (Z or +hh:mm).",
+        strict=False,  # JSON has no datetime: the string is checked by rfc3339, then parsed
+        description="First run not before this time: an RFC 3339 date-time with an offset "
+        "(Z or +hh:mm), e.g. 2026-11-29T12:00:00Z; not a Unix timestamp.",
     )
     delay_seconds: float | None = Field(
         default=None,
@@ -183,10 +270,12 @@ class JobPage(BaseModel):
 
 
 class BatchCreate(BaseModel):
-    """Body of ``POST /jobs/batch``: 1 to 10,000 job specs, created all or nothing."""
+    """Body of ``POST /jobs/batch``: 1 to 10,000 job specs, created all or nothing (each as
+    strict as :class:`JobCreate`)."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"jobs": [{"task": "echo", "payload": {"n": 1}}, {"task": "echo"}]}]
         },

@@ -11,10 +11,25 @@ multiply that cost.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, literal_column, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobqueue.db.queries import page_of
@@ -72,6 +87,21 @@ class StatusCount:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """Jobs per queue and status, bounded (see :func:`count_by_queue_and_status`).
+
+    Attributes:
+        counts: the kept queues' counts.
+        rest: every other queue's jobs added up, per status (empty when none).
+        queues: how many distinct queues the table holds (kept ones included).
+    """
+
+    counts: list[StatusCount]
+    rest: dict[JobStatus, int]
+    queues: int
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteCount:
     """Jobs that finished in one minute (UTC, ``minute`` truncated to the minute)."""
 
@@ -119,34 +149,80 @@ def like_pattern(value: str) -> str:
     return f"%{escaped}%"
 
 
-async def count_by_queue_and_status(conn: AsyncConnection) -> list[StatusCount]:
-    """Jobs per ``(queue, status)``, one grouped query; pairs with no job are absent.
+async def count_by_queue_and_status(
+    conn: AsyncConnection, *, limit: int, first: Collection[str] = ()
+) -> QueueCounts:
+    """Jobs per ``(queue, status)`` of at most ``limit`` queues, and the rest summed per status.
+
+    One statement: a grouped count over ``jobs``, the queues ranked (those in ``first`` ahead,
+    then by jobs, largest first, then by name), and the ones past ``limit`` added up in the
+    database, so the answer is at most ``(limit + 1) * statuses`` rows however many queues the
+    table holds.
+
+    Args:
+        limit: queues counted one by one, >= 1.
+        first: queues ranked ahead of the others (e.g. the configured ones).
 
     Returns:
-        the counts ordered by queue, then status.
+        the counts of the kept queues (by queue, then status; pairs with no job are absent),
+        the rest per status, and how many queues the table holds.
     """
-    statement = (
+    counts = (
         select(jobs.c.queue, jobs.c.status, func.count().label("jobs"))
         .group_by(jobs.c.queue, jobs.c.status)
-        .order_by(jobs.c.queue, jobs.c.status)
+        .cte("counts")
     )
-    return [
-        StatusCount(row.queue, JobStatus(row.status), row.jobs)
-        for row in await conn.execute(statement)
-    ]
+    preferred = func.bool_or(counts.c.queue == any_(bindparam("first", type_=ARRAY(Text))))
+    rank = func.row_number().over(
+        order_by=(preferred.desc(), func.sum(counts.c.jobs).desc(), counts.c.queue)
+    )
+    ranked = select(counts.c.queue, rank.label("rank")).group_by(counts.c.queue).cte("ranked")
+    kept = case((ranked.c.rank <= bindparam("limit", type_=BigInteger), counts.c.queue))
+    statement = (
+        select(
+            kept.label("queue"),
+            counts.c.status,
+            cast(func.sum(counts.c.jobs), BigInteger).label("jobs"),
+            select(func.count()).select_from(ranked).scalar_subquery().label("queues"),
+        )
+        .select_from(counts.join(ranked, ranked.c.queue == counts.c.queue))
+        .group_by(kept, counts.c.status)
+        .order_by(kept, counts.c.status)
+    )
+    rows = list(await conn.execute(statement, {"first": list(first), "limit": limit}))
+    return QueueCounts(
+        counts=[
+            StatusCount(row.queue, JobStatus(row.status), row.jobs)
+            for row in rows
+            if row.queue is not None
+        ],
+        rest={JobStatus(row.status): row.jobs for row in rows if row.queue is None},
+        queues=rows[0].queues if rows else 0,
+    )
 
 
-async def oldest_due_age_by_queue(conn: AsyncConnection) -> dict[str, float]:
+async def oldest_due_age_by_queue(
+    conn: AsyncConnection, kept: Collection[str] | None = None
+) -> dict[str | None, float]:
     """Seconds since the ``run_at`` of each queue's oldest due ``todo`` job (the SLO signal:
     how long the longest-waiting runnable job has waited). Queues with no due job are absent.
+
+    Args:
+        kept: when given, the queues answered one by one; the others come as one entry under
+            None (the oldest of them all), so the answer stays small however many queues the
+            table holds.
     """
     age = func.extract("epoch", func.now() - func.min(jobs.c.run_at))
+    queue: ColumnElement[Any] = jobs.c.queue
+    if kept is not None:
+        queue = case((jobs.c.queue == any_(bindparam("kept", type_=ARRAY(Text))), jobs.c.queue))
     statement = (
-        select(jobs.c.queue, age.label("age_seconds"))
+        select(queue.label("queue"), age.label("age_seconds"))
         .where(literal_column(status_is(JobStatus.TODO)), jobs.c.run_at <= func.now())
-        .group_by(jobs.c.queue)
+        .group_by(queue)
     )
-    return {row.queue: float(row.age_seconds) for row in await conn.execute(statement)}
+    parameters = {} if kept is None else {"kept": list(kept)}
+    return {row.queue: float(row.age_seconds) for row in await conn.execute(statement, parameters)}
 
 
 async def finished_per_minute(conn: AsyncConnection) -> list[MinuteCount]:

@@ -23,10 +23,15 @@ from typing import Any, Final
 
 import asyncpg
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
     Select,
+    Text,
     and_,
     any_,
     bindparam,
+    case,
+    cast,
     exists,
     func,
     literal_column,
@@ -35,7 +40,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -409,12 +414,17 @@ async def forget_silent_processes(conn: AsyncConnection, silent_seconds: float) 
 
 
 async def jobs_without_worker(
-    conn: AsyncConnection, fresh_seconds: float
-) -> dict[tuple[str, str], int]:
+    conn: AsyncConnection, fresh_seconds: float, kept: Sequence[str] | None = None
+) -> dict[tuple[str | None, str], int]:
     """``todo`` jobs per ``(queue, task)`` that no live process can run: none renewed its row
     in the last ``fresh_seconds`` while serving the queue and having the task.
 
     Groups the ``todo`` rows first (a few pairs), then checks each pair against the registry.
+
+    Args:
+        kept: when given, the queues answered one by one; the jobs of every other queue are
+            added up per task under the queue None, so the answer stays small however many
+            queues the table holds.
     """
     pairs = (
         select(jobs.c.queue, jobs.c.task, func.count().label("jobs"))
@@ -434,5 +444,13 @@ async def jobs_without_worker(
             )
         )
     )
-    statement = select(pairs.c.queue, pairs.c.task, pairs.c.jobs).where(~exists(live))
-    return {(row.queue, row.task): row.jobs for row in await conn.execute(statement)}
+    queue: ColumnElement[Any] = pairs.c.queue
+    if kept is not None:
+        queue = case((pairs.c.queue == any_(bindparam("kept", type_=ARRAY(Text))), pairs.c.queue))
+    statement = (
+        select(queue.label("queue"), pairs.c.task, cast(func.sum(pairs.c.jobs), BigInteger))
+        .where(~exists(live))
+        .group_by(queue, pairs.c.task)
+    )
+    parameters = {} if kept is None else {"kept": list(kept)}
+    return {(row[0], row[1]): row[2] for row in await conn.execute(statement, parameters)}

@@ -15,10 +15,11 @@ class FinishWaiters:
 
     def __init__(self) -> None:
         self._events: dict[int, set[asyncio.Event]] = {}
+        self._count = 0
 
     def __len__(self) -> int:
-        """How many requests wait right now."""
-        return sum(len(events) for events in self._events.values())
+        """How many requests wait right now (kept as a count: the cap checks it per request)."""
+        return self._count
 
     @contextlib.contextmanager
     def watch(self, job_id: int) -> Iterator[asyncio.Event]:
@@ -26,9 +27,11 @@ class FinishWaiters:
         job, so that a finish between the read and the wait is not missed."""
         event = asyncio.Event()
         self._events.setdefault(job_id, set()).add(event)
+        self._count += 1
         try:
             yield event
         finally:
+            self._count -= 1
             events = self._events.get(job_id, set())
             events.discard(event)
             if not events:

@@ -49,6 +49,8 @@ class JobService:
         wait_poll_seconds: how often ``wait`` re-reads the job besides being woken, in seconds;
             None: only when woken (and at its start and deadline). Give it whenever
             ``listener`` is None, or a wait sees another process's finish only at its deadline.
+        max_waiting: long-polls (:meth:`wait`) that may wait at once; one more raises
+            :class:`~jobqueue.errors.TooManyWaiting`.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class JobService:
         origin: str | None = None,
         *,
         wait_poll_seconds: float | None = None,
+        max_waiting: int = 1000,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -68,9 +71,9 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
         self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
-        self._reads = Reads(engine, self.waiters, wait_poll_seconds)
+        self._reads = Reads(engine, self.waiters, wait_poll_seconds, max_waiting)
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
-        self._stats = TableStatsReader(engine, self.metrics)
+        self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:
             listener.subscribe(JobsFinished, self.waiters.finished)
             listener.on_connect(self.waiters.wake_all)

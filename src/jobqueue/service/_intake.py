@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue.encoding import check_depth, encode_json, utf8_size
-from jobqueue.errors import InvalidJobRequest, PayloadTooLarge, TaskError, UnknownTask
+from jobqueue.errors import (
+    InvalidJobRequest,
+    PayloadTooLarge,
+    TaskError,
+    UnknownQueue,
+    UnknownTask,
+)
 from jobqueue.jobs import Job, NewJob
 from jobqueue.tasks.registry import TaskRegistry
 
@@ -27,12 +33,17 @@ class JobDefaults:
         max_payload_bytes: the largest payload, as compact UTF-8 JSON, in bytes.
         max_payload_depth: the most levels of objects and arrays a payload may nest (the
             payload object itself is level 1).
+        known_queues: the queues a job may name; any other is refused, so that a client
+            cannot create queues (each one a row in the dashboard and a label value in the
+            metrics). The composition root passes ``JOBQUEUE_QUEUES`` with
+            ``JOBQUEUE_REMOTE_QUEUES``; when remote workers announce their queues, add theirs.
     """
 
     max_attempts: int = 3
     timeout_seconds: float = 300.0
     max_payload_bytes: int = 1_048_576
     max_payload_depth: int = 64
+    known_queues: frozenset[str] = frozenset({"default"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,7 @@ def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) 
 
     Raises:
         UnknownTask: the task is not registered (the message lists the known ones).
+        UnknownQueue: the queue is not in ``defaults.known_queues`` (the message lists them).
         PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
         InvalidJobRequest: U+0000 or a lone surrogate in a string, NaN/Infinity, both
             ``run_at`` and ``delay_seconds``, a naive or out-of-range ``run_at``, a non-finite
@@ -70,6 +82,8 @@ def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) 
     if request.task not in registry:
         raise UnknownTask(request.task, registry.names())
     _check_texts(request)
+    if request.queue not in defaults.known_queues:
+        raise UnknownQueue(request.queue, defaults.known_queues)
     payload = {} if request.payload is None else request.payload
     payload_json = encode_json(payload, "payload")
     size = utf8_size(payload_json, "payload")

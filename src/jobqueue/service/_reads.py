@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.db import queries
 from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, encode_cursor
-from jobqueue.errors import JobNotFound
+from jobqueue.errors import JobNotFound, TooManyWaiting
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
 from jobqueue.notify import FinishWaiters
 
@@ -32,14 +32,21 @@ class Reads:
         waiters: long-poll waiters, woken by "finished" notifications (the listener feeds them).
         poll_seconds: how often :meth:`wait` re-reads a job besides being woken, in seconds
             (poll-only mode, where no notification comes); None: only when woken.
+        max_waiting: how many :meth:`wait` calls may wait at once (each holds a coroutine and
+            an event until its job finishes or its deadline passes).
     """
 
     def __init__(
-        self, engine: AsyncEngine, waiters: FinishWaiters, poll_seconds: float | None = None
+        self,
+        engine: AsyncEngine,
+        waiters: FinishWaiters,
+        poll_seconds: float | None = None,
+        max_waiting: int = 1000,
     ) -> None:
         self.engine = engine
         self.waiters = waiters
         self.poll_seconds = poll_seconds
+        self.max_waiting = max_waiting
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -57,14 +64,19 @@ class Reads:
         """The job once it is ``done``, ``failed`` or ``cancelled``, or after ``seconds``
         (float seconds, 0 to 60) in whatever status it has then.
 
-        Woken by the "finished" NOTIFY the outcome write sends: the job is read at the start,
-        on each notification naming it, and at the deadline. In poll-only mode
-        (``poll_seconds`` set) it is also read every ``poll_seconds``, so a job finished by
-        another process is seen within one poll interval.
+        Woken by the "finished" NOTIFY the outcome write sends (and, for jobs this process
+        finished, by the pool at once): the job is read at the start, on each wake-up naming
+        it, and at the deadline. In poll-only mode (``poll_seconds`` set) it is also read every
+        ``poll_seconds``, so a job finished by another process is seen within one poll
+        interval. Cancelling the call (the API does when the client disconnects) ends the wait
+        at once.
 
         Raises:
+            TooManyWaiting: ``max_waiting`` calls wait already (nothing was read).
             JobNotFound: no such job. DatabaseUnavailable.
         """
+        if len(self.waiters) >= self.max_waiting:
+            raise TooManyWaiting(self.max_waiting)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         with self.waiters.watch(job_id) as woken:

@@ -33,11 +33,17 @@ __all__ = [
     "timeline",
 ]
 
+OTHER_QUEUES = "(other queues)"
+"""How the overview names the queues beyond the ones it lists one by one."""
+
 MAX_WITHOUT_WORKER = 20
 """The most (queue, task) pairs of jobs without a worker that the overview lists."""
 
 STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
 """Every status, in the order the dashboard shows them (the state machine's order)."""
+
+MAX_QUEUES = 50
+"""Queues the overview lists one by one (the largest); the others are summed in one row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +69,11 @@ class Overview:
     """What the dashboard's front page shows.
 
     Attributes:
-        queues: per-queue counts, by queue name; only queues that have jobs.
+        queues: per-queue counts, by queue name; only queues that have jobs, at most
+            :data:`MAX_QUEUES` of them (the largest).
         totals: every status (zeros included) to its number of jobs, all queues together.
+        other_queues: how many queues with jobs are not in ``queues``.
+        other_counts: their jobs per status (zeros included), added up.
         throughput: jobs finished (``done``/``failed``) per minute over the last hour, oldest
             first, 61 minutes (see :func:`jobqueue.db.dashboard_queries.finished_per_minute`).
         without_worker: ``todo`` jobs that no live process can run, as ``(queue, task, jobs)``,
@@ -77,6 +86,8 @@ class Overview:
     totals: dict[JobStatus, int]
     throughput: list[MinuteCount]
     without_worker: list[tuple[str, str, int]] = field(default_factory=list)
+    other_queues: int = 0
+    other_counts: dict[JobStatus, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -135,11 +146,15 @@ class DashboardService:
         engine: the process's async engine.
         cache_seconds: how long one overview serves every caller, in seconds (its queries scan
             the table; browsers poll every 2 s). 0 disables the cache.
+        max_queues: queues the overview lists one by one (the largest; the rest are summed).
     """
 
-    def __init__(self, engine: AsyncEngine, cache_seconds: float = 1.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, cache_seconds: float = 1.0, max_queues: int = MAX_QUEUES
+    ) -> None:
         self.engine = engine
         self.cache_seconds = cache_seconds
+        self.max_queues = max_queues
         self._lock = asyncio.Lock()
         self._cached: Overview | None = None
         self._cached_at = 0.0
@@ -147,10 +162,10 @@ class DashboardService:
     async def overview(self) -> Overview:
         """Counts per queue and status and the last hour's throughput.
 
-        Three statements on one connection: one grouped count over ``jobs`` by queue and
-        status, one count of finished jobs per minute, and the ``todo`` jobs no live process
-        can run. Concurrent callers share one read, and a read
-        serves for ``cache_seconds``.
+        Three statements on one connection: one grouped count over ``jobs`` by queue and status
+        (bounded to ``max_queues`` queues in the database, the rest added up there), one count
+        of finished jobs per minute, and the ``todo`` jobs no live process can run. Concurrent
+        callers share one read, and a read serves for ``cache_seconds``.
 
         Raises:
             DatabaseUnavailable: the database cannot be reached.
@@ -161,17 +176,15 @@ class DashboardService:
             if cached is not None and loop.time() - self._cached_at < self.cache_seconds:
                 return cached
             async with read(self.engine) as conn:
-                counts = await queries.count_by_queue_and_status(conn)
+                counts = await queries.count_by_queue_and_status(conn, limit=self.max_queues)
                 throughput = await queries.finished_per_minute(conn)
                 orphans = await job_queries.jobs_without_worker(
-                    conn, job_queries.PROCESS_LIVE_SECONDS
+                    conn, job_queries.PROCESS_LIVE_SECONDS, [row.queue for row in counts.counts]
                 )
             overview = _overview(counts, throughput)
-            overview.without_worker.extend(
-                sorted(((q, t, n) for (q, t), n in orphans.items()), key=lambda x: (-x[2], x[0]))[
-                    :MAX_WITHOUT_WORKER
-                ]
-            )
+            listed = [(queue or OTHER_QUEUES, task, n) for (queue, task), n in orphans.items()]
+            listed.sort(key=lambda item: (-item[2], item[0], item[1]))
+            overview.without_worker.extend(listed[:MAX_WITHOUT_WORKER])
             self._cached, self._cached_at = overview, loop.time()
             return overview
 
@@ -217,14 +230,24 @@ class DashboardService:
         return JobsPage(items=items, next_cursor=next_cursor)
 
 
-def _overview(counts: Sequence[queries.StatusCount], throughput: list[MinuteCount]) -> Overview:
+def _overview(counts: queries.QueueCounts, throughput: list[MinuteCount]) -> Overview:
     by_queue: dict[str, dict[JobStatus, int]] = {}
     totals = dict.fromkeys(STATUSES, 0)
-    for row in counts:
+    for row in counts.counts:
         by_queue.setdefault(row.queue, dict.fromkeys(STATUSES, 0))[row.status] = row.jobs
         totals[row.status] += row.jobs
+    other = dict.fromkeys(STATUSES, 0)
+    for status, jobs in counts.rest.items():
+        other[status] = jobs
+        totals[status] += jobs
     queues = [QueueCounts(name, by_queue[name]) for name in sorted(by_queue)]
-    return Overview(queues=queues, totals=totals, throughput=throughput)
+    return Overview(
+        queues=queues,
+        totals=totals,
+        throughput=throughput,
+        other_queues=counts.queues - len(queues),
+        other_counts=other,
+    )
 
 
 def timeline(job: Job, attempts: Sequence[Attempt]) -> list[TimelineEvent]:

@@ -1,7 +1,9 @@
 """``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry.
 
 Roles (``api/auth.py``): the reads need ``read``, creating needs ``write``, cancel and retry need
-``admin``; without configured keys everything is allowed.
+``admin``; without configured keys everything is allowed. Cancel and retry leave an ``audit``
+log event (``api/audit.py``). Bodies must be UTF-8 JSON (``api/bodies.py``), and the request
+models and URL parameters are strict (``api/schemas.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
+from jobqueue.api.audit import audited
 from jobqueue.api.auth import AdminAccess, ReadAccess, WriteAccess
+from jobqueue.api.bodies import Utf8JsonRoute
 from jobqueue.api.deps import Service
+from jobqueue.api.disconnect import unless_disconnected
 from jobqueue.api.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_QUEUE_LENGTH,
@@ -22,6 +27,8 @@ from jobqueue.api.schemas import (
     AttemptOut,
     BatchCreate,
     BatchOut,
+    DecimalInteger,
+    DecimalSeconds,
     ErrorOut,
     JobCreate,
     JobOut,
@@ -35,13 +42,23 @@ ACCESS_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
     403: {"model": ErrorOut, "description": "The key's role does not allow this."},
 }
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_ERRORS)
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], responses=ACCESS_ERRORS, route_class=Utf8JsonRoute
+)
 
 MAX_ID = 2**63 - 1  # bigint
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id."), DecimalInteger]
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status logged (and counted) for a long-poll whose client left before the answer: nginx's
+"client closed request". Nobody receives it."""
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "The body is not valid JSON."},
+    400: {
+        "model": ErrorOut,
+        "description": "The body is not valid JSON, or not encoded as UTF-8 without a byte "
+        "order mark (RFC 8259, section 8.1).",
+    },
     409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
     413: {
         "model": ErrorOut,
@@ -107,12 +124,15 @@ async def create_job(
     with that job; with a different task, queue or payload it is 409. A key holds as long as
     its job row exists.
 
-    Errors: 400 malformed JSON; 415 not sent as JSON; 422 unknown task (the message lists the
-    known ones), wrong types, U+0000 in a string, a non-object payload, a naive ``run_at``,
-    both ``run_at`` and ``delay_seconds``, a payload nesting deeper than
-    ``JOBQUEUE_MAX_PAYLOAD_DEPTH``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
-    ``JOBQUEUE_MAX_REQUEST_BYTES``;
-    409 idempotency conflict; 503 database unreachable. No error creates a row.
+    Errors: 400 malformed JSON, or a body not encoded as UTF-8 (UTF-16, UTF-32, a byte order
+    mark); 415 not sent as JSON; 422 unknown task or queue (the message lists the known ones:
+    ``JOBQUEUE_QUEUES`` and ``JOBQUEUE_REMOTE_QUEUES``), wrong types (strict: ``true`` is not
+    a number, ``"5"`` is not an integer), U+0000 in a string, a non-object payload, a
+    ``run_at`` that is not an RFC 3339 date-time with an offset (a Unix timestamp, a date
+    alone, a naive time), both ``run_at`` and ``delay_seconds``, a payload nesting deeper
+    than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or
+    body over ``JOBQUEUE_MAX_REQUEST_BYTES``; 409 idempotency conflict; 503 database
+    unreachable. No error creates a row.
     """
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise InvalidJobRequest(
@@ -151,7 +171,8 @@ async def create_jobs(
     matching job gives that job's id instead of a new one.
 
     Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
-    ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown task 'x'…`` or
+    ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown queue 'x'…``,
+    ``jobs[1]: idempotency key 'k' was used for job 7 with a different payload…`` (409) or
     ``["body", "jobs", 3, "priority"]``. The ``Idempotency-Key`` header is refused here
     (422): a key belongs to one job, so set ``idempotency_key`` on each spec.
     """
@@ -177,7 +198,7 @@ async def list_jobs(
         str | None,
         Query(max_length=MAX_TASK_LENGTH, pattern=TASK_PATTERN, description="Only this task."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size."), DecimalInteger] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page.")
     ] = None,
@@ -187,6 +208,9 @@ async def list_jobs(
     Pass the response's ``next_cursor`` as ``cursor`` to get the next page (``null`` on the last
     page). Pages are stable under concurrent inserts: no job is skipped or repeated.
 
+    A ``queue`` filter may name any well-formed queue, also one no longer configured (its old
+    jobs can still be listed): an unknown queue simply gives an empty page.
+
     Errors: 400 a cursor this service did not issue; 422 a bad filter or ``limit`` outside
     1..1000.
     """
@@ -194,10 +218,23 @@ async def list_jobs(
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, dependencies=[ReadAccess])
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={
+        **NOT_FOUND,
+        429: {
+            "model": ErrorOut,
+            "description": "JOBQUEUE_MAX_LONG_POLLS long-polls wait already on this process; "
+            "retry after Retry-After seconds.",
+        },
+    },
+    dependencies=[ReadAccess],
+)
 async def get_job(
     job_id: JobId,
     service: Service,
+    request: Request,
     wait_seconds: Annotated[
         float | None,
         Query(
@@ -207,18 +244,25 @@ async def get_job(
             description="Long-poll: answer once the job is done, failed or cancelled, or after "
             "this many seconds (up to 60) with its status then.",
         ),
+        DecimalSeconds,
     ] = None,
-) -> JobOut:
+) -> Any:
     """One job by id; with ``wait_seconds`` a long-poll for its final status.
 
-    The wait is woken by the NOTIFY the worker sends when the job finishes, not by polling.
+    The wait is woken by the NOTIFY the worker sends when the job finishes, not by polling,
+    and ends as soon as the client disconnects (the ASGI ``http.disconnect`` message; logged
+    with status 499). At most ``JOBQUEUE_MAX_LONG_POLLS`` requests wait at once per process.
 
-    Errors: 404 when there is none; 422 when the id is not a positive integer or
-    ``wait_seconds`` is not in (0, 60].
+    Errors: 404 when there is none; 422 when the id is not a positive integer in decimal
+    digits or ``wait_seconds`` is not decimal seconds in (0, 60]; 429 (with ``Retry-After``)
+    when the process's long-poll slots are all taken.
     """
-    if wait_seconds is not None:
-        return JobOut.of(await service.wait(job_id, wait_seconds))
-    return JobOut.of(await service.get(job_id))
+    if wait_seconds is None:
+        return JobOut.of(await service.get(job_id))
+    job = await unless_disconnected(request.receive, service.wait(job_id, wait_seconds))
+    if job is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return JobOut.of(job)
 
 
 @router.get(
@@ -244,7 +288,9 @@ async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
     },
     dependencies=[AdminAccess],
 )
-async def cancel_job(job_id: JobId, service: Service, response: Response) -> JobOut:
+async def cancel_job(
+    job_id: JobId, service: Service, request: Request, response: Response
+) -> JobOut:
     """Cancel a job.
 
     - ``todo``: it becomes ``cancelled`` at once (200).
@@ -254,8 +300,11 @@ async def cancel_job(job_id: JobId, service: Service, response: Response) -> Job
       interrupted: its attempt is marked cancelled and its late result ignored.
     - ``cancelled``: nothing changes (200).
     - ``done`` or ``failed``: 409.
+
+    Logged as an ``audit`` event (who, ``cancel``, the job id, the outcome).
     """
-    job = await service.cancel(job_id)
+    with audited(request, "cancel", job_id) as record:
+        record.job = job = await service.cancel(job_id)
     if job.status is JobStatus.IN_PROGRESS:
         response.status_code = status.HTTP_202_ACCEPTED
     return JobOut.of(job)
@@ -267,8 +316,11 @@ async def cancel_job(job_id: JobId, service: Service, response: Response) -> Job
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
     dependencies=[AdminAccess],
 )
-async def retry_job(job_id: JobId, service: Service) -> JobOut:
+async def retry_job(job_id: JobId, service: Service, request: Request) -> JobOut:
     """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its attempt
-    history stays). Errors: 404 no such job; 409 any other status.
+    history stays). Logged as an ``audit`` event. Errors: 404 no such job; 409 any other
+    status.
     """
-    return JobOut.of(await service.retry(job_id))
+    with audited(request, "retry", job_id) as record:
+        record.job = job = await service.retry(job_id)
+    return JobOut.of(job)

@@ -21,11 +21,13 @@ async def metrics(state: State) -> Response:
     The table gauges (``jobqueue_jobs``, ``jobqueue_oldest_todo_age_seconds``,
     ``jobqueue_jobs_without_worker``) come from grouped queries cached for 2 seconds and shared
     by concurrent scrapes; when the database is away they keep their last values and the
-    counters are still served. Open like ``/healthz``: it holds counts, no job data; with
-    ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` it needs a key with the ``read`` role (see
-    docs/security.md).
+    counters are still served. The text itself is built in a worker thread by one scrape at a
+    time and served from cache for 1 second, so a flood of scrapes neither repeats the work
+    nor blocks the event loop; queue and task labels are bounded (``docs/metrics.md``). Open
+    like ``/healthz``: it holds counts, no job data; with ``JOBQUEUE_METRICS_REQUIRE_KEY=true``
+    it needs a key with the ``read`` role (see docs/security.md).
     """
     if state.runtime is not None:
         with contextlib.suppress(DatabaseUnavailable):
             await state.runtime.service.refresh_table_stats()
-    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await state.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)

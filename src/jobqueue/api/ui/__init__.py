@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from jobqueue.api.auth import LoginRequired
+from jobqueue.api.middleware import UI_API_PREFIX
 from jobqueue.api.routes import jobs
 from jobqueue.api.ui import login, pages
 from jobqueue.api.ui._render import STATIC_DIR
@@ -22,9 +23,9 @@ def install(app: FastAPI) -> None:
     """Serve the dashboard on ``app``: the static files at ``/ui/static``, the pages, the login
     form (and the redirect of pages without a session to it), and the JSON job API again under
     ``/ui/api/jobs`` for the pages' scripts (the session cookie's Path is ``/ui``, so a browser
-    sends it nowhere else)."""
+    sends it nowhere else; the HTTP metrics count those calls under ``/ui/api/...`` routes)."""
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(pages.router)
-    app.include_router(jobs.router, prefix="/ui/api", include_in_schema=False)
+    app.include_router(jobs.router, prefix=UI_API_PREFIX, include_in_schema=False)
     app.include_router(login.router)
     app.add_exception_handler(LoginRequired, login.to_login)

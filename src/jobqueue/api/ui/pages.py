@@ -17,6 +17,7 @@ This module only maps: the reads are :class:`jobqueue.service.dashboard.Dashboar
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -34,6 +35,8 @@ from jobqueue.service.dashboard import timeline
 
 MAX_ID = 2**63 - 1  # bigint
 PAGE_SIZE = 50
+MAX_TASK_CHOICES = 50
+"""Task names the job list's filter suggests (the registry's first, by name)."""
 
 router = APIRouter(prefix="/ui", tags=["dashboard"])
 
@@ -50,7 +53,8 @@ async def overview_data(
     runtime: RuntimeDep, dashboard: Dashboard, response: Response
 ) -> OverviewOut:
     """The overview the dashboard's front page shows and polls every 2 s: jobs per queue and
-    status, jobs finished per minute over the last hour, the failure rate, busy workers.
+    status (the 50 largest queues; ``other_queues`` and ``other_counts`` sum up the rest), jobs
+    finished per minute over the last hour, the failure rate, busy workers.
 
     Read at most once a second whatever the number of callers. Errors: 503 database
     unreachable.
@@ -103,7 +107,7 @@ async def jobs_page(
         "jobs": page.items,
         "filters": filters,
         "statuses": list(JobStatus),
-        "tasks": service.registry.names(),
+        "tasks": sorted(service.registry.names())[:MAX_TASK_CHOICES],
         "filtered": bool(kept),
         "first_query": urlencode(kept),
         "next_query": urlencode({**kept, "cursor": page.next_cursor}) if page.next_cursor else None,
@@ -119,8 +123,16 @@ async def jobs_page(
     dependencies=[PageAccess],
 )
 async def job_page(request: Request, job_id: str, service: Service) -> HTMLResponse:
-    """One job: fields, payload, result, error, attempts, timeline, and the action buttons."""
-    number = int(job_id) if job_id.isdigit() and len(job_id) <= 19 else 0
+    """One job: fields, payload, result, error, attempts, timeline, and the action buttons.
+
+    The page's data for its script carries the id as a string and the payload as its JSON
+    text: a JavaScript number holds integers exactly only up to 2^53, and a job id or a payload
+    number above that must reach the API unchanged (cancel the right job, copy the payload
+    exactly).
+    """
+    # str.isdigit() is also true of "²" and other non-ASCII digits, which int() refuses.
+    digits = job_id.isascii() and job_id.isdigit()
+    number = int(job_id) if digits and len(job_id) <= 19 else 0
     try:
         if not 1 <= number <= MAX_ID:
             return render_page(
@@ -133,7 +145,6 @@ async def job_page(request: Request, job_id: str, service: Service) -> HTMLRespo
     copy = {
         "task": job.task,
         "queue": job.queue,
-        "payload": job.payload,
         "priority": job.priority,
         "description": job.description,
     }
@@ -142,7 +153,12 @@ async def job_page(request: Request, job_id: str, service: Service) -> HTMLRespo
         "job": job,
         "attempts": attempts,
         "events": timeline(job, attempts),
-        "page_data": {"id": job.id, "status": str(job.status), "copy": copy},
+        "page_data": {
+            "id": str(job.id),
+            "status": str(job.status),
+            "copy": copy,
+            "payload_json": json.dumps(job.payload, separators=(",", ":")),
+        },
         "can_cancel": job.status in (JobStatus.TODO, JobStatus.IN_PROGRESS),
         "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
     }

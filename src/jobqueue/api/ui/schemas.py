@@ -44,8 +44,10 @@ class WithoutWorkerOut(BaseModel):
 class OverviewOut(BaseModel):
     """The dashboard's overview.
 
-    ``queues`` by name; ``throughput``: jobs finished (``done``/``failed``) per minute over
-    the last hour, oldest first, 61 minutes (the first and the last partial);
+    ``queues`` by name, at most 50 (the largest); ``other_queues`` counts the queues not
+    listed and ``other_counts`` adds up their jobs per status; ``throughput``: jobs finished
+    (``done``/``failed``) per minute over the last hour, oldest first, 61 minutes (the first
+    and the last partial);
     ``failure_rate``: ``failed / (done + failed)`` over that hour, 0 to 1, null when none
     finished; ``workers``: this process's pool, null when it runs no workers;
     ``without_worker``: todo jobs no live process can run (no process serves the queue with
@@ -70,6 +72,14 @@ class OverviewOut(BaseModel):
                             "total": 44,
                         }
                     ],
+                    "other_queues": 0,
+                    "other_counts": {
+                        "todo": 0,
+                        "in_progress": 0,
+                        "done": 0,
+                        "failed": 0,
+                        "cancelled": 0,
+                    },
                     "totals": {
                         "todo": 2,
                         "in_progress": 1,
@@ -91,6 +101,8 @@ class OverviewOut(BaseModel):
 
     statuses: list[str]
     queues: list[QueueCountsOut]
+    other_queues: int
+    other_counts: dict[str, int]
     totals: dict[str, int]
     total: int
     throughput: list[MinuteOut]
@@ -114,6 +126,8 @@ class OverviewOut(BaseModel):
                 )
                 for q in overview.queues
             ],
+            other_queues=overview.other_queues,
+            other_counts={str(status): n for status, n in overview.other_counts.items()},
             totals={str(status): n for status, n in overview.totals.items()},
             total=overview.total,
             throughput=[

@@ -76,7 +76,8 @@ def parse_retry_after(
         return None
     text = value.strip()
     if re.fullmatch(r"[0-9]+", text):
-        seconds = float(int(text))
+        # int() refuses more than 4300 digits (ValueError); 13 digits are centuries anyway.
+        seconds = float(int(text)) if len(text) <= 12 else cap_seconds
     else:
         try:
             when = email.utils.parsedate_to_datetime(text)

@@ -2,7 +2,12 @@
  * (after a confirm dialog) and show the outcome in place; the status refreshes every 2 s while
  * the job is not final. The API is called under /ui/api, where the session cookie is sent, with
  * the session's CSRF token (the page's csrf-token meta tag) in X-CSRF-Token; a button whose
- * data-allowed is "false" (the key's role is too low) stays disabled. */
+ * data-allowed is "false" (the key's role is too low) stays disabled.
+ *
+ * Numbers: a JavaScript number holds integers exactly only up to 2^53, and job ids go to
+ * 2^63 - 1. So no id or payload ever passes through a number here: the page data carries the id
+ * as a string and the payload as its JSON text, the copy's body is built as text around that
+ * payload text, and the new job's id is read from the Location header. */
 (function () {
   "use strict";
 
@@ -54,14 +59,25 @@
     return `HTTP ${response.status}`;
   }
 
-  async function post(url, body) {
+  /* The body of "enqueue a copy", as JSON text: the stored payload text goes in unchanged (a
+   * JSON.parse/JSON.stringify round trip would round integers above 2^53). */
+  function copyBody() {
+    const c = page.copy;
+    return `{"task":${JSON.stringify(c.task)},"queue":${JSON.stringify(c.queue)},` +
+      `"priority":${JSON.stringify(c.priority)},"description":${JSON.stringify(c.description)},` +
+      `"payload":${page.payload_json}}`;
+  }
+
+  /* The id in a Location header such as /jobs/9007199254740993, as a string. */
+  function idFromLocation(response) {
+    const match = /\/jobs\/(\d+)$/.exec(response.headers.get("Location") || "");
+    return match ? match[1] : null;
+  }
+
+  async function post(url, bodyText) {
     const headers = { "Content-Type": "application/json", Accept: "application/json" };
     if (csrf) headers["X-CSRF-Token"] = csrf;
-    const response = await fetch(url, {
-      method: "POST",
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const response = await fetch(url, { method: "POST", headers, body: bodyText });
     let json = null;
     try {
       json = await response.json();
@@ -79,7 +95,7 @@
     say("", "Working…");
     try {
       const { response, json } = action === "copy"
-        ? await post(`${api}/jobs`, page.copy)
+        ? await post(`${api}/jobs`, copyBody())
         : await post(`${api}/jobs/${page.id}/${action}`);
       if (response.status === 401) {
         say("error", "Your session has ended: ",
@@ -92,7 +108,12 @@
         return;
       }
       if (action === "copy") {
-        say("ok", "Enqueued a copy: ", link(`${root}/ui/jobs/${json.id}`, `job #${json.id}`), ".");
+        const id = idFromLocation(response);
+        if (id === null) {
+          say("ok", "Enqueued a copy.");
+        } else {
+          say("ok", "Enqueued a copy: ", link(`${root}/ui/jobs/${id}`, `job #${id}`), ".");
+        }
       } else {
         showStatus(json.status);
         const text = action === "cancel"

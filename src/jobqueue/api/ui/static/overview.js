@@ -66,6 +66,27 @@
       tr.appendChild(td);
       rows.push(tr);
     }
+    if (data.other_queues > 0) {
+      /* the server lists the largest queues only and adds up the rest in one row */
+      const tr = document.createElement("tr");
+      tr.className = "more";
+      tr.id = "counts-more";
+      const head = document.createElement("th");
+      head.scope = "row";
+      const note = document.createElement("span");
+      note.className = "muted";
+      note.textContent = `(the ${data.queues.length} largest are listed)`;
+      head.append(`${data.other_queues} more queue${data.other_queues === 1 ? "" : "s"} `, note);
+      tr.appendChild(head);
+      let sum = 0;
+      for (const status of data.statuses) {
+        const n = data.other_counts[status];
+        sum += n;
+        tr.appendChild(cell("td", "num", "(more)", status, n));
+      }
+      tr.appendChild(cell("td", "num total", "(more)", "total", sum));
+      rows.push(tr);
+    }
     body.replaceChildren(...rows);
     for (const status of data.statuses) {
       const node = document.querySelector(`#counts-foot td[data-status="${status}"]`);

@@ -1,0 +1,90 @@
+"""Long-polls (``GET /jobs/{id}?wait_seconds=``): a wait ends when its client disconnects, and a
+process lets at most ``JOBQUEUE_MAX_LONG_POLLS`` requests wait at once (then 429)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from jobqueue.api.app import create_app
+from jobqueue.api.state import state_of
+from jobqueue.settings import Settings
+from jobqueue.tasks.registry import TaskRegistry
+from tests.conftest import AppFactory
+from tests.helpers import wait_until
+from tests.ui.support import serve
+
+
+async def test_wait_client_disconnect_ends_the_wait_within_a_second(
+    make_settings: Callable[..., Settings], registry: TaskRegistry
+) -> None:
+    app = create_app(make_settings(workers_enabled=False), registry=registry)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        job_id = (await client.post("/jobs", json={})).json()["id"]
+        runtime = state_of(app).runtime
+        assert runtime is not None
+        waiters = runtime.service.waiters
+
+        def waiting(count: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return len(waiters) == count
+
+            return check
+
+        poll = asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait_seconds": "60"}))
+        await wait_until(waiting(1), timeout=5, what="the long-poll to wait")
+        poll.cancel()  # closes the connection: the server sees the client go
+        loop = asyncio.get_running_loop()
+        gone_at = loop.time()
+        await wait_until(waiting(0), timeout=5, what="the wait to end")
+        assert loop.time() - gone_at < 1.0
+        assert len(waiters) == 0
+
+
+async def test_wait_over_the_cap_is_429_with_retry_after(start_app: AppFactory) -> None:
+    client = await start_app(workers_enabled=False, max_long_polls=2)
+    job_id = (await client.post("/jobs", json={})).json()["id"]
+    waiters = client.runtime.service.waiters
+    polls = [
+        asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait_seconds": "30"}))
+        for _ in range(2)
+    ]
+
+    async def two_waiting() -> bool:
+        return len(waiters) == 2
+
+    await wait_until(two_waiting, timeout=5, what="two long-polls to wait")
+    refused = await client.get(f"/jobs/{job_id}", params={"wait_seconds": "30"})
+    plain = await client.get(f"/jobs/{job_id}")
+    for poll in polls:
+        poll.cancel()
+    await asyncio.gather(*polls, return_exceptions=True)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json() == {
+        "detail": "2 requests already wait for jobs on this process (JOBQUEUE_MAX_LONG_POLLS): "
+        "retry after 1 s, or read the job without wait_seconds"
+    }
+    assert plain.status_code == 200
+    assert len(waiters) == 0
+
+
+async def test_wait_job_finishing_answers_the_waiter_and_frees_its_slot(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False, max_long_polls=1)
+    job_id = (await client.post("/jobs", json={})).json()["id"]
+    poll = asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait_seconds": "30"}))
+
+    async def one_waiting() -> bool:
+        return len(client.runtime.service.waiters) == 1
+
+    await wait_until(one_waiting, timeout=5, what="the long-poll to wait")
+    assert (await client.post(f"/jobs/{job_id}/cancel")).status_code == 200
+    answered = await asyncio.wait_for(poll, timeout=5)
+    assert answered.json()["status"] == "cancelled"
+    assert len(client.runtime.service.waiters) == 0
+    again = await client.get(f"/jobs/{job_id}", params={"wait_seconds": "1"})
+    assert again.json()["status"] == "cancelled"
