@@ -167,7 +167,7 @@ async def test_list_jobs_newest_first_with_filters(start_app: AppFactory) -> Non
     ],
 )
 async def test_list_jobs_bad_query_is_4xx(
-    client: httpx.AsyncClient, params: dict[str, object], status: int
+    client: httpx.AsyncClient, params: dict[str, str | int], status: int
 ) -> None:
     response = await client.get("/jobs", params=params)
     assert response.status_code == status, response.text

@@ -71,8 +71,10 @@ def run_schemathesis(app: Any) -> FuzzReport:
         for event in schemathesis.engine.from_schema(schema).execute():
             if isinstance(event, events.ScenarioFinished):
                 _record(report, event)
-            elif isinstance(event, events.NonFatalError | events.FatalError):
-                report.errors.append(f"{type(event).__name__}: {event.info.message}")
+            elif isinstance(event, events.NonFatalError):
+                report.errors.append(f"NonFatalError: {event.info.message}")
+            elif isinstance(event, events.FatalError):
+                report.errors.append(f"FatalError: {event.exception!r}")
     finally:
         asgi.shutdown_lifespans()
     return report

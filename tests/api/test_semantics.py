@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import AppFactory, Runs
-from tests.helpers import wait_for_status, wait_until
+from tests.helpers import one, wait_for_status, wait_until
 
 
 async def _create(client: httpx.AsyncClient, **body: object) -> dict[str, object]:
@@ -66,12 +66,12 @@ async def test_retry_backoff_defers_next_attempt(
     job = await _create(client, task="flaky", payload={"fail_times": 1})
 
     async def retried() -> bool:
-        row = await db.fetchrow("SELECT status, attempts FROM jobs")
-        return (row["status"], row["attempts"]) == ("todo", 1)
+        row = await one(db, "SELECT status, attempts FROM jobs")
+        return bool((row["status"], row["attempts"]) == ("todo", 1))
 
     await wait_until(retried, timeout=10, what="first attempt failed")
-    row = await db.fetchrow(
-        "SELECT run_at - now() AS wait, error, worker_id FROM jobs WHERE id = $1", job["id"]
+    row = await one(
+        db, "SELECT run_at - now() AS wait, error, worker_id FROM jobs WHERE id = $1", job["id"]
     )
     assert timedelta(0) <= row["wait"] <= timedelta(seconds=1000)
     assert row["error"] == "ValueError: flaky failure 1"
@@ -205,7 +205,7 @@ async def test_timeout_sync_task_attempt_times_out_and_late_result_is_ignored(
     done = await wait_for_status(client, int(str(job["id"])), {"failed"})
     assert done["error"] == "TimeoutError: attempt exceeded timeout_seconds=0.2"
     await asyncio.sleep(1.2)  # let the thread finish: its late "late" result must not land
-    row = await db.fetchrow("SELECT status, result FROM jobs")
+    row = await one(db, "SELECT status, result FROM jobs")
     assert (row["status"], row["result"]) == ("failed", None)
 
 

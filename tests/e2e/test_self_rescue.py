@@ -54,8 +54,8 @@ async def test_serve_stall_past_the_lease_self_rescue_keeps_the_pool_up(
         assert blocker.status_code == 201
 
         async def done() -> bool:
-            row = await one(db, "SELECT status FROM jobs WHERE id = $1", sleeper)
-            return row is not None and row["status"] == "done"
+            status = await db.fetchval("SELECT status FROM jobs WHERE id = $1", sleeper)
+            return bool(status == "done")
 
         await wait_until(done, 40, "the 8 s job done after the stall")
         row = await one(

@@ -18,6 +18,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -30,8 +31,11 @@ from tests.e2e.procs import REPO_ROOT
 from tests.helpers import wait_until
 from tests.ui.support import launch_chromium, serve
 
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "dashboard.png"
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 # Spread each finished job over the last hour: more recent minutes busier, a failure here and
 # there (the fail jobs), so both charts have something to show.
@@ -75,7 +79,7 @@ async def _seed(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
 
     async def settled() -> bool:
         query = "SELECT count(*) FROM jobs WHERE status NOT IN ('done', 'failed')"
-        return await db.fetchval(query) == 0
+        return bool(await db.fetchval(query) == 0)
 
     await wait_until(settled, timeout=60, what="the first jobs to finish")
     await db.execute(_SPREAD)
@@ -87,7 +91,8 @@ async def _seed(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
         (await client.post(f"/jobs/{job_id}/cancel")).raise_for_status()
 
     async def running() -> bool:
-        return await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'in_progress'") == 4
+        busy = await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'in_progress'")
+        return bool(busy == 4)
 
     await wait_until(running, timeout=30, what="the sleep jobs to start")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -15,7 +16,10 @@ import pytest
 from jobqueue.api.app import create_app
 from jobqueue.settings import Settings
 from jobqueue.tasks.registry import TaskRegistry
-from tests.helpers import wait_until
+from tests.helpers import one, wait_until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Dialog, Locator, Page
 from tests.ui.support import (
     CHROMIUM,
     PageErrors,
@@ -56,7 +60,7 @@ async def api(app_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def browser(app_url: str) -> AsyncIterator[object]:
+async def browser(app_url: str) -> AsyncIterator[Browser]:
     """Chromium; closed before the server stops (it depends on ``app_url``)."""
     playwright = await playwright_api.async_playwright().start()
     try:
@@ -68,10 +72,10 @@ async def browser(app_url: str) -> AsyncIterator[object]:
 
 
 async def open_page(
-    browser: object, url: str, width: int = 1280, height: int = 900
-) -> tuple[object, PageErrors]:
+    browser: Browser, url: str, width: int = 1280, height: int = 900
+) -> tuple[Page, PageErrors]:
     """A new page at ``url`` with its error collector."""
-    page = await browser.new_page(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
+    page = await browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
     errors = PageErrors(page)
@@ -96,7 +100,7 @@ async def status_of(db: asyncpg.Connection, job_id: int) -> str:
 
 
 async def test_overview_shows_counts_and_refreshes_live(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     default = await create(api, 5)
     emails = await create(api, 2, queue="emails")
@@ -106,7 +110,7 @@ async def test_overview_shows_counts_and_refreshes_live(
     await set_status(db, emails[:1], "cancelled")
     page, errors = await open_page(browser, f"{app_url}/ui")
 
-    def cell(queue: str, status: str) -> object:
+    def cell(queue: str, status: str) -> Locator:
         return page.locator(f'#counts-table td[data-queue="{queue}"][data-status="{status}"]')
 
     expected = {
@@ -134,7 +138,7 @@ async def test_overview_shows_counts_and_refreshes_live(
 
 
 async def test_overview_fits_a_phone_screen(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     ids = await create(api, 3)
     await create(api, 1, queue="a-rather-long-queue-name")
@@ -151,7 +155,7 @@ async def test_overview_fits_a_phone_screen(
 
 
 async def test_overview_with_more_queues_than_listed_shows_the_rest_in_one_row(
-    browser: object, app_url: str, db: asyncpg.Connection
+    browser: Browser, app_url: str, db: asyncpg.Connection
 ) -> None:
     await db.execute(
         "INSERT INTO jobs (task, queue) SELECT 'echo', 'q' || i FROM generate_series(1, 53) AS i"
@@ -167,7 +171,7 @@ async def test_overview_with_more_queues_than_listed_shows_the_rest_in_one_row(
 
 
 async def test_jobs_list_filter_narrows_rows_and_links_to_detail(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     invoices = await create(api, 3, description="send invoice")
     await create(api, 2, description="build report")
@@ -191,16 +195,16 @@ async def test_jobs_list_filter_narrows_rows_and_links_to_detail(
 
 
 async def test_cancel_todo_job_from_detail_page_cancels_it_in_database(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     (job_id,) = await create(api, payload={"to": "someone"}, description="to cancel")
     page, errors = await open_page(browser, f"{app_url}/ui/jobs/{job_id}")
     await expect(page.locator("#job-payload")).to_contain_text('"to": "someone"')
     dialogs: list[str] = []
 
-    async def accept(dialog: object) -> None:
-        dialogs.append(dialog.message)  # type: ignore[attr-defined]
-        await dialog.accept()  # type: ignore[attr-defined]
+    async def accept(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.accept()
 
     page.once("dialog", accept)
     await page.focus("button[data-action=cancel]")  # keyboard: a real button takes Enter
@@ -216,7 +220,7 @@ async def test_cancel_todo_job_from_detail_page_cancels_it_in_database(
 
 
 async def test_dismissed_confirmation_changes_nothing(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     (job_id,) = await create(api)
     page, errors = await open_page(browser, f"{app_url}/ui/jobs/{job_id}")
@@ -229,7 +233,7 @@ async def test_dismissed_confirmation_changes_nothing(
 
 
 async def test_retry_failed_job_from_detail_page_makes_it_todo_in_database(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     (job_id,) = await create(api, task="fail", payload={"message": "boom"})
     await set_status(db, [job_id], "failed")
@@ -252,10 +256,16 @@ async def test_retry_failed_job_from_detail_page_makes_it_todo_in_database(
 
 
 async def test_enqueue_copy_from_detail_page_creates_the_same_job(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
-    spec = {"task": "sleep", "queue": "emails", "payload": {"seconds": 1}, "priority": 5}
-    (job_id,) = await create(api, **spec, description="copy me")
+    (job_id,) = await create(
+        api,
+        task="sleep",
+        queue="emails",
+        payload={"seconds": 1},
+        priority=5,
+        description="copy me",
+    )
     page, errors = await open_page(browser, f"{app_url}/ui/jobs/{job_id}")
     page.once("dialog", lambda dialog: dialog.accept())
     await page.click("button[data-action=copy]")
@@ -265,10 +275,11 @@ async def test_enqueue_copy_from_detail_page_creates_the_same_job(
     assert copy_id != job_id
 
     async def copied() -> bool:
-        return await db.fetchval("SELECT count(*) FROM jobs") == 2
+        return bool(await db.fetchval("SELECT count(*) FROM jobs") == 2)
 
     await wait_until(copied, timeout=5, what="the copy")
-    row = await db.fetchrow(
+    row = await one(
+        db,
         "SELECT task, queue, payload::text, priority, description, status FROM jobs WHERE id = $1",
         copy_id,
     )
@@ -279,7 +290,7 @@ async def test_enqueue_copy_from_detail_page_creates_the_same_job(
 
 
 async def test_job_above_2_pow_53_cancel_and_copy_keep_exact_id_and_payload(
-    browser: object, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
+    browser: Browser, app_url: str, api: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     # A JavaScript number rounds 2^53 + 1 to 2^53: a decoy job sits at that rounded id.
     await db.execute("ALTER SEQUENCE jobs_id_seq RESTART WITH 9007199254740992")
@@ -307,7 +318,7 @@ async def test_job_above_2_pow_53_cancel_and_copy_keep_exact_id_and_payload(
 
 
 async def test_login_form_then_cancel_job_with_session(
-    browser: object,
+    browser: Browser,
     make_settings: Callable[..., Settings],
     registry: TaskRegistry,
     db: asyncpg.Connection,
@@ -329,7 +340,7 @@ async def test_login_form_then_cancel_job_with_session(
         await page.click("form.login-form button[type=submit]")
         await expect(page).to_have_url(f"{url}/ui/jobs/{job_id}")
         await expect(page.locator("#session-user")).to_contain_text("ops")
-        (cookie,) = await page.context.cookies()  # type: ignore[attr-defined]
+        (cookie,) = await page.context.cookies()
         assert (cookie["name"], cookie["path"], cookie["httpOnly"], cookie["sameSite"]) == (
             "jq_session", "/ui", True, "Strict"
         )  # fmt: skip
@@ -341,4 +352,4 @@ async def test_login_form_then_cancel_job_with_session(
         assert await status_of(db, job_id) == "cancelled"
         await screenshot(page, "dashboard-job-session")
         assert errors.messages == []
-        await page.close()  # type: ignore[attr-defined]
+        await page.close()
