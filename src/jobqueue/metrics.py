@@ -139,6 +139,21 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "jobqueue_auth_failures_total",
+            "Requests refused by the access rules, by reason: missing, malformed, invalid_key, "
+            "invalid_session (401); role, cross_site, csrf (403); host (421).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.http_refused = Counter(
+            "jobqueue_http_refused_total",
+            "Connections and requests refused at the HTTP edge before the app ran, by reason: "
+            "headers_timeout, headers_too_large, too_many_headers, idle_evicted, "
+            "concurrency_limit, body_budget.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.leases_lost = Counter(
             "jobqueue_leases_lost_total",
             "Attempts whose lease this process lost (rescued, re-claimed or deleted), by queue "

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
+from pydantic.fields import FieldInfo
 
 from jobqueue.settings import Settings
 
@@ -42,3 +46,24 @@ def test_settings_bad_value_names_the_problem(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings(_env_file=None)
+
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+
+
+def env_name(name: str, info: FieldInfo) -> str:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"JOBQUEUE_{name.upper()}"
+
+
+def test_env_example_lists_every_setting() -> None:
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", ENV_EXAMPLE.read_text(), re.M))
+    fields = {env_name(name, info) for name, info in Settings.model_fields.items()}
+    assert fields - listed == set()
+    assert listed - fields == {"JOBQUEUE_CLIENT_KEY"}  # read by the CLI's client commands
+
+
+def test_env_example_values_are_the_defaults() -> None:
+    assert Settings(_env_file=ENV_EXAMPLE) == Settings(_env_file=None)

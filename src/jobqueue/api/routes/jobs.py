@@ -1,7 +1,9 @@
 """``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry.
 
 Roles (``api/auth.py``): the reads need ``read``, creating needs ``write``, cancel and retry need
-``admin``; without configured keys everything is allowed.
+``admin``; without configured keys everything is allowed. Each route declares its role with
+``openapi_extra=needs(...)``; the router's ``GuardedRoute`` checks it before the body is read
+(``api/guard.py``), so no route here spends a dependency on it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from jobqueue.api.auth import AdminAccess, ReadAccess, WriteAccess
+from jobqueue.access import Role
+from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import Service
+from jobqueue.api.guard import GuardedRoute
 from jobqueue.api.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_QUEUE_LENGTH,
@@ -31,11 +35,9 @@ from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.service import JobRequest
 
-ACCESS_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
-    403: {"model": ErrorOut, "description": "The key's role does not allow this."},
-}
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_ERRORS)
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES, route_class=GuardedRoute
+)
 
 MAX_ID = 2**63 - 1  # bigint
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id.")]
@@ -45,12 +47,17 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
     413: {
         "model": ErrorOut,
-        "description": "The request body is over JOBQUEUE_MAX_REQUEST_BYTES (default 32 MiB; "
+        "description": "The request body is over JOBQUEUE_MAX_REQUEST_BYTES (default 16 MiB; "
         "refused before it is read), or a payload is over JOBQUEUE_MAX_PAYLOAD_BYTES.",
     },
     415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
     422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
-    503: {"model": ErrorOut, "description": "The database is not reachable; retry."},
+    503: {
+        "model": ErrorOut,
+        "description": "The database is not reachable, or the service is receiving as many "
+        "request bodies as it takes at once (JOBQUEUE_MAX_REQUEST_BYTES_IN_FLIGHT); retry after "
+        "Retry-After seconds.",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 
@@ -78,7 +85,7 @@ def _request(body: JobCreate, idempotency_key: str | None = None) -> JobRequest:
         200: {"model": JobOut, "description": "The idempotency key names this existing job."},
         **WRITE_ERRORS,
     },
-    dependencies=[WriteAccess],
+    openapi_extra=needs(Role.WRITE),
 )
 async def create_job(
     body: JobCreate,
@@ -130,7 +137,7 @@ async def create_job(
     status_code=status.HTTP_201_CREATED,
     response_model=BatchOut,
     responses=WRITE_ERRORS,
-    dependencies=[WriteAccess],
+    openapi_extra=needs(Role.WRITE),
 )
 async def create_jobs(
     body: BatchCreate,
@@ -164,7 +171,7 @@ async def create_jobs(
 
 
 @router.get(
-    "", response_model=JobPage, responses={400: {"model": ErrorOut}}, dependencies=[ReadAccess]
+    "", response_model=JobPage, responses={400: {"model": ErrorOut}}, openapi_extra=needs(Role.READ)
 )
 async def list_jobs(
     service: Service,
@@ -194,7 +201,9 @@ async def list_jobs(
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, dependencies=[ReadAccess])
+@router.get(
+    "/{job_id:int}", response_model=JobOut, responses=NOT_FOUND, openapi_extra=needs(Role.READ)
+)
 async def get_job(
     job_id: JobId,
     service: Service,
@@ -213,8 +222,9 @@ async def get_job(
 
     The wait is woken by the NOTIFY the worker sends when the job finishes, not by polling.
 
-    Errors: 404 when there is none; 422 when the id is not a positive integer or
-    ``wait_seconds`` is not in (0, 60].
+    Errors: 404 when there is none, or the id is not a number (``/jobs/batch`` is the batch
+    route: ``GET`` there is 405); 422 when the id is 0 or past 2^63-1 or ``wait_seconds`` is
+    not in (0, 60].
     """
     if wait_seconds is not None:
         return JobOut.of(await service.wait(job_id, wait_seconds))
@@ -222,10 +232,10 @@ async def get_job(
 
 
 @router.get(
-    "/{job_id}/attempts",
+    "/{job_id:int}/attempts",
     response_model=AttemptList,
     responses=NOT_FOUND,
-    dependencies=[ReadAccess],
+    openapi_extra=needs(Role.READ),
 )
 async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
     """Every attempt of the job, oldest first, with worker, times, outcome and error (type,
@@ -235,14 +245,14 @@ async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
 
 
 @router.post(
-    "/{job_id}/cancel",
+    "/{job_id:int}/cancel",
     response_model=JobOut,
     responses={
         202: {"model": JobOut, "description": "Running: cancellation sent to its worker."},
         404: {"model": ErrorOut},
         409: {"model": ErrorOut, "description": "The job is done or failed."},
     },
-    dependencies=[AdminAccess],
+    openapi_extra=needs(Role.ADMIN),
 )
 async def cancel_job(job_id: JobId, service: Service, response: Response) -> JobOut:
     """Cancel a job.
@@ -262,10 +272,10 @@ async def cancel_job(job_id: JobId, service: Service, response: Response) -> Job
 
 
 @router.post(
-    "/{job_id}/retry",
+    "/{job_id:int}/retry",
     response_model=JobOut,
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
-    dependencies=[AdminAccess],
+    openapi_extra=needs(Role.ADMIN),
 )
 async def retry_job(job_id: JobId, service: Service) -> JobOut:
     """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its attempt
