@@ -145,6 +145,8 @@ class Service:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Settings on top of :func:`service_env`'s, e.g. ``{"JOBQUEUE_LIMIT_CONCURRENCY": "1"}``."""
 
     @property
     def pid(self) -> int:
@@ -168,7 +170,12 @@ class Service:
                 "--port",
                 str(self.port),
             ],
-            env=service_env(self.database_url, workers=self.workers, concurrency=self.concurrency),
+            env={
+                **service_env(
+                    self.database_url, workers=self.workers, concurrency=self.concurrency
+                ),
+                **self.env,
+            },
             cwd=self.workdir,
             stdout=logfile,
             stderr=subprocess.STDOUT,

@@ -207,7 +207,7 @@ class AppClient(httpx.AsyncClient):
     """An httpx client of one in-process app, with the app's runtime at hand."""
 
     def __init__(self, app: FastAPI) -> None:
-        super().__init__(transport=httpx.ASGITransport(app=app), base_url="http://jobqueue.test")
+        super().__init__(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
         self.app = app
 
     @property

@@ -3,7 +3,8 @@
 - :class:`Role`: ``read`` < ``write`` < ``admin``. ``read`` reads jobs, ``write`` also creates
   them, ``admin`` also cancels and retries them.
 - :func:`parse_api_keys`: ``JOBQUEUE_API_KEYS``, a JSON list of ``{"name", "role", "key"}``.
-- :class:`KeyRing`: finds the key a request presented, in constant time over every key.
+- :class:`KeyRing`: finds the key a request presented: one dict lookup by SHA-256 digest and one
+  constant-time compare, whatever the number of keys.
 - :class:`SessionCodec`: the dashboard's session token, ``<payload>.<signature>`` with an
   HMAC-SHA256 signature (RFC 2104) over the key's name, role, a keyed fingerprint of the key and
   an expiry; never the key itself. Its CSRF token is derived from the session token, so a page
@@ -19,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -26,8 +28,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-MIN_KEY_LENGTH = 16
+MIN_KEY_LENGTH = 32
 MAX_KEY_LENGTH = 512
+MIN_DISTINCT_KEY_CHARACTERS = 8
+MIN_UNPREDICTABLE_KEY_CHARACTERS = 24
+"""Characters of a key that neither repeat nor continue a run (``aaaa``, ``abcd``, ``4321``) of
+the character before them; a ``secrets.token_urlsafe(32)`` key has about 41 of its 43."""
+KEY_ADVICE = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+_PLACEHOLDERS = ("changeme", "change-me", "change_me", "replace-me", "replaceme")
 MIN_SESSION_SECRET_LENGTH = 32
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a header value, no spaces
@@ -64,11 +72,16 @@ class ApiKey:
     name: str
     role: Role
     secret: str = field(repr=False)
+    digest: bytes = field(init=False, repr=False, compare=False)
+    """SHA-256 of the key, computed once: fixed-length, so comparing it leaks not even the key's
+    length."""
 
-    @property
-    def digest(self) -> bytes:
-        """SHA-256 of the key: fixed-length, so comparing it leaks not even the key's length."""
-        return hashlib.sha256(self.secret.encode()).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", _digest(self.secret))
+
+
+def _digest(presented: str) -> bytes:
+    return hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
 
 
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
@@ -76,16 +89,17 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
 
     Args:
         text: a JSON list of objects with exactly ``name`` (1-64 of ``A-Za-z0-9_.-``), ``role``
-            (``read``, ``write`` or ``admin``) and ``key`` (16 to 512 visible ASCII characters).
-            Blank text means no keys.
+            (``read``, ``write`` or ``admin``) and ``key`` (32 to 512 visible ASCII characters
+            that are not trivially guessable, see :func:`weak_key_reason`). Blank text means no
+            keys.
 
     Returns:
         The keys in the given order; empty when ``text`` is blank.
 
     Raises:
         ValueError: invalid JSON, an empty list, a missing or unknown field, a bad name or role,
-            a short key, duplicate names or duplicate keys. The message names the entry by
-            index and name, never by its key.
+            a short or guessable key, duplicate names or duplicate keys. The message names the
+            entry by index and name, never by its key.
     """
     if not text.strip():
         return ()
@@ -94,7 +108,7 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"JOBQUEUE_API_KEYS is not valid JSON ({exc.msg} at character {exc.pos}): give a "
-            'list like [{"name": "ci", "role": "write", "key": "<16+ random characters>"}]'
+            'list like [{"name": "ci", "role": "write", "key": "<32+ random characters>"}]'
         ) from None
     if not isinstance(value, list) or not value:
         raise ValueError(
@@ -129,12 +143,39 @@ def _parse_entry(index: int, entry: Any) -> ApiKey:
     if not MIN_KEY_LENGTH <= len(secret) <= MAX_KEY_LENGTH:
         raise ValueError(
             f"{where}: key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters, got "
-            f"{len(secret)} (make one with: python3 -c 'import secrets; "
-            "print(secrets.token_urlsafe(32))')"
+            f"{len(secret)} ({KEY_ADVICE})"
         )
     if not _KEY_CHARS.match(secret):
         raise ValueError(f"{where}: key must be visible ASCII characters without spaces")
+    if weak := weak_key_reason(secret):
+        raise ValueError(f"{where}: key is too easy to guess ({weak}): {KEY_ADVICE}")
     return ApiKey(name=name, role=Role(role), secret=secret)
+
+
+def weak_key_reason(secret: str) -> str | None:
+    """Why ``secret`` is too easy to guess, or None when it looks random enough.
+
+    Keys are compared as they are, with no rate limit on guesses (docs/security.md), so a key
+    must carry its own strength. Refused: fewer than 8 distinct characters (``aaaa…``,
+    ``abab…``), a pattern repeated over the whole key, fewer than 24 characters that neither
+    repeat nor continue a run of the one before (``0123456789…``, ``abcdef…``), and an example
+    placeholder (``change-me``). These catch the keys people type by hand; they cannot prove a
+    key random, so generate keys (``secrets.token_urlsafe(32)``).
+    """
+    if len(set(secret)) < MIN_DISTINCT_KEY_CHARACTERS:
+        return f"fewer than {MIN_DISTINCT_KEY_CHARACTERS} distinct characters"
+    for period in range(1, len(secret) // 2 + 1):
+        if len(secret) % period == 0 and secret == secret[:period] * (len(secret) // period):
+            return "one short pattern repeated"
+    unpredictable = sum(
+        1 for before, char in itertools.pairwise(secret) if abs(ord(char) - ord(before)) > 1
+    )
+    if unpredictable + 1 < MIN_UNPREDICTABLE_KEY_CHARACTERS:
+        return "mostly runs of repeated or consecutive characters"
+    lowered = secret.lower()
+    if any(placeholder in lowered for placeholder in _PLACEHOLDERS):
+        return "it holds an example placeholder"
+    return None
 
 
 def _check_unique(keys: tuple[ApiKey, ...]) -> None:
@@ -152,7 +193,7 @@ def _check_unique(keys: tuple[ApiKey, ...]) -> None:
 
 
 class KeyRing:
-    """The configured keys, looked up in constant time.
+    """The configured keys, found by the SHA-256 digest of the key presented.
 
     Args:
         keys: the keys (see :func:`parse_api_keys`); none means access is open.
@@ -161,6 +202,7 @@ class KeyRing:
     def __init__(self, keys: Iterable[ApiKey] = ()) -> None:
         self._keys = tuple(keys)
         self._by_name = {key.name: key for key in self._keys}
+        self._by_digest = {key.digest: key for key in self._keys}
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -174,20 +216,25 @@ class KeyRing:
     def match(self, presented: str) -> ApiKey | None:
         """The key equal to ``presented``, or None.
 
-        Every configured key is compared, with :func:`hmac.compare_digest` over SHA-256
-        digests, and the loop never stops early: the time taken says neither which key
-        matched, nor whether one did, nor how long the keys are.
+        One dict lookup by the SHA-256 digest of ``presented`` and one
+        :func:`hmac.compare_digest` of digests, the same work whether a key matched or not and
+        however many keys there are. The lookup compares digests, never keys, so its timing can
+        at most tell an attacker about a digest, from which no key can be worked out.
         """
-        given = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
-        found: ApiKey | None = None
-        for key in self._keys:
-            if hmac.compare_digest(given, key.digest):
-                found = key
-        return found
+        given = _digest(presented)
+        key = self._by_digest.get(given)
+        expected = key.digest if key is not None else _NO_MATCH
+        if hmac.compare_digest(given, expected) and key is not None:
+            return key
+        return None
 
     def named(self, name: str) -> ApiKey | None:
         """The key called ``name``, or None (names are not secret)."""
         return self._by_name.get(name)
+
+
+_NO_MATCH = bytes(32)
+"""Compared against when no key matched, so that a miss costs what a hit does."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +277,8 @@ class SessionCodec:
         self._secret = secret
         self._keys = keys
         self.max_age_seconds = max_age_seconds
+        # One HMAC per key at start rather than one per request that carries a session.
+        self._kids = {key.name: _b64(self._mac("kid", key.secret)[:16]) for key in keys}
 
     def __repr__(self) -> str:
         return f"SessionCodec(keys={len(self._keys)}, max_age_seconds={self.max_age_seconds})"
@@ -238,7 +287,7 @@ class SessionCodec:
         return hmac.new(self._secret, f"{purpose}|{message}".encode(), hashlib.sha256).digest()
 
     def _kid(self, key: ApiKey) -> str:
-        return _b64(self._mac("kid", key.secret)[:16])
+        return self._kids[key.name]
 
     def issue(self, key: ApiKey, now: float) -> str:
         """A session token for ``key``, valid for ``max_age_seconds`` from ``now`` (Unix s)."""
@@ -281,6 +330,21 @@ class SessionCodec:
     def check_csrf(self, session_token: str, presented: str) -> bool:
         """True when ``presented`` is the CSRF token of ``session_token`` (constant time)."""
         return hmac.compare_digest(presented.encode(), self.csrf_token(session_token).encode())
+
+
+def host_of(header: str) -> str:
+    """The host name of a ``Host`` header value (RFC 9110, section 7.2), without its port and
+    without the brackets of an IPv6 literal, lowercased: ``"[::1]:8000"`` → ``"::1"``,
+    ``"LocalHost:80"`` → ``"localhost"``."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        rest = value[end + 1 :] if end != -1 else "x"
+        if end == -1 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return value  # not a well-formed IPv6 literal: matches no name
+        return value[1:end]
+    name, colon, port = value.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else value
 
 
 def is_loopback_host(host: str) -> bool:

@@ -67,29 +67,33 @@ def serve(
     """Run the API and the worker pool (embedded PostgreSQL when JOBQUEUE_DATABASE_URL is unset).
 
     Without JOBQUEUE_API_KEYS it listens on loopback only: another address is refused (exit 2)
-    unless JOBQUEUE_INSECURE=true. Stops gracefully on SIGTERM or Ctrl-C: running jobs get
-    JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
+    unless JOBQUEUE_INSECURE=true. An IPv6 address may be written with or without brackets
+    (``[::1]``). The HTTP server's limits (connections, timeouts, header bounds) are in
+    ``api/server.py`` and docs/security.md. Stops gracefully on SIGTERM or Ctrl-C: running jobs
+    get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
     """
     import uvicorn
 
     from jobqueue.api.app import create_app
+    from jobqueue.api.server import bind_address, prepare, uvicorn_options
+    from jobqueue.api.state import state_of
     from jobqueue.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
-    host = host or settings.host
+    host = bind_address(host or settings.host)
     _check_access(settings, host)
+    prepare(settings)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
     # was in place before it started; with this one a clean stop exits 0, as supervisors expect.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        app = create_app(settings)
         uvicorn.run(
-            create_app(settings),
+            app,
             host=host,
             port=port or settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=None,
-            access_log=False,
+            **uvicorn_options(settings, state_of(app).metrics),
         )
     except ConfigurationError as exc:
         _fail(str(exc))
@@ -183,7 +187,8 @@ def _base(url: str | None) -> str:
     if url:
         return url.rstrip("/")
     settings = _settings()
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
+    host = settings.host.strip().strip("[]")
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}"

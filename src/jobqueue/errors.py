@@ -16,6 +16,7 @@ The tree::
     ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
     ├── NotAuthenticated       no key or session, or one that is not valid (API: 401)
     ├── PermissionDenied       a key without the role needed, or a failed CSRF check (API: 403)
+    ├── MisdirectedRequest     a Host this service does not answer for    (API: 421)
     └── ConfigurationError     settings that cannot work (start-up stops)
 
     TaskError                  base of the signals a task raises to steer its job
@@ -155,16 +156,48 @@ class NotAuthenticated(JobQueueError):
         message: what to send, e.g. "send 'Authorization: Bearer <key>'".
         invalid_token: True when a bearer key was sent but is not valid (RFC 6750's
             ``error="invalid_token"``).
+        reason: why, one of a fixed set (a log field and a metric label, never client text):
+            ``missing`` (no key, no session), ``malformed`` (an Authorization header that is not
+            ``Bearer <key>``), ``invalid_key``, ``invalid_session``.
     """
 
-    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+    def __init__(
+        self, message: str, *, invalid_token: bool = False, reason: str = "missing"
+    ) -> None:
         self.invalid_token = invalid_token
+        self.reason = reason
         super().__init__(message)
 
 
 class PermissionDenied(JobQueueError):
     """Valid credentials that may not do this: a role too low, or a cross-site or CSRF-less
-    request made with a dashboard session."""
+    request made with a dashboard session.
+
+    Args:
+        message: what is missing, e.g. "this needs the admin role".
+        reason: ``role``, ``cross_site`` or ``csrf`` (a log field and a metric label).
+        key_name: the name of the key (or of the session's key) that was refused, when known;
+            a name, never the key.
+        via: how the caller presented itself: ``bearer``, ``session`` or ``open``, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "role",
+        key_name: str | None = None,
+        via: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.key_name = key_name
+        self.via = via
+        super().__init__(message)
+
+
+class MisdirectedRequest(JobQueueError):
+    """The request's ``Host`` is not one this service answers for (without API keys it answers
+    for loopback names only, so that a DNS-rebinding web page cannot reach it)."""
 
 
 class ConfigurationError(JobQueueError):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+import time
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
 
@@ -53,3 +55,70 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+class Throttled:
+    """One log event that a client can trigger at will, logged at most once per ``interval``
+    seconds: each line says how many were left out since the last (``suppressed``), so a flood
+    of bad requests costs a few lines a second, not one per request.
+
+    Args:
+        event: the event name, e.g. ``"http_headers_timeout"``.
+        level: ``"warning"`` or ``"error"``, …
+        interval_seconds: the least time between two lines, seconds.
+        clock: monotonic seconds (a test passes its own).
+    """
+
+    def __init__(
+        self,
+        event: str,
+        level: str = "warning",
+        interval_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.event = event
+        self.level = level
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self._last = float("-inf")
+        self._suppressed = 0
+        self._log = structlog.get_logger("jobqueue.edge")
+
+    def __call__(self, **fields: Any) -> bool:
+        """Log the event with ``fields`` unless one was logged less than ``interval`` ago; True
+        when it was logged."""
+        now = self.clock()
+        if now - self._last < self.interval_seconds:
+            self._suppressed += 1
+            return False
+        self._last = now
+        suppressed, self._suppressed = self._suppressed, 0
+        getattr(self._log, self.level)(self.event, suppressed=suppressed, **fields)
+        return True
+
+
+class ThrottleFilter(logging.Filter):
+    """A stdlib logging filter: the same message at most once per ``interval_seconds``; for
+    uvicorn's per-request warnings ("Invalid HTTP request received."), which a client can
+    trigger at will. Messages in ``drop`` are never let through (jobqueue logs a structured
+    event of its own for them)."""
+
+    def __init__(self, interval_seconds: float = 1.0, drop: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.interval_seconds = interval_seconds
+        self.drop = drop
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        message = str(record.msg)
+        if message in self.drop:
+            return False
+        now = time.monotonic()
+        if now - self._last.get(message, float("-inf")) < self.interval_seconds:
+            return False
+        if len(self._last) > 1000:  # messages are format strings, but bound it all the same
+            self._last.clear()
+        self._last[message] = now
+        return True

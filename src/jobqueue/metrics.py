@@ -271,6 +271,21 @@ class Metrics:
             ),
             (self.methods, free),
         )
+        self.auth_failures = Counter(
+            "jobqueue_auth_failures_total",
+            "Requests refused by the access rules, by reason: missing, malformed, invalid_key, "
+            "invalid_session (401); role, cross_site, csrf (403); host (421).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.http_refused = Counter(
+            "jobqueue_http_refused_total",
+            "Connections and requests refused at the HTTP edge before the app ran, by reason: "
+            "headers_timeout, headers_too_large, too_many_headers, idle_evicted, "
+            "concurrency_limit, body_budget.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.leases_lost = BoundedMetric(
             Counter(
                 "jobqueue_leases_lost_total",

@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobqueue.access import MIN_SESSION_SECRET_LENGTH, ApiKey, parse_api_keys
@@ -110,9 +118,47 @@ class Settings(BaseSettings):
         default=64, ge=1, le=900, description="Nesting levels of a payload (the object is 1)."
     )
     max_request_bytes: PositiveInt = Field(
-        default=32 * 1_048_576,
+        default=16 * 1_048_576,
         description="Request body, bytes, refused with 413 before it is parsed (a 10,000-job "
-        "batch of typical jobs fits).",
+        "batch of 1.5 KB jobs fits).",
+    )
+    max_request_bytes_in_flight: PositiveInt = Field(
+        default=64 * 1_048_576,
+        description="Request body bytes being received or handled at once by this process, "
+        "bytes; a request that would pass it gets 503 with Retry-After. At least "
+        "max_request_bytes.",
+    )
+    limit_concurrency: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Open HTTP connections or requests in progress at once; past it a request "
+        "gets 503 (an idle connection is closed first to make room).",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, le=3600, description="An idle keep-alive connection is closed after, s."
+    )
+    headers_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A request's line and headers must arrive within this, from the first byte "
+        "(or from the connection), s; else the connection is closed.",
+    )
+    max_header_bytes: int = Field(
+        default=32_768,
+        ge=1024,
+        le=1_048_576,
+        description="Request line and headers together, bytes; more gets 431.",
+    )
+    max_headers: int = Field(
+        default=100, ge=10, le=10_000, description="Header fields per request; more gets 431."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        validation_alias=AliasChoices("FORWARDED_ALLOW_IPS", "JOBQUEUE_FORWARDED_ALLOW_IPS"),
+        description="uvicorn's FORWARDED_ALLOW_IPS: proxies (addresses, networks, or *) whose "
+        "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed.",
     )
     max_attempts: int = Field(default=3, ge=1, le=1000, description="Default attempts per job.")
     backoff_base_seconds: float = Field(default=1.0, ge=0, description="Retry backoff base, s.")
@@ -189,6 +235,15 @@ class Settings(BaseSettings):
         default=43_200, ge=60, le=2_592_000, description="Dashboard session lifetime, s."
     )
 
+    @model_validator(mode="after")
+    def _check_body_budget(self) -> Settings:
+        if self.max_request_bytes_in_flight < self.max_request_bytes:
+            raise ValueError(
+                "JOBQUEUE_MAX_REQUEST_BYTES_IN_FLIGHT must be at least JOBQUEUE_MAX_REQUEST_BYTES "
+                f"({self.max_request_bytes}), or no request of the largest size could be received"
+            )
+        return self
+
     @field_validator("queues")
     @classmethod
     def _check_queues(cls, value: str) -> str:
@@ -237,6 +292,11 @@ class Settings(BaseSettings):
     def database_url_value(self) -> str | None:
         """The database URL in clear (it may hold a password: never log it)."""
         return None if self.database_url is None else self.database_url.get_secret_value()
+
+    @property
+    def forwarded_allow_list(self) -> list[str]:
+        """``FORWARDED_ALLOW_IPS`` split: e.g. ``["127.0.0.1", "::1"]``, or ``["*"]``."""
+        return parse_names(self.forwarded_allow_ips)
 
     @property
     def queue_concurrency(self) -> dict[str, int]:

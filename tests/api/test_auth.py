@@ -14,9 +14,10 @@ from jobqueue.access import Role
 from jobqueue.api.ui.login import safe_next
 from tests.conftest import AppFactory
 
-READ_KEY = "read-key-0123456789"
-WRITE_KEY = "write-key-0123456789"
-ADMIN_KEY = "admin-key-0123456789"
+READ_KEY = "QyLhkEfeuVVwWyhwKgFbXHRmSAYGlXudxtJq4g_-Gh8"
+WRITE_KEY = "odC_VnsQT14Cd9XU4HZsQDBBdPQ3Z24XrX5CbiyPPIU"
+ADMIN_KEY = "46F47OQZx4w-6A3Z4iiQhuMkCtj5d13guRxeAwlSb90"
+WRONG_KEY = "KqnAv0cmxjOiEpA0dl_M1aPzxHllVTzVbva3F5vSxzw"
 KEYS = json.dumps(
     [
         {"name": "dash", "role": "read", "key": READ_KEY},
@@ -78,7 +79,7 @@ async def test_route_without_key_401_with_low_role_403_with_enough_allowed(
     assert response.headers["www-authenticate"] == 'Bearer realm="jobqueue"'
     assert "Authorization: Bearer" in response.json()["detail"]
 
-    response = await client.request(method, url, json=body, headers=bearer("wrong-key-0123456789"))
+    response = await client.request(method, url, json=body, headers=bearer(WRONG_KEY))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="jobqueue", error="invalid_token"'
 
@@ -150,7 +151,7 @@ async def test_no_keys_cross_site_post_is_403_and_changes_nothing(
         response = await client.post(f"/jobs/{job_id}/cancel", headers=headers)
         assert response.status_code == 403, headers
     assert await status_of(db, job_id) == "todo"
-    same_site = {"Origin": "http://jobqueue.test", "Sec-Fetch-Site": "same-origin"}
+    same_site = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
     assert (await client.post(f"/jobs/{job_id}/cancel", headers=same_site)).status_code == 200
 
 
@@ -203,7 +204,7 @@ async def test_ui_login_sets_httponly_strict_cookie_without_the_key(
 async def test_ui_login_over_https_sets_secure_cookie(start_app: AppFactory) -> None:
     app = (await keyed_app(start_app)).app  # type: ignore[attr-defined]
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="https://jobqueue.test"
+        transport=httpx.ASGITransport(app=app), base_url="https://localhost"
     ) as client:
         response = await client.post("/ui/login", data={"key": READ_KEY})
     assert response.status_code == 303
@@ -212,7 +213,7 @@ async def test_ui_login_over_https_sets_secure_cookie(start_app: AppFactory) -> 
 
 async def test_ui_login_wrong_key_is_401_form_without_cookie(start_app: AppFactory) -> None:
     client = await keyed_app(start_app)
-    response = await client.post("/ui/login", data={"key": "not-a-key-0123456789"})
+    response = await client.post("/ui/login", data={"key": WRONG_KEY})
     assert response.status_code == 401
     assert "That key is not valid." in response.text
     assert "set-cookie" not in response.headers
@@ -281,7 +282,7 @@ async def test_ui_cookie_post_without_csrf_token_is_403_with_it_200(
         headers={
             **cookie,
             "X-CSRF-Token": csrf,
-            "Origin": "http://jobqueue.test",
+            "Origin": "http://localhost",
             "Sec-Fetch-Site": "same-origin",
         },
     )

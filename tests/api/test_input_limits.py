@@ -3,7 +3,9 @@ OpenAPI schema that documents them. Every refused request creates nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -13,6 +15,7 @@ from starlette.types import Message
 
 from jobqueue.settings import Settings
 from tests.conftest import AppFactory
+from tests.helpers import wait_until
 
 JSON = {"content-type": "application/json"}
 CHUNK = 65_536
@@ -43,9 +46,9 @@ async def call_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) 
         "raw_path": b"/jobs",
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"host", b"jobqueue.test"), (b"content-type", b"application/json"), *headers],
+        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"), *headers],
         "client": ("127.0.0.1", 50000),
-        "server": ("jobqueue.test", 80),
+        "server": ("localhost", 80),
     }
     await app(scope, receive, send)
     return sent
@@ -135,7 +138,7 @@ async def test_get_with_body_over_limit_is_413(start_app: AppFactory) -> None:
     assert response.headers["content-type"] == "application/json"
 
 
-def test_settings_default_request_limit_fits_10000_job_batch_of_typical_jobs() -> None:
+def test_settings_default_request_limit_fits_10000_job_batch_of_1500_byte_jobs() -> None:
     job = {
         "task": "send_invoice_email",
         "queue": "emails",
@@ -154,10 +157,13 @@ def test_settings_default_request_limit_fits_10000_job_batch_of_typical_jobs() -
             "metadata": {"source": "billing-service", "region": "eu-west-1", "note": "x" * 1000},
         },
     }
-    body = json.dumps({"jobs": [job] * 10_000}, indent=2)
+    # As httpx and the CLI send it (json.dumps' default separators, no indentation).
+    body = json.dumps({"jobs": [job] * 10_000})
     defaults = Settings(_env_file=None)
-    assert len(body.encode()) < defaults.max_request_bytes
+    assert len(json.dumps(job)) == 1499
+    assert len(body.encode()) < defaults.max_request_bytes == 16 * 1_048_576
     assert defaults.max_request_bytes > defaults.max_payload_bytes
+    assert defaults.max_request_bytes_in_flight == 4 * defaults.max_request_bytes
 
 
 async def test_create_job_payload_deeper_than_limit_is_422_naming_limit(
@@ -265,3 +271,108 @@ async def test_openapi_documents_every_input_limit(client: httpx.AsyncClient) ->
     assert "200" in create["responses"]
     params = {p["name"]: p["schema"] for p in schema["paths"]["/jobs"]["get"]["parameters"]}
     assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 1000)
+
+
+def padded_job(size: int) -> bytes:
+    """A valid ``POST /jobs`` body of exactly ``size`` bytes."""
+    skeleton = b'{"payload": {"pad": ""}}'
+    return skeleton[:-3] + b"x" * (size - len(skeleton)) + skeleton[-3:]
+
+
+async def test_create_job_declared_body_over_bytes_in_flight_is_503_without_reading_it(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(
+        max_request_bytes=600_000, max_request_bytes_in_flight=1_000_000, workers_enabled=False
+    )
+    app: Any = client.app
+    bodies = app.state.jobqueue.bodies
+    release = asyncio.Event()
+    body = padded_job(600_000)
+
+    async def held_receive() -> Message:
+        await release.wait()  # the first body is on its way: its bytes are in flight
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    length = [(b"content-length", b"600000")]
+    first = asyncio.create_task(call_asgi(app, length, held_receive))
+    await wait_until(reserved(bodies, 600_000), 5, "first body reserved")
+    reads = 0
+
+    async def counting_receive() -> Message:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    second = await call_asgi(app, length, counting_receive)
+    release.set()
+    first_sent = await first
+
+    status, detail = status_and_detail(second)
+    start = next(m for m in second if m["type"] == "http.response.start")
+    assert (status, reads) == (503, 0)
+    assert (b"retry-after", b"1") in start["headers"]
+    assert (b"connection", b"close") in start["headers"]
+    assert "(1000000 bytes in flight, JOBQUEUE_MAX_REQUEST_BYTES_IN_FLIGHT)" in detail
+    assert status_only(first_sent) == 201
+    assert bodies.in_flight == 0
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+    third = await call_asgi(app, length, counting_receive)
+    assert status_only(third) == 201
+
+
+async def test_create_job_streamed_body_passing_bytes_in_flight_is_503(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(
+        max_request_bytes=600_000, max_request_bytes_in_flight=1_000_000, workers_enabled=False
+    )
+    app: Any = client.app
+    bodies = app.state.jobqueue.bodies
+    release = asyncio.Event()
+
+    async def held_receive() -> Message:
+        await release.wait()
+        return {"type": "http.request", "body": padded_job(600_000), "more_body": False}
+
+    first = asyncio.create_task(call_asgi(app, [(b"content-length", b"600000")], held_receive))
+    await wait_until(reserved(bodies, 600_000), 5, "first body reserved")
+    read = 0
+
+    async def streaming_receive() -> Message:
+        nonlocal read
+        read += CHUNK
+        return {"type": "http.request", "body": b" " * CHUNK, "more_body": True}
+
+    second = await call_asgi(app, [(b"transfer-encoding", b"chunked")], streaming_receive)
+    release.set()
+    await first
+
+    status, detail = status_and_detail(second)
+    assert status == 503
+    assert read == 7 * CHUNK  # the first chunk past the 400,000 bytes left of the budget
+    assert detail.startswith("the service is receiving as many request bodies as it takes")
+    assert bodies.in_flight == 0
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+
+
+def test_settings_bytes_in_flight_below_request_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="MAX_REQUEST_BYTES_IN_FLIGHT must be at least"):
+        Settings(_env_file=None, max_request_bytes=2_000_000, max_request_bytes_in_flight=1_000_000)
+
+
+def reserved(bodies: Any, size: int) -> Callable[[], Awaitable[bool]]:
+    """A predicate for ``wait_until``: ``size`` body bytes are in flight."""
+
+    async def check() -> bool:
+        in_flight: int = bodies.in_flight
+        return in_flight == size
+
+    return check
+
+
+def status_only(sent: list[Message]) -> int:
+    """The status of a response made of ASGI messages."""
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    status: int = start["status"]
+    return status

@@ -66,13 +66,26 @@ async def test_get_job_absent_is_404_with_message(client: httpx.AsyncClient) -> 
     assert response.json() == {"detail": "job 424242 does not exist"}
 
 
-@pytest.mark.parametrize("job_id", ["abc", "1.5", "0", "-3", "99999999999999999999"])
-async def test_get_job_id_not_positive_integer_is_422(
+@pytest.mark.parametrize("job_id", ["0", "99999999999999999999"])
+async def test_get_job_id_zero_or_past_bigint_is_422(
     client: httpx.AsyncClient, job_id: str
 ) -> None:
     response = await client.get(f"/jobs/{job_id}")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "job_id"]
+
+
+@pytest.mark.parametrize("job_id", ["abc", "1.5", "-3"])
+async def test_get_job_id_not_a_number_is_404(client: httpx.AsyncClient, job_id: str) -> None:
+    # /jobs/{job_id} matches digits only, so that /jobs/batch is never read as an id.
+    response = await client.get(f"/jobs/{job_id}")
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+
+
+async def test_get_jobs_batch_is_405_allowing_post(client: httpx.AsyncClient) -> None:
+    response = await client.get("/jobs/batch")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
 
 
 BAD_BODIES = [

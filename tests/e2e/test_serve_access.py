@@ -19,7 +19,7 @@ from tests.e2e.procs import (
     run_cli,
 )
 
-ADMIN_KEY = "e2e-admin-key-0123456789"
+ADMIN_KEY = "FD6Ra0ewZU3MJibrJlUGK66JkGrlFuvSKRIDvHnBTjE"
 SESSION_SECRET = "e2e-session-secret-0123456789-abcdefgh"
 SIGNING_SECRET = "whsec_ZTJlLXNpZ25pbmctc2VjcmV0LXZhbHVl"
 

@@ -15,15 +15,18 @@ from jobqueue.access import (
     KeyRing,
     Role,
     SessionCodec,
+    host_of,
     is_loopback_host,
     parse_api_keys,
+    weak_key_reason,
 )
 from jobqueue.settings import Settings
 from jobqueue.tasks.http import HttpTaskConfig
 
-READ_KEY = "r" * 20
-WRITE_KEY = "w-0123456789abcdef"
-ADMIN_KEY = "a-0123456789abcdef-admin"
+READ_KEY = "l6cLvHM9RNWPDA1mXz6nc8OuMuEwvTsRn-rFcXlmC84"
+WRITE_KEY = "ClGYCygNmqx3nDCtiMGJaY4p6zyYmWphjOCGOmiv2cU"
+ADMIN_KEY = "GsXxSienEJpeVFk1L9GMD-ZEjPwLqJblI3a6WUxSC38"
+NEW_KEY = "yv8FnmDR9AoqbQ-fTfC3eyARMB_d-7koHk6C10IoP0E"
 
 
 def keys_json(*entries: tuple[str, str, str]) -> str:
@@ -60,8 +63,10 @@ def test_parse_api_keys_valid_list_gives_names_roles_keys() -> None:
         ('["key"]', r"JOBQUEUE_API_KEYS\[0\] must be an object"),
         (keys_json(("ci", "owner", WRITE_KEY)), "role must be one of read, write, admin"),
         (keys_json(("ci", "write", "")), "key must be a non-empty string"),
-        (keys_json(("ci", "write", "short-key")), "key must be 16 to 512 characters, got 9"),
-        (keys_json(("ci", "write", "has spaces in the key")), "without spaces"),
+        (keys_json(("ci", "write", "short-key")), "key must be 32 to 512 characters, got 9"),
+        (keys_json(("ci", "write", WRITE_KEY[:31])), "key must be 32 to 512 characters, got 31"),
+        (keys_json(("ci", "write", "k" * 40)), r"too easy to guess \(fewer than 8 distinct"),
+        (keys_json(("ci", "write", "has spaces in the key, " + WRITE_KEY[:20])), "without spaces"),
         (keys_json(("c i", "write", WRITE_KEY)), "name must be 1-64"),
         ('[{"name": "ci", "role": "write"}]', "missing: key"),
         (
@@ -92,7 +97,7 @@ def test_keyring_match_finds_each_key_and_refuses_others() -> None:
         assert ring.match(wrong) is None
 
 
-def test_keyring_match_compares_every_key_in_constant_time(
+def test_keyring_match_one_compare_of_digests_for_a_hit_and_a_miss(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ring = KeyRing(parse_api_keys(THREE))
@@ -104,13 +109,75 @@ def test_keyring_match_compares_every_key_in_constant_time(
         return real(a, b)
 
     monkeypatch.setattr(access.hmac, "compare_digest", counting)
-    for presented in (READ_KEY, ADMIN_KEY, "no-such-key-at-all"):
+    for presented, found in ((READ_KEY, "ro"), (ADMIN_KEY, "ops"), ("no-such-key-at-all", None)):
         calls.clear()
-        ring.match(presented)
-        # every key is compared, also after the first one matched; all inputs are 32-byte
-        # digests, so not even the length of a key shows in the time taken
-        assert len(calls) == 3
+        key = ring.match(presented)
+        # one dict lookup and one compare, whatever the outcome and the number of keys; both
+        # sides are 32-byte digests, so not even the length of a key shows in the time taken
+        assert (key.name if key else None, len(calls)) == (found, 1)
         assert all(len(a) == len(b) == 32 for a, b in calls)
+
+
+def test_keyring_match_with_1000_keys_finds_the_last_with_one_compare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    many = [ApiKey(f"k{n}", Role.READ, f"{NEW_KEY}-{n}") for n in range(1000)]
+    ring = KeyRing(many)
+    calls: list[object] = []
+    real = hmac.compare_digest
+
+    def counting(a: Any, b: Any) -> bool:
+        calls.append(a)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+
+    assert ring.match(f"{NEW_KEY}-999") == many[-1]
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("a" * 40, "fewer than 8 distinct characters"),
+        ("abababab" * 5, "fewer than 8 distinct characters"),
+        ("Xy3-pQ7_" * 5, "one short pattern repeated"),
+        (
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "mostly runs of repeated or consecutive characters",
+        ),
+        ("ci-key-0123456789abcdefghijklmnopq", "mostly runs of repeated or consecutive characters"),
+        ("ci-key-change-me-" + NEW_KEY[:20], "it holds an example placeholder"),
+    ],
+)
+def test_weak_key_reason_names_why_a_key_is_guessable(secret: str, reason: str) -> None:
+    assert len(secret) >= 32
+    assert weak_key_reason(secret) == reason
+
+
+@pytest.mark.parametrize(
+    "secret", [READ_KEY, WRITE_KEY, ADMIN_KEY, NEW_KEY, "9b1e4d7a2c8f0b5e3d6a1c9f4e7b2d8a"]
+)
+def test_weak_key_reason_random_keys_pass(secret: str) -> None:
+    assert weak_key_reason(secret) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("localhost", "localhost"),
+        ("LocalHost:8000", "localhost"),
+        ("127.0.0.1:80", "127.0.0.1"),
+        ("[::1]:8000", "::1"),
+        ("[::1]", "::1"),
+        ("[::1]x", "[::1]x"),
+        ("localhost:", "localhost:"),
+        ("evil.example:8000", "evil.example"),
+        ("", ""),
+    ],
+)
+def test_host_of_strips_port_and_brackets_only_when_well_formed(header: str, host: str) -> None:
+    assert host_of(header) == host
 
 
 def test_api_key_repr_hides_the_key() -> None:
@@ -151,7 +218,7 @@ def test_session_verify_refuses_bad_token(case: str) -> None:
     elif case == "garbage":
         token = "not a token at all"
     elif case == "removed":  # the key was replaced: the old session dies with it
-        sessions = codec(entries=keys_json(("ci", "write", "w-new-key-0123456789")))
+        sessions = codec(entries=keys_json(("ci", "write", NEW_KEY)))
     assert sessions.verify(token, now=now) is None
 
 
@@ -204,7 +271,7 @@ def test_settings_repr_and_str_hide_every_secret() -> None:
         ({"api_keys": keys_json(("ci", "write", WRITE_KEY), ("x", "read", WRITE_KEY))}, "same"),
         ({"api_keys": keys_json(("ci", "boss", WRITE_KEY))}, "role must be one of"),
         ({"api_keys": "[" + WRITE_KEY}, "not valid JSON"),
-        ({"session_secret": "short-" + WRITE_KEY}, "at least 32 characters"),
+        ({"session_secret": "short-" + WRITE_KEY[:20]}, "at least 32 characters"),
     ],
 )
 def test_settings_bad_access_value_is_clear_error_without_the_secret(

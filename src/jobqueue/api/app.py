@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue import __version__
 from jobqueue.api import errors
-from jobqueue.api.auth import Access
-from jobqueue.api.limits import BodySizeLimit
-from jobqueue.api.middleware import RequestMiddleware
+from jobqueue.api.auth import Access, add_security_scheme
+from jobqueue.api.docs import DOCS_URL, DocsPolicy, create_fastapi
+from jobqueue.api.guard import HostGuard
+from jobqueue.api.limits import BodyBudget, BodySizeLimit
+from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
 from jobqueue.api.routes import health, jobs
 from jobqueue.api.routes import metrics as metrics_routes
 from jobqueue.api.state import AppState, Runtime
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         settings=settings,
         access=Access.from_settings(settings),
         metrics=Metrics(label_limit=settings.metrics_max_label_values),
+        bodies=BodyBudget(settings.max_request_bytes_in_flight),
     )
 
     @asynccontextmanager
@@ -115,7 +118,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
             finally:
                 state.runtime = None
 
-    app = FastAPI(
+    app = create_fastapi(
         title="jobqueue",
         version=__version__,
         summary="A PostgreSQL-backed job queue service.",
@@ -129,9 +132,27 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     from jobqueue.api import ui  # the dashboard includes the jobs router again: import it last
 
     ui.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestMiddleware, metrics=state.metrics)
+    add_security_scheme(app)
+    _add_middleware(app, state)
     return app
+
+
+def _add_middleware(app: FastAPI, state: AppState) -> None:
+    """The middleware, outermost first: request id, log and metrics (and the JSON 500); the
+    docs pages' CSP; proxy headers; the host check; the body limits; then FastAPI's own
+    exception handling and the router, whose routes check the role before reading a body
+    (``api/guard.py``)."""
+    settings = state.settings
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        budget=state.bodies,
+        metrics=state.metrics,
+    )
+    app.add_middleware(HostGuard, access=state.access, metrics=state.metrics)
+    app.add_middleware(ProxyHeaders, trusted=settings.forwarded_allow_list)
+    app.add_middleware(DocsPolicy, paths=(DOCS_URL, app.swagger_ui_oauth2_redirect_url or DOCS_URL))
+    app.add_middleware(RequestMiddleware, metrics=state.metrics)
 
 
 async def _run(

@@ -29,7 +29,7 @@ import structlog
 from fastapi import Request
 
 from jobqueue.api.middleware import route_template
-from jobqueue.errors import JobQueueError
+from jobqueue.errors import JobQueueError, PermissionDenied
 from jobqueue.jobs import Job
 
 log = structlog.get_logger("jobqueue.audit")
@@ -86,13 +86,15 @@ def audited(request: Request, action: str, job_id: int) -> Iterator[AuditRecord]
     log.info("audit", outcome="ok", status=status, **fields)
 
 
-def denied(request: Request, reason: str) -> None:
-    """Log a request refused with 403: who, the method and route template, and why."""
+def denied(request: Request, exc: PermissionDenied) -> None:
+    """Log a request refused with 403: who (the key's name, never the key), the method and
+    route template, and why."""
     method = request.method if request.method.isalpha() else "other"
     log.warning(
         "audit",
         outcome="denied",
         action=f"{method[:10]} {route_template(request.scope)}",
-        detail=reason[:MAX_DETAIL_CHARS],
-        **who(request),
+        detail=str(exc)[:MAX_DETAIL_CHARS],
+        principal=exc.key_name or ("anonymous" if exc.via == "open" else "unknown"),
+        via=exc.via or "unknown",
     )

@@ -1,33 +1,36 @@
 """Who may call what: API keys (``Authorization: Bearer <key>``) and dashboard sessions.
 
-Routes declare the role they need with a dependency (``dependencies=[WriteAccess]``):
+Routes declare the role they need with ``openapi_extra=needs(Role.WRITE)``; the check itself
+runs in the ASGI layer (``api/guard.py``), before the app reads a byte of the body:
 
 - no keys configured (``JOBQUEUE_API_KEYS`` unset): every request is allowed, as ``admin``
-  (the CLI binds such a service to loopback only); a state-changing request that a browser
-  marks as cross-site is still refused, so a web page cannot drive a local service;
+  (the CLI binds such a service to loopback only, and ``api/guard.py`` answers only requests
+  whose ``Host`` is a loopback name); a state-changing request that a browser marks as
+  cross-site is still refused, so a web page cannot drive a local service;
 - a bearer key: its role decides; no CSRF check (a browser never adds the header by itself);
 - else the dashboard's session cookie (``jq_session``, Path ``/ui``): its key's role decides,
   and a state-changing request must carry the session's CSRF token in ``X-CSRF-Token`` and
   must not come from another site (``Origin``, ``Sec-Fetch-Site``);
 - nothing: 401 with ``WWW-Authenticate: Bearer``; too low a role: 403 naming the role needed.
 
-The rules themselves (roles, constant-time key lookup, signed session tokens) are in
-:mod:`jobqueue.access`; the status codes in ``api/errors.py``.
+The rules themselves (roles, key lookup, signed session tokens) are in :mod:`jobqueue.access`;
+the status codes in ``api/errors.py``.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI
+from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute
 
 from jobqueue.access import KeyRing, Role, SessionCodec
+from jobqueue.api.schemas import ErrorOut
 from jobqueue.api.state import state_of
 from jobqueue.errors import NotAuthenticated, PermissionDenied
 from jobqueue.settings import Settings
@@ -35,15 +38,87 @@ from jobqueue.settings import Settings
 SESSION_COOKIE = "jq_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TRUSTED_PROXY = "jobqueue.trusted_proxy"
+"""Scope key: True when the TCP peer is in ``FORWARDED_ALLOW_IPS`` (``api/middleware.py``)."""
 
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="An API key from JOBQUEUE_API_KEYS, sent as `Authorization: Bearer <key>`. "
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from JOBQUEUE_API_KEYS, sent as `Authorization: Bearer <key>`. "
     "Roles: read (GET /jobs…), write (also POST /jobs, /jobs/batch), admin (also cancel and "
     "retry). Not needed when the service runs without keys.",
-)
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+}
+ACCESS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
+    403: {"model": ErrorOut, "description": "The key's role does not allow this."},
+}
+"""The answers of the access check, for the ``responses`` of every route that has one."""
+
+RULE_KEY = "x-jobqueue-access"
+"""The OpenAPI extension that carries a route's rule (``needs``): the guard reads it there."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a route needs.
+
+    Attributes:
+        role: the least role.
+        login_page: a dashboard page: a request without credentials is sent to the login form
+            instead of getting a 401.
+        metrics: ``/metrics``: checked only when ``JOBQUEUE_METRICS_REQUIRE_KEY=true``.
+    """
+
+    role: Role
+    login_page: bool = False
+    metrics: bool = False
+
+    @classmethod
+    def of(cls, route: BaseRoute) -> Rule | None:
+        """The rule a route declared with :func:`needs`, or None for an open route."""
+        extra = getattr(route, "openapi_extra", None) or {}
+        value = extra.get(RULE_KEY)
+        if value is None:
+            return None
+        return cls(
+            Role(value["role"]),
+            login_page=bool(value.get("login_page")),
+            metrics=bool(value.get("metrics")),
+        )
+
+
+def needs(role: Role, *, login_page: bool = False, metrics: bool = False) -> dict[str, Any]:
+    """A route's ``openapi_extra``: the bearer scheme in the OpenAPI document, and the rule the
+    guard enforces (also shown there, as ``x-jobqueue-access``).
+
+    Args:
+        role: the least role a key or session needs.
+        login_page: see :class:`Rule`.
+        metrics: see :class:`Rule`; the scheme is then optional (``[{}, {"bearer": []}]``).
+    """
+    rule: dict[str, Any] = {"role": str(role)}
+    if login_page:
+        rule["login_page"] = True
+    if metrics:
+        rule["metrics"] = True
+    security: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {"security": [{}, *security] if metrics else security, RULE_KEY: rule}
+
+
+def add_security_scheme(app: FastAPI) -> None:
+    """Put :data:`BEARER_SCHEME` in ``app``'s OpenAPI components (FastAPI adds schemes only for
+    security dependencies, and the routes have none: the guard checks in the ASGI layer)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = (
+                BEARER_SCHEME
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -68,28 +143,32 @@ class LoginRequired(NotAuthenticated):
     to its login form (an API client still gets the 401)."""
 
 
-def cross_site_reason(request: Request) -> str | None:
+def cross_site_reason(request: HTTPConnection) -> str | None:
     """Why a browser request looks cross-site, or None when it does not.
 
     ``Sec-Fetch-Site`` (Fetch Metadata) must be ``same-origin`` or ``none`` when sent, and
-    ``Origin`` must name this host (the ``Host`` or ``X-Forwarded-Host`` header) when sent.
-    Clients other than browsers send neither and pass.
+    ``Origin`` must name this host when sent: the ``Host`` header, or ``X-Forwarded-Host`` when
+    the request came through a proxy in ``FORWARDED_ALLOW_IPS`` (from anyone else that header
+    is ignored: it would let a page name its own origin). Clients other than browsers send
+    neither and pass.
     """
-    site = request.headers.get("sec-fetch-site")
+    headers = request.headers
+    site = headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
-        return f"the request came from another site (Sec-Fetch-Site: {site})"
-    origin = request.headers.get("origin")
+        return f"the request came from another site (Sec-Fetch-Site: {site[:40]})"
+    origin = headers.get("origin")
     if origin is None:
         return None
+    names = ["host", "x-forwarded-host"] if request.scope.get(TRUSTED_PROXY) else ["host"]
     hosts = {
         value.strip().lower()
-        for header in ("host", "x-forwarded-host")
-        for value in request.headers.get(header, "").split(",")
+        for header in names
+        for value in headers.get(header, "").split(",")
         if value.strip()
     }
     netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
     if not netloc or netloc not in hosts:
-        return f"the request came from another origin ({origin})"
+        return f"the request came from another origin ({origin[:200]})"
     return None
 
 
@@ -100,12 +179,21 @@ class Access:
         keys: the configured keys; empty means open access.
         sessions: signs and verifies dashboard sessions.
         metrics_require_key: ``/metrics`` needs a ``read`` key (``JOBQUEUE_METRICS_REQUIRE_KEY``).
+        insecure: ``JOBQUEUE_INSECURE``: without keys, answer any ``Host``, not only loopback
+            names.
     """
 
-    def __init__(self, keys: KeyRing, sessions: SessionCodec, metrics_require_key: bool) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        sessions: SessionCodec,
+        metrics_require_key: bool,
+        insecure: bool = False,
+    ) -> None:
         self.keys = keys
         self.sessions = sessions
         self.metrics_require_key = metrics_require_key
+        self.insecure = insecure
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -118,6 +206,7 @@ class Access:
             keys,
             SessionCodec(secret, keys, settings.session_max_age_seconds),
             settings.metrics_require_key,
+            settings.insecure,
         )
 
     @property
@@ -125,18 +214,19 @@ class Access:
         """True when keys are configured (otherwise every request is allowed)."""
         return bool(self.keys)
 
-    def authenticate(self, request: Request) -> Principal:
-        """Who sent ``request``.
+    def authenticate(self, request: HTTPConnection) -> Principal:
+        """Who sent ``request`` (headers and cookies only: the body is never read).
 
         Raises:
-            NotAuthenticated: keys are configured and the request has no valid key or session.
+            NotAuthenticated: keys are configured and the request has no valid key or session
+                (``reason`` says which).
             PermissionDenied: a state-changing request that is cross-site, or made with a
                 session but without its CSRF token.
         """
-        unsafe = request.method not in SAFE_METHODS
+        unsafe = request.scope.get("method") not in SAFE_METHODS
         if not self.enabled:
             if unsafe and (reason := cross_site_reason(request)):
-                raise PermissionDenied(f"refused: {reason}")
+                raise PermissionDenied(f"refused: {reason}", reason="cross_site", via="open")
             return Principal("anonymous", Role.ADMIN, "open")
         authorization = request.headers.get("authorization")
         if authorization is not None:
@@ -149,14 +239,25 @@ class Access:
             )
         session = self.sessions.verify(token, time.time())
         if session is None:
-            raise NotAuthenticated("the dashboard session has ended: log in again at /ui/login")
+            raise NotAuthenticated(
+                "the dashboard session has ended: log in again at /ui/login",
+                reason="invalid_session",
+            )
         if unsafe:
             if reason := cross_site_reason(request):
-                raise PermissionDenied(f"refused: {reason}")
+                raise PermissionDenied(
+                    f"refused: {reason}",
+                    reason="cross_site",
+                    key_name=session.name,
+                    via="session",
+                )
             if not self.sessions.check_csrf(token, request.headers.get(CSRF_HEADER, "")):
                 raise PermissionDenied(
                     f"a request made with a dashboard session needs its CSRF token in the "
-                    f"{CSRF_HEADER} header (API clients: use 'Authorization: Bearer <key>')"
+                    f"{CSRF_HEADER} header (API clients: use 'Authorization: Bearer <key>')",
+                    reason="csrf",
+                    key_name=session.name,
+                    via="session",
                 )
         return Principal(session.name, session.role, "session", token)
 
@@ -164,11 +265,15 @@ class Access:
         scheme, _, presented = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise NotAuthenticated(
-                "send the key as 'Authorization: Bearer <key>'", invalid_token=True
+                "send the key as 'Authorization: Bearer <key>'",
+                invalid_token=True,
+                reason="malformed",
             )
         key = self.keys.match(presented.strip())
         if key is None:
-            raise NotAuthenticated("the API key is not valid", invalid_token=True)
+            raise NotAuthenticated(
+                "the API key is not valid", invalid_token=True, reason="invalid_key"
+            )
         return Principal(key.name, key.role, "bearer")
 
     def authorize(self, principal: Principal, needed: Role) -> Principal:
@@ -180,69 +285,32 @@ class Access:
         if not principal.role.allows(needed):
             raise PermissionDenied(
                 f"this needs the {needed} role; key {principal.name!r} has the {principal.role} "
-                "role"
+                "role",
+                reason="role",
+                key_name=principal.name,
+                via=principal.via,
             )
         return principal
 
+    def check(self, rule: Rule, request: HTTPConnection) -> Principal | None:
+        """Apply a route's rule to ``request``: the principal, or None for ``/metrics`` when it
+        is open.
 
-def access_of(request: Request) -> Access:
+        Raises:
+            LoginRequired: a dashboard page asked for without credentials.
+            NotAuthenticated: 401. PermissionDenied: 403.
+        """
+        if rule.metrics and not self.metrics_require_key:
+            return None
+        try:
+            principal = self.authenticate(request)
+        except NotAuthenticated as exc:
+            if rule.login_page and "authorization" not in request.headers:
+                raise LoginRequired(str(exc), reason=exc.reason) from None
+            raise
+        return self.authorize(principal, rule.role)
+
+
+def access_of(request: HTTPConnection) -> Access:
     """The app's :class:`Access` (built in ``create_app``)."""
     return state_of(request.app).access
-
-
-def require(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets a request through when its key or session has ``role``.
-
-    The principal is also kept in ``request.state.principal`` (the dashboard's pages and the
-    audit log read it), set before the role is checked.
-
-    Raises (from the dependency):
-        NotAuthenticated: 401. PermissionDenied: 403.
-    """
-
-    async def dependency(request: Request, _bearer: Bearer) -> Principal:
-        access = access_of(request)
-        principal = access.authenticate(request)
-        request.state.principal = principal  # before the role check: a 403 is logged with it
-        return access.authorize(principal, role)
-
-    dependency.__name__ = f"require_{role}"
-    return dependency
-
-
-def require_page(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """Like :func:`require`, for the dashboard's HTML pages: a request without any credentials
-    raises :class:`LoginRequired` (the dashboard redirects it to its login form)."""
-
-    async def dependency(request: Request) -> Principal:
-        access = access_of(request)
-        try:
-            principal = access.authenticate(request)
-        except NotAuthenticated as exc:
-            if "authorization" in request.headers:
-                raise
-            raise LoginRequired(str(exc)) from None
-        request.state.principal = principal  # before the role check: a 403 is logged with it
-        return access.authorize(principal, role)
-
-    dependency.__name__ = f"require_page_{role}"
-    return dependency
-
-
-async def metrics_access(request: Request, _bearer: Bearer) -> None:
-    """``/metrics``: open, unless ``JOBQUEUE_METRICS_REQUIRE_KEY=true`` (then ``read``)."""
-    access = access_of(request)
-    if access.metrics_require_key:
-        principal = access.authenticate(request)
-        request.state.principal = principal
-        access.authorize(principal, Role.READ)
-
-
-ReadAccess: Any = Depends(require(Role.READ))
-"""Route dependency: a key or session with the ``read`` role (``GET /jobs…``)."""
-WriteAccess: Any = Depends(require(Role.WRITE))
-"""Route dependency: the ``write`` role (``POST /jobs``, ``POST /jobs/batch``)."""
-AdminAccess: Any = Depends(require(Role.ADMIN))
-"""Route dependency: the ``admin`` role (cancel, retry)."""
-PageAccess: Any = Depends(require_page(Role.READ))
-"""Dependency of the dashboard's pages: ``read``, with a redirect to the login form."""

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from jobqueue.api.errors import ServiceNotReady
 from jobqueue.api.state import AppState, Runtime, state_of
-from jobqueue.errors import DatabaseUnavailable
 from jobqueue.service import JobService
 from jobqueue.service.dashboard import DashboardService
 
@@ -25,11 +25,11 @@ async def get_runtime(request: Request) -> Runtime:
     """The running app's :class:`Runtime`.
 
     Raises:
-        DatabaseUnavailable: the lifespan has not started the service (or has stopped it).
+        ServiceNotReady: the lifespan has not started the service (or has stopped it).
     """
     runtime = state_of(request.app).runtime
     if runtime is None:
-        raise DatabaseUnavailable("the service is starting or stopping")
+        raise ServiceNotReady()
     return runtime
 
 

@@ -10,16 +10,19 @@
 | TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
-| DatabaseUnavailable | 503 (with ``Retry-After: 1``) |
+| DatabaseUnavailable | 503 (with ``Retry-After: 1``), a fixed message; the cause is logged |
 | any other driver error (asyncpg, SQLAlchemy) | 503 (with ``Retry-After: 1``), a fixed detail |
 | NotAuthenticated    | 401 (with ``WWW-Authenticate: Bearer``, RFC 6750) |
 | PermissionDenied    | 403    |
+| MisdirectedRequest  | 421 (RFC 9110, section 15.5.20) |
 | malformed JSON      | 400    |
 | body not sent as JSON | 415  |
 | schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
 
-Bodies are ``{"detail": ...}`` like FastAPI's own errors. A 403 is also logged as an ``audit``
-event (``api/audit.py``).
+Bodies are ``{"detail": ...}`` like FastAPI's own errors. A 503 never carries the driver's
+words (``database "x" is not currently accepting connections``, class names): they would tell an
+unauthenticated caller about the deployment, and they are in the log instead
+(``database_unavailable``, at most once a second).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -35,7 +39,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jobqueue.api import audit
 from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     BodyNotUtf8,
@@ -46,11 +49,27 @@ from jobqueue.errors import (
     JobNotFound,
     JobQueueError,
     JobStateConflict,
+    MisdirectedRequest,
     NotAuthenticated,
     PayloadTooLarge,
     PermissionDenied,
     TooManyWaiting,
 )
+from jobqueue.logs import Throttled
+
+DATABASE_UNREACHABLE = "the database is not reachable; retry"
+DATABASE_BUSY = "every database connection of this service is busy; retry"
+
+_log_unavailable = Throttled("database_unavailable")
+
+
+class ServiceNotReady(DatabaseUnavailable):
+    """The service is starting or stopping: the lifespan has not built (or has ended) what the
+    routes need. Its message is fixed, so it is sent as it is."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is starting or stopping; retry")
+
 
 STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (JobNotFound, 404),
@@ -64,6 +83,7 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (DatabaseUnavailable, 503),
     (NotAuthenticated, 401),
     (PermissionDenied, 403),
+    (MisdirectedRequest, 421),
 ]
 
 
@@ -75,12 +95,27 @@ def status_of(exc: JobQueueError) -> int:
     return 500
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+def detail_of(exc: JobQueueError) -> str:
+    """The message a client gets for ``exc``: its own words, except for a database that is
+    away, whose cause is logged and replaced by a fixed sentence."""
+    if not isinstance(exc, DatabaseUnavailable) or isinstance(exc, ServiceNotReady):
+        return str(exc)
+    _log_unavailable(error=str(exc))
+    if isinstance(exc.__cause__, sqlalchemy.exc.TimeoutError):
+        return DATABASE_BUSY  # the pool's wait ran out: load, not an outage
+    return DATABASE_UNREACHABLE
+
+
+def error_response(exc: JobQueueError) -> JSONResponse:
+    """The JSON response for a domain error: ``{"detail": ...}``, its status and headers."""
+    return JSONResponse(
+        {"detail": detail_of(exc)}, status_code=status_of(exc), headers=headers_of(exc)
+    )
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, JobQueueError)
-    status = status_of(exc)
-    if isinstance(exc, PermissionDenied):
-        audit.denied(request, str(exc))
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers_of(exc))
+    return error_response(exc)
 
 
 def headers_of(exc: JobQueueError) -> dict[str, str] | None:

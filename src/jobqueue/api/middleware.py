@@ -1,9 +1,15 @@
-"""Request middleware (plain ASGI, no per-request task): a request id, HTTP metrics, one log
-event per request.
+"""Request middleware (plain ASGI, no per-request task).
 
-The request id is the incoming ``X-Request-ID`` when it is a sane token (1-128 characters of
-``A-Za-z0-9._-``), else a new random one; it is returned in the ``X-Request-ID`` response
-header and bound to every log event of the request (structlog contextvars).
+:class:`RequestMiddleware`: a request id, HTTP metrics, one log event per request, the JSON 500
+of an unexpected exception, and ``Cache-Control: no-store`` on the dashboard. The request id is
+the incoming ``X-Request-ID`` when it is a sane token (1-128 characters of ``A-Za-z0-9._-``),
+else a new random one; it is returned in the ``X-Request-ID`` response header and bound to every
+log event of the request (structlog contextvars).
+
+:class:`ProxyHeaders`: uvicorn's ``ProxyHeadersMiddleware`` (``X-Forwarded-For`` and
+``X-Forwarded-Proto`` from the proxies in ``FORWARDED_ALLOW_IPS``), applied inside the app rather
+than by uvicorn, so that the app still knows whether its TCP peer was such a proxy: only then is
+``X-Forwarded-Host`` believed (``api/auth.py: cross_site_reason``).
 
 The route label is the matched route's template (``/jobs/{job_id}``), never the raw path. A
 router included twice (the dashboard serves the job API again under ``/ui/api``) keeps one
@@ -14,6 +20,7 @@ route object per route in FastAPI >= 0.120, whose template lacks the prefix:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -22,10 +29,14 @@ from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from jobqueue.api.auth import TRUSTED_PROXY
 from jobqueue.metrics import Metrics
 
 log = structlog.get_logger("jobqueue.http")
+
+NO_STORE = (b"cache-control", b"no-store")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -46,7 +57,7 @@ def route_template(scope: Scope, prefixes: Sequence[str] = INCLUDED_PREFIXES) ->
         prefixes: the literal prefixes a router is included under a second time.
     """
     route: Any = scope.get("route")
-    template = getattr(route, "path", None)
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str) or not template:
         return "unmatched"
     regex = getattr(route, "path_regex", None)
@@ -76,6 +87,13 @@ class RequestMiddleware:
     """Wraps the app: request id, ``jobqueue_http_*`` metrics by route template, and an
     ``http_request`` log event (method, route, status, duration_ms).
 
+    An exception that escapes the app is logged once, as ``request_failed`` at error level with
+    its traceback and the request id, and answered ``500 {"detail": "internal error",
+    "request_id": ...}`` (when the response has not started; else the connection is dropped).
+    Every response under ``/ui`` but the static files gets ``Cache-Control: no-store``: pages,
+    the login form, error pages and the dashboard's JSON hold job data and CSRF tokens that a
+    shared or back-button cache must not keep.
+
     Args:
         app: the ASGI app.
         metrics: the app's metrics.
@@ -90,20 +108,35 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)
-        header = (b"x-request-id", request_id.encode())
+        added = [(b"x-request-id", request_id.encode())]
+        no_store = _no_store(scope)
+        if no_store:
+            added.append(NO_STORE)
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                response_started = True
+                headers = message.get("headers", ())
+                if no_store:  # it replaces what the route said
+                    headers = [h for h in headers if h[0] != NO_STORE[0]]
+                message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                status = 500
+                log.exception(
+                    "request_failed", method=scope.get("method", ""), route=route_template(scope)
+                )
+                if not response_started:
+                    await _send_500(send_with_id, request_id)
             finally:
                 self._record(scope, status, time.perf_counter() - started)
 
@@ -120,3 +153,46 @@ class RequestMiddleware:
             status=status,
             duration_ms=round(duration * 1000, 3),
         )
+
+
+def _no_store(scope: Scope) -> bool:
+    root: str = scope.get("root_path", "")
+    path: str = scope.get("path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/static/")
+
+
+async def _send_500(send: Send, request_id: str) -> None:
+    body = json.dumps({"detail": "internal error", "request_id": request_id}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class ProxyHeaders:
+    """Wraps the app: marks whether the TCP peer is a trusted proxy (``scope[TRUSTED_PROXY]``),
+    then applies uvicorn's ``ProxyHeadersMiddleware`` with the same list. ``jobqueue serve``
+    turns uvicorn's own copy off (``proxy_headers=False``) so it does not run twice.
+
+    Args:
+        app: the ASGI app.
+        trusted: ``FORWARDED_ALLOW_IPS`` as a list: addresses, networks, or ``"*"``.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: list[str]) -> None:
+        self.proxy = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            scope[TRUSTED_PROXY] = client is not None and client[0] in self.proxy.trusted_hosts
+        await self.proxy(scope, receive, send)  # type: ignore[arg-type]

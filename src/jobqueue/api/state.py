@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 
+from jobqueue.api.limits import BodyBudget
 from jobqueue.metrics import Metrics
 from jobqueue.notify import Listener
 from jobqueue.service import JobService
@@ -65,12 +66,14 @@ class AppState:
         settings: the process's settings.
         access: the access rules (keys, sessions).
         metrics: the app's metrics (built with the app, so middleware can count from the start).
+        bodies: the request body bytes in flight (``api/limits.py``).
         runtime: set by the lifespan; ``None`` before it ran and after it ended.
     """
 
     settings: Settings
     access: Access
     metrics: Metrics
+    bodies: BodyBudget
     runtime: Runtime | None = None
 
 

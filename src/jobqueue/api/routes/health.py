@@ -6,6 +6,10 @@ Which probe for what (docs/deploy.md, "Probes"): point the orchestrator's livene
 balancer's health check at ``/readyz`` (it fails while the database is unreachable, the schema
 is not at this build's migration, a loop is down, or LISTEN is reconnecting; in poll-only mode,
 ``JOBQUEUE_LISTEN=false``, there is no LISTEN check).
+
+Both are open (no key needed), so their answers hold fixed words and names only: why a loop
+failed or the database is away (driver messages, exception text) goes to the log, never to the
+caller.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from jobqueue.api.deps import State
 from jobqueue.api.schemas import Health
 from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import DatabaseUnavailable
+from jobqueue.logs import Throttled
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["health"])
 
 _RESPONSES: dict[int | str, dict[str, object]] = {503: {"model": Health}}
+
+# A probe may be asked for in a loop by anyone: its log lines are throttled.
+_log_database = Throttled("readyz_database_unavailable")
 
 
 def _answer(checks: dict[str, str]) -> JSONResponse:
@@ -36,12 +44,13 @@ def _answer(checks: dict[str, str]) -> JSONResponse:
 async def healthz(state: State) -> JSONResponse:
     """Liveness: 200 while the process serves HTTP and its background loops recover; 503 when
     a loop has kept failing for longer than ``JOBQUEUE_UNHEALTHY_AFTER_SECONDS`` (the body
-    names it): restart the process. A database outage alone never fails it."""
+    names it; why is in the log, ``loop_crashed``): restart the process. A database outage alone
+    never fails it."""
     runtime = state.runtime
     checks: dict[str, str] = {}
     if runtime is not None:
         failing = runtime.loops.failing_for(state.settings.unhealthy_after_seconds)
-        checks.update({f"loop:{name}": why for name, why in sorted(failing.items())})
+        checks.update({f"loop:{name}": "failing: restart the process" for name in sorted(failing)})
     return _answer(checks)
 
 
@@ -49,7 +58,9 @@ async def healthz(state: State) -> JSONResponse:
 async def readyz(state: State) -> JSONResponse:
     """Readiness: 200 when the database answers, its schema is at this build's migration
     head, every background loop runs and LISTEN is connected (no ``listen`` check in poll-only
-    mode); 503 naming the failing check otherwise, a database error included (never a 500)."""
+    mode); 503 naming the failing check otherwise (``"database": "unavailable"``,
+    ``"loops": "down: listen"``; the causes are in the log), a database error included (never a
+    500)."""
     runtime = state.runtime
     if runtime is None:
         return _answer({"service": "starting or stopping"})
@@ -62,12 +73,13 @@ async def readyz(state: State) -> JSONResponse:
             "ok" if revision == expected else f"at {revision}, expected {expected}: run migrate"
         )
     except DatabaseUnavailable as exc:
-        checks["database"] = f"unavailable: {exc}"
+        _log_database(error=str(exc))
+        checks["database"] = "unavailable"
     except DRIVER_ERRORS as exc:  # never a 500: the probe answers, and the log has the details
-        log.error("readyz_database_error", error_type=type(exc).__name__, error=str(exc)[:2000])
-        checks["database"] = f"error: {type(exc).__name__} (see the log)"
+        _log_database(error=f"{type(exc).__name__}: {str(exc)[:2000]}")
+        checks["database"] = "unavailable"
     if runtime.listener is not None:
         checks["listen"] = "ok" if runtime.listener.connected else "reconnecting"
     down = runtime.loops.down()
-    checks["loops"] = "ok" if not down else "; ".join(f"{n}: {w}" for n, w in sorted(down.items()))
+    checks["loops"] = "ok" if not down else f"down: {', '.join(sorted(down))}"
     return _answer(checks)

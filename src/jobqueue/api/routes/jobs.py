@@ -1,9 +1,11 @@
 """``/jobs``: create (one or a batch), read (optionally waiting), list, attempts, cancel, retry.
 
 Roles (``api/auth.py``): the reads need ``read``, creating needs ``write``, cancel and retry need
-``admin``; without configured keys everything is allowed. Cancel and retry leave an ``audit``
-log event (``api/audit.py``). Bodies must be UTF-8 JSON (``api/bodies.py``), and the request
-models and URL parameters are strict (``api/schemas.py``).
+``admin``; without configured keys everything is allowed. Each route declares its role with
+``openapi_extra=needs(...)``; the router's route class checks it before the body is read
+(``api/guard.py``), so no route here spends a dependency on it, and then checks that a body is
+UTF-8 JSON (``api/bodies.py``). The request models and URL parameters are strict
+(``api/schemas.py``). Cancel and retry leave an ``audit`` log event (``api/audit.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
+from jobqueue.access import Role
 from jobqueue.api.audit import audited
-from jobqueue.api.auth import AdminAccess, ReadAccess, WriteAccess
+from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.bodies import Utf8JsonRoute
 from jobqueue.api.deps import Service
 from jobqueue.api.disconnect import unless_disconnected
+from jobqueue.api.guard import GuardedRoute
 from jobqueue.api.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_QUEUE_LENGTH,
@@ -38,13 +42,13 @@ from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.service import JobRequest
 
-ACCESS_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
-    403: {"model": ErrorOut, "description": "The key's role does not allow this."},
-}
-router = APIRouter(
-    prefix="/jobs", tags=["jobs"], responses=ACCESS_ERRORS, route_class=Utf8JsonRoute
-)
+
+class JobsRoute(GuardedRoute, Utf8JsonRoute):
+    """The job routes: the access check first (from the headers, before a byte of the body is
+    read), then the UTF-8 JSON check of the body."""
+
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES, route_class=JobsRoute)
 
 MAX_ID = 2**63 - 1  # bigint
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id."), DecimalInteger]
@@ -62,12 +66,17 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
     413: {
         "model": ErrorOut,
-        "description": "The request body is over JOBQUEUE_MAX_REQUEST_BYTES (default 32 MiB; "
+        "description": "The request body is over JOBQUEUE_MAX_REQUEST_BYTES (default 16 MiB; "
         "refused before it is read), or a payload is over JOBQUEUE_MAX_PAYLOAD_BYTES.",
     },
     415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
     422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
-    503: {"model": ErrorOut, "description": "The database is not reachable; retry."},
+    503: {
+        "model": ErrorOut,
+        "description": "The database is not reachable, or the service is receiving as many "
+        "request bodies as it takes at once (JOBQUEUE_MAX_REQUEST_BYTES_IN_FLIGHT); retry after "
+        "Retry-After seconds.",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 
@@ -95,7 +104,7 @@ def _request(body: JobCreate, idempotency_key: str | None = None) -> JobRequest:
         200: {"model": JobOut, "description": "The idempotency key names this existing job."},
         **WRITE_ERRORS,
     },
-    dependencies=[WriteAccess],
+    openapi_extra=needs(Role.WRITE),
 )
 async def create_job(
     body: JobCreate,
@@ -150,7 +159,7 @@ async def create_job(
     status_code=status.HTTP_201_CREATED,
     response_model=BatchOut,
     responses=WRITE_ERRORS,
-    dependencies=[WriteAccess],
+    openapi_extra=needs(Role.WRITE),
 )
 async def create_jobs(
     body: BatchCreate,
@@ -185,7 +194,7 @@ async def create_jobs(
 
 
 @router.get(
-    "", response_model=JobPage, responses={400: {"model": ErrorOut}}, dependencies=[ReadAccess]
+    "", response_model=JobPage, responses={400: {"model": ErrorOut}}, openapi_extra=needs(Role.READ)
 )
 async def list_jobs(
     service: Service,
@@ -219,7 +228,7 @@ async def list_jobs(
 
 
 @router.get(
-    "/{job_id}",
+    "/{job_id:int}",
     response_model=JobOut,
     responses={
         **NOT_FOUND,
@@ -229,7 +238,7 @@ async def list_jobs(
             "retry after Retry-After seconds.",
         },
     },
-    dependencies=[ReadAccess],
+    openapi_extra=needs(Role.READ),
 )
 async def get_job(
     job_id: JobId,
@@ -253,9 +262,10 @@ async def get_job(
     and ends as soon as the client disconnects (the ASGI ``http.disconnect`` message; logged
     with status 499). At most ``JOBQUEUE_MAX_LONG_POLLS`` requests wait at once per process.
 
-    Errors: 404 when there is none; 422 when the id is not a positive integer in decimal
-    digits or ``wait_seconds`` is not decimal seconds in (0, 60]; 429 (with ``Retry-After``)
-    when the process's long-poll slots are all taken.
+    Errors: 404 when there is none, or the id is not a number (``/jobs/batch`` is the batch
+    route: ``GET`` there is 405); 422 when the id is 0 or past 2^63-1 or ``wait_seconds`` is
+    not decimal seconds in (0, 60]; 429 (with ``Retry-After``) when the process's long-poll
+    slots are all taken.
     """
     if wait_seconds is None:
         return JobOut.of(await service.get(job_id))
@@ -266,10 +276,10 @@ async def get_job(
 
 
 @router.get(
-    "/{job_id}/attempts",
+    "/{job_id:int}/attempts",
     response_model=AttemptList,
     responses=NOT_FOUND,
-    dependencies=[ReadAccess],
+    openapi_extra=needs(Role.READ),
 )
 async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
     """Every attempt of the job, oldest first, with worker, times, outcome and error (type,
@@ -279,14 +289,14 @@ async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
 
 
 @router.post(
-    "/{job_id}/cancel",
+    "/{job_id:int}/cancel",
     response_model=JobOut,
     responses={
         202: {"model": JobOut, "description": "Running: cancellation sent to its worker."},
         404: {"model": ErrorOut},
         409: {"model": ErrorOut, "description": "The job is done or failed."},
     },
-    dependencies=[AdminAccess],
+    openapi_extra=needs(Role.ADMIN),
 )
 async def cancel_job(
     job_id: JobId, service: Service, request: Request, response: Response
@@ -311,10 +321,10 @@ async def cancel_job(
 
 
 @router.post(
-    "/{job_id}/retry",
+    "/{job_id:int}/retry",
     response_model=JobOut,
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
-    dependencies=[AdminAccess],
+    openapi_extra=needs(Role.ADMIN),
 )
 async def retry_job(job_id: JobId, service: Service, request: Request) -> JobOut:
     """Put a ``failed`` or ``cancelled`` job back to ``todo`` with fresh attempts (its attempt

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import contextlib
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobqueue.api.auth import metrics_access
+from jobqueue.access import Role
+from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import State
+from jobqueue.api.guard import GuardedRoute
 from jobqueue.errors import DatabaseUnavailable
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=GuardedRoute)
 
 
-@router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)])
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses=ACCESS_RESPONSES,
+    openapi_extra=needs(Role.READ, metrics=True),
+)
 async def metrics(state: State) -> Response:
     """Every metric in the Prometheus text format (version 0.0.4).
 

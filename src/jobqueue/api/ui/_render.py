@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from jobqueue import __version__
 from jobqueue.access import Role
 from jobqueue.api.auth import Principal, access_of
-from jobqueue.api.errors import status_of
+from jobqueue.api.errors import detail_of, status_of
 from jobqueue.errors import JobQueueError
 from jobqueue.service.dashboard import format_seconds
 
@@ -91,7 +91,9 @@ def render_page(
 def error_page(request: Request, exc: JobQueueError) -> HTMLResponse:
     """The error page for a domain error, with the status ``api/errors.py`` gives it."""
     status = status_of(exc)
-    response = render_page(request, "error.html", {"status": status, "message": str(exc)}, status)
+    response = render_page(
+        request, "error.html", {"status": status, "message": detail_of(exc)}, status
+    )
     if status == 503:
         response.headers["Retry-After"] = "1"
     return response

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jobqueue.api.auth import SESSION_COOKIE, access_of, cross_site_reason
+from jobqueue.api.state import state_of
 from jobqueue.api.ui._render import render_page
 
 log = structlog.get_logger(__name__)
@@ -66,14 +67,21 @@ def _form(request: Request, next_path: str, message: str, status_code: int) -> H
         {"nav": "login", "next": next_path, "message": message},
         status_code,
     )
-    response.headers["Cache-Control"] = "no-store"
     if status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="jobqueue"'
     return response
 
 
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 async def _read_form(request: Request) -> dict[str, str] | None:
-    """The urlencoded form's first value per field; None when the body is over the limit."""
+    """The urlencoded form's first value per field; None when the body is over the limit (a
+    declared length over it is refused before a byte is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        return None
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -106,15 +114,20 @@ async def login(request: Request) -> Response:
     if not access.enabled:
         return RedirectResponse(f"{root}/ui", status_code=303)
     if reason := cross_site_reason(request):
+        state_of(request.app).metrics.auth_failures.labels("cross_site").inc()
+        log.warning(
+            "auth_failed", reason="cross_site", status=403, via="login", client=_client(request)
+        )
         return _form(request, f"{root}/ui", f"Refused: {reason}.", 403)
     form = await _read_form(request)
     if form is None:
         return _form(request, f"{root}/ui", "The form is too large.", 413)
     target = safe_next(form.get("next"), root)
     key = access.keys.match(form.get("key", "").strip())
-    client = request.client.host if request.client else None
+    client = _client(request)
     if key is None:
-        log.warning("login_failed", client=client)
+        state_of(request.app).metrics.auth_failures.labels("invalid_key").inc()
+        log.warning("auth_failed", reason="invalid_key", status=401, via="login", client=client)
         return _form(request, target, "That key is not valid.", 401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(

@@ -22,10 +22,12 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
 
-from jobqueue.api.auth import PageAccess, ReadAccess
+from jobqueue.access import Role
+from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import Dashboard, RuntimeDep, Service
+from jobqueue.api.guard import GuardedRoute
 from jobqueue.api.state import Runtime
 from jobqueue.api.ui._render import error_page, render_page
 from jobqueue.api.ui.schemas import OverviewOut, WorkersOut
@@ -38,7 +40,10 @@ PAGE_SIZE = 50
 MAX_TASK_CHOICES = 50
 """Task names the job list's filter suggests (the registry's first, by name)."""
 
-router = APIRouter(prefix="/ui", tags=["dashboard"])
+router = APIRouter(prefix="/ui", tags=["dashboard"], route_class=GuardedRoute)
+
+PAGE = needs(Role.READ, login_page=True)
+"""The pages' rule: ``read``, and the login form for a browser without a session."""
 
 
 def _workers(runtime: Runtime) -> WorkersOut | None:
@@ -48,22 +53,25 @@ def _workers(runtime: Runtime) -> WorkersOut | None:
     return WorkersOut(busy=busy, total=total)
 
 
-@router.get("/api/overview", response_model=OverviewOut, dependencies=[ReadAccess])
-async def overview_data(
-    runtime: RuntimeDep, dashboard: Dashboard, response: Response
-) -> OverviewOut:
+@router.get(
+    "/api/overview",
+    response_model=OverviewOut,
+    responses=ACCESS_RESPONSES,
+    openapi_extra=needs(Role.READ),
+)
+async def overview_data(runtime: RuntimeDep, dashboard: Dashboard) -> OverviewOut:
     """The overview the dashboard's front page shows and polls every 2 s: jobs per queue and
     status (the 50 largest queues; ``other_queues`` and ``other_counts`` sum up the rest), jobs
     finished per minute over the last hour, the failure rate, busy workers.
 
     Read at most once a second whatever the number of callers. Errors: 503 database
-    unreachable.
+    unreachable. Like every response under ``/ui`` it is sent with ``Cache-Control: no-store``
+    (``api/middleware.py``).
     """
-    response.headers["Cache-Control"] = "no-store"
     return OverviewOut.of(await dashboard.overview(), _workers(runtime))
 
 
-@router.get("", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess])
+@router.get("", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
 async def overview_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     """The overview page (see :func:`overview_data`)."""
     try:
@@ -73,9 +81,7 @@ async def overview_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     return render_page(request, "overview.html", {"nav": "overview", "data": data.for_template()})
 
 
-@router.get(
-    "/jobs", response_class=HTMLResponse, include_in_schema=False, dependencies=[PageAccess]
-)
+@router.get("/jobs", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
 async def jobs_page(
     request: Request,
     dashboard: Dashboard,
@@ -120,7 +126,7 @@ async def jobs_page(
     "/jobs/{job_id}",
     response_class=HTMLResponse,
     include_in_schema=False,
-    dependencies=[PageAccess],
+    openapi_extra=PAGE,
 )
 async def job_page(request: Request, job_id: str, service: Service) -> HTMLResponse:
     """One job: fields, payload, result, error, attempts, timeline, and the action buttons.
