@@ -73,7 +73,7 @@ async def test_create_job_content_length_over_limit_is_413_without_reading_body(
         return {"type": "http.request", "body": b"{" * CHUNK, "more_body": True}
 
     hundred_mb = str(100 * 1024 * 1024).encode()
-    sent = await call_asgi(client.app, [(b"content-length", hundred_mb)], receive)  # type: ignore[attr-defined]
+    sent = await call_asgi(client.app, [(b"content-length", hundred_mb)], receive)
 
     status, detail = status_and_detail(sent)
     assert (status, reads) == (413, 0)
@@ -94,7 +94,7 @@ async def test_create_job_streamed_body_over_limit_is_413_after_reading_only_the
         read += CHUNK
         return {"type": "http.request", "body": b" " * CHUNK, "more_body": True}
 
-    sent = await call_asgi(client.app, [(b"transfer-encoding", b"chunked")], receive)  # type: ignore[attr-defined]
+    sent = await call_asgi(client.app, [(b"transfer-encoding", b"chunked")], receive)
 
     status, detail = status_and_detail(sent)
     assert status == 413

@@ -9,7 +9,7 @@ import contextlib
 import json
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from tests.e2e.procs import ServerFactory
 from tests.helpers import wait_until

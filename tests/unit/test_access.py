@@ -108,7 +108,7 @@ def test_keyring_match_one_compare_of_digests_for_a_hit_and_a_miss(
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(access.hmac, "compare_digest", counting)
+    monkeypatch.setattr(hmac, "compare_digest", counting)
     for presented, found in ((READ_KEY, "ro"), (ADMIN_KEY, "ops"), ("no-such-key-at-all", None)):
         calls.clear()
         key = ring.match(presented)
@@ -278,7 +278,7 @@ def test_settings_bad_access_value_is_clear_error_without_the_secret(
     overrides: dict[str, str], message: str
 ) -> None:
     with pytest.raises(ValidationError, match=message) as caught:
-        Settings(_env_file=None, **overrides)
+        Settings(_env_file=None, **overrides)  # type: ignore[arg-type]
     assert WRITE_KEY not in str(caught.value)
 
 

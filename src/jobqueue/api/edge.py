@@ -31,7 +31,10 @@ keep-alive timeout and a concurrency limit, and nothing else at the connection l
 
 After a 431 the connection stops reading, half-closes and is closed a second later (a lingering
 close: closing at once with unread bytes sends a TCP reset, which can destroy the 431 before the
-client reads it). Each refusal is counted in ``jobqueue_http_refused_total{reason}`` and logged
+client reads it). The same holds for an answer the app gives before it has read the whole body
+(a 401 before the body, a 413 once the body passed its limit): the connection half-closes and
+reads and drops what the client still sends, for at most a second, so the client reads the
+answer instead of a reset. Each refusal is counted in ``jobqueue_http_refused_total{reason}`` and logged
 as ``http_refused`` with its reason and the client's address, at most once a second per reason.
 """
 
@@ -40,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -126,11 +129,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._too_many_headers = False
         self._refused = False
+        self._body_pending = False
+        self._discarding = False
 
     # --- the connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = cast(asyncio.Transport, _LingeringTransport(transport, self))
         self._make_room()
         self.idle[self] = None
         self._arm_head_timer()
@@ -141,7 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._discarding:
             return
         if not self._in_head:
             super().data_received(data)
@@ -185,6 +191,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._body_pending = True
         self._cancel_head_timer()
         self.idle.pop(self, None)
         limit = self.limit_concurrency
@@ -201,6 +208,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._body_pending = False
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
@@ -266,6 +274,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.events.refused("idle_evicted", victim.client, connections=len(self.connections))
         victim.transport.close()
 
+    def linger_or_close(self, transport: asyncio.Transport) -> None:
+        """Close now, or, while the request's body is still arriving, half-close, drop what
+        still comes, and close after :data:`LINGER_SECONDS`."""
+        if not self._body_pending or transport.is_closing():
+            transport.close()
+            return
+        self._discarding = True
+        self._cancel_head_timer()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, transport.close)
+
     def _refuse(self, status: int, reason: str, detail: str) -> None:
         self._refused = True
         self._cancel_head_timer()
@@ -286,6 +306,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             % len(body)
         )
         self.transport.write(b"".join(head) + body)
+
+
+class _LingeringTransport:
+    """The connection's transport as uvicorn's request cycles see it: ``close()`` lingers while
+    the request body is still arriving (see :meth:`GuardedHttpToolsProtocol.linger_or_close`);
+    everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpToolsProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closing = False
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._protocol.linger_or_close(self._transport)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(limits: EdgeLimits, metrics: Metrics | None) -> type[HttpToolsProtocol]:
