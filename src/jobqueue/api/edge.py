@@ -34,8 +34,9 @@ close: closing at once with unread bytes sends a TCP reset, which can destroy th
 client reads it). The same holds for an answer the app gives before it has read the whole body
 (a 401 before the body, a 413 once the body passed its limit): the connection half-closes and
 reads and drops what the client still sends, for at most a second, so the client reads the
-answer instead of a reset. Each refusal is counted in ``jobqueue_http_refused_total{reason}`` and logged
-as ``http_refused`` with its reason and the client's address, at most once a second per reason.
+answer instead of a reset. Each refusal is counted in ``jobqueue_http_refused_total{reason}``
+and logged as ``http_refused`` with its reason and the client's address, at most once a second
+per reason.
 """
 
 from __future__ import annotations
