@@ -7,10 +7,13 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jobqueue.errors import InvalidCursor, InvalidJobRequest
 from jobqueue.jobs import find_nul
+
+T = TypeVar("T")
 
 # An escape \u0000 preceded by an even number of backslashes (an odd count would make it the
 # text "\\u0000", a backslash followed by "u0000").
@@ -112,3 +115,13 @@ def decode_cursor(cursor: str) -> int:
         return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursor() from exc
+
+
+def one_page(rows: list[T], limit: int, key: Callable[[T], int]) -> tuple[list[T], str | None]:
+    """The page out of ``rows`` read with ``limit + 1``: the first ``limit`` rows, and the cursor
+    of the next page (after the last row's ``key``), None when no row was left over.
+
+    One extra row tells whether another page exists without a ``COUNT``.
+    """
+    items = rows[:limit]
+    return items, encode_cursor(key(items[-1])) if len(rows) > limit else None

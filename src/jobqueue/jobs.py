@@ -171,6 +171,22 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing keeps (``GET /jobs``, the dashboard's search); None means "any".
+
+    Attributes:
+        status, queue, task: equality filters.
+        text: a piece of the description, case-insensitive, ``%`` and ``_`` taken literally
+            (the dashboard's search).
+    """
+
+    status: JobStatus | None = None
+    queue: str | None = None
+    task: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One attempt of a job, as ``GET /jobs/{id}/attempts`` lists it. Times are UTC.
 

@@ -119,15 +119,23 @@ class BoundedMetric(Generic[M]):
     def __init__(self, metric: M, bounds: tuple[LabelBound | None, ...]) -> None:
         self.metric: M = metric
         self.bounds = bounds
+        # Children by their label values, for values that were kept as they are: the hot path
+        # (a few labels() per job) is then one dict lookup. Bounded: only kept values enter.
+        self._children: dict[tuple[str, ...], M] = {}
 
     def labels(self, *values: str) -> M:
         """The child for these label values (positional, in the metric's label order), bounded."""
-        return self.metric.labels(
-            *(
-                value if bound is None else bound(value)
-                for value, bound in zip(values, self.bounds, strict=True)
-            )
+        child = self._children.get(values)
+        if child is not None:
+            return child
+        bounded = tuple(
+            value if bound is None else bound(value)
+            for value, bound in zip(values, self.bounds, strict=True)
         )
+        child = self.metric.labels(*bounded)
+        if bounded == values:
+            self._children[values] = child
+        return child
 
 
 @dataclass

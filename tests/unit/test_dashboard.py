@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobqueue.db.dashboard_queries import like_pattern
+from jobqueue.db.queries import like_pattern
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
 from jobqueue.service.dashboard import format_seconds, timeline
 

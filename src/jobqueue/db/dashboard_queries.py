@@ -34,10 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobqueue.db.queries import page_of
 from jobqueue.db.tables import jobs, status_is
-from jobqueue.jobs import JobStatus
-
-LIKE_ESCAPE = "\\"
-"""The escape character of the description filter's ``ILIKE … ESCAPE`` clause."""
+from jobqueue.jobs import JobFilter, JobStatus
 
 # One row per minute from the minute holding ``now() - 1 hour`` to the current one (61 rows,
 # the first and last partial), zeros included, so the chart needs no gap filling. Only
@@ -132,23 +129,6 @@ class JobSummary:
     error: str | None
 
 
-def like_pattern(value: str) -> str:
-    """An ``ILIKE`` pattern that matches ``value`` anywhere, taken literally.
-
-    ``%``, ``_`` and the escape character itself are escaped with :data:`LIKE_ESCAPE`, so
-    ``"100%"`` finds the text ``100%`` and not every description starting with ``100``.
-
-    Returns:
-        ``%<escaped value>%``.
-    """
-    escaped = (
-        value.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
-        .replace("%", LIKE_ESCAPE + "%")
-        .replace("_", LIKE_ESCAPE + "_")
-    )
-    return f"%{escaped}%"
-
-
 async def count_by_queue_and_status(
     conn: AsyncConnection, *, limit: int, first: Collection[str] = ()
 ) -> QueueCounts:
@@ -237,37 +217,15 @@ async def finished_per_minute(conn: AsyncConnection) -> list[MinuteCount]:
 
 
 async def search_jobs(
-    conn: AsyncConnection,
-    *,
-    limit: int,
-    before_id: int | None = None,
-    status: JobStatus | None = None,
-    queue: str | None = None,
-    task: str | None = None,
-    text: str | None = None,
+    conn: AsyncConnection, where: JobFilter, *, limit: int, before_id: int | None = None
 ) -> list[JobSummary]:
-    """Jobs newest first (by id), keyset-paginated, with an optional text filter.
-
-    As ``queries.list_jobs``, only the given filters enter the SQL.
-
-    Args:
-        limit: at most this many rows (the caller caps it).
-        before_id: the last id of the previous page, or None for the first page.
-        status, queue, task: equality filters, None for "any".
-        text: keep jobs whose description contains it, case-insensitively (``ILIKE``, with
-            ``%`` and ``_`` taken literally; see :func:`like_pattern`); None for "any".
+    """Jobs newest first (by id), keyset-paginated, filtered by ``where`` (its ``text`` keeps
+    jobs whose description contains it, case-insensitively; see ``queries.page_of``).
 
     Returns:
         at most ``limit`` summaries, highest id first.
     """
-    statement = select(*_SUMMARY_COLUMNS)
-    if text is not None:
-        statement = statement.where(
-            jobs.c.description.ilike(like_pattern(text), escape=LIKE_ESCAPE)
-        )
-    statement = page_of(
-        statement, limit=limit, before_id=before_id, status=status, queue=queue, task=task
-    )
+    statement = page_of(select(*_SUMMARY_COLUMNS), where, limit=limit, before_id=before_id)
     summaries: list[JobSummary] = []
     for row in await conn.execute(statement):
         values = dict(row._mapping)

@@ -340,18 +340,8 @@ async def read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         DatabaseUnavailable: as :func:`connect`.
     """
     sa_conn, _driver = await checkout(engine)
-    try:
+    async with _faults_dropped(sa_conn):
         yield await sa_conn.execution_options(isolation_level="AUTOCOMMIT")
-    except CONNECTION_ERRORS as exc:
-        await discard(sa_conn)
-        raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc
-    except sqlalchemy.exc.DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        await discard(sa_conn)
-        raise DatabaseUnavailable(f"the database is not reachable: {exc.orig}") from exc
-    finally:
-        await sa_conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -363,9 +353,16 @@ async def write(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         DatabaseUnavailable: as :func:`connect`.
     """
     sa_conn, _driver = await checkout(engine)
+    async with _faults_dropped(sa_conn), sa_conn.begin():
+        yield sa_conn
+
+
+@contextlib.asynccontextmanager
+async def _faults_dropped(sa_conn: AsyncConnection) -> AsyncIterator[None]:
+    """Give ``sa_conn`` back on exit; on a connection fault drop it from the pool first and
+    raise :class:`DatabaseUnavailable` (an error of the statement itself propagates)."""
     try:
-        async with sa_conn.begin():
-            yield sa_conn
+        yield
     except CONNECTION_ERRORS as exc:
         await discard(sa_conn)
         raise DatabaseUnavailable(f"the database is not reachable: {exc}") from exc

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobqueue.db.tables import job_attempts, jobs, processes
-from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus, NewJob
+from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus, NewJob
 
 JOB_COLUMNS: Final = tuple(column.name for column in jobs.columns)
 """Every column of ``jobs``, in table order: what a :class:`Job` is built from."""
@@ -219,48 +219,58 @@ async def jobs_by_idempotency_key(conn: asyncpg.Connection, keys: Sequence[str])
     return [job_of(row) for row in await conn.fetch(_BY_IDEMPOTENCY_KEY, list(keys))]
 
 
+LIKE_ESCAPE: Final = "\\"
+"""The escape character of the description filter's ``ILIKE … ESCAPE`` clause."""
+
+
+def like_pattern(value: str) -> str:
+    """An ``ILIKE`` pattern that matches ``value`` anywhere, taken literally.
+
+    ``%``, ``_`` and the escape character itself are escaped with :data:`LIKE_ESCAPE`, so
+    ``"100%"`` finds the text ``100%`` and not every description starting with ``100``.
+
+    Returns:
+        ``%<escaped value>%``.
+    """
+    escaped = (
+        value.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
 def page_of(
-    statement: Select[Any],
-    *,
-    limit: int,
-    before_id: int | None = None,
-    status: JobStatus | None = None,
-    queue: str | None = None,
-    task: str | None = None,
+    statement: Select[Any], where: JobFilter, *, limit: int, before_id: int | None = None
 ) -> Select[Any]:
     """``statement`` (a select over ``jobs``) as one page, newest first, keyset-paginated:
-    ids below ``before_id``. Only the given filters enter the SQL, so each combination gets a
-    plan of its own. Shared by the job list and the dashboard's search.
+    ids below ``before_id``. Only the filters given in ``where`` enter the SQL, so each
+    combination gets a plan of its own. Shared by the job list and the dashboard's search.
 
     Args:
+        where: the filters (see :class:`JobFilter`).
         limit: at most this many rows (the caller caps it).
         before_id: the last id of the previous page, or None for the first page.
-        status, queue, task: equality filters, None for "any".
     """
-    if status is not None:
-        statement = statement.where(jobs.c.status == _status_literal(status))
+    if where.status is not None:
+        statement = statement.where(jobs.c.status == _status_literal(where.status))
     if before_id is not None:
         statement = statement.where(jobs.c.id < before_id)
-    if queue is not None:
-        statement = statement.where(jobs.c.queue == queue)
-    if task is not None:
-        statement = statement.where(jobs.c.task == task)
+    if where.queue is not None:
+        statement = statement.where(jobs.c.queue == where.queue)
+    if where.task is not None:
+        statement = statement.where(jobs.c.task == where.task)
+    if where.text is not None:
+        pattern = like_pattern(where.text)
+        statement = statement.where(jobs.c.description.ilike(pattern, escape=LIKE_ESCAPE))
     return statement.order_by(jobs.c.id.desc()).limit(limit)
 
 
 async def list_jobs(
-    conn: AsyncConnection,
-    *,
-    limit: int,
-    before_id: int | None = None,
-    status: JobStatus | None = None,
-    queue: str | None = None,
-    task: str | None = None,
+    conn: AsyncConnection, where: JobFilter, *, limit: int, before_id: int | None = None
 ) -> list[Job]:
     """Jobs newest first (by id), keyset-paginated (see :func:`page_of`)."""
-    statement = page_of(
-        select(jobs), limit=limit, before_id=before_id, status=status, queue=queue, task=task
-    )
+    statement = page_of(select(jobs), where, limit=limit, before_id=before_id)
     return [job_of(row) for row in await conn.execute(statement)]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.jobs import Attempt, Job, JobStatus, NewJob
+from jobqueue.jobs import Attempt, Job, JobFilter, NewJob
 from jobqueue.metrics import Metrics
 from jobqueue.notify import FinishWaiters, JobsFinished, Listener
 from jobqueue.service._admin import Admin
@@ -116,19 +116,9 @@ class JobService:
         """Every attempt of a job; see :meth:`Reads.attempts`."""
         return await self._reads.attempts(job_id)
 
-    async def list(
-        self,
-        *,
-        limit: int = 50,
-        cursor: str | None = None,
-        status: JobStatus | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-    ) -> Page:
+    async def list(self, where: JobFilter, *, limit: int = 50, cursor: str | None = None) -> Page:
         """A page of jobs; see :meth:`Reads.list`."""
-        return await self._reads.list(
-            limit=limit, cursor=cursor, status=status, queue=queue, task=task
-        )
+        return await self._reads.list(where, limit=limit, cursor=cursor)
 
     async def cancel(self, job_id: int) -> Job:
         """Cancel a job; see :meth:`Admin.cancel`."""

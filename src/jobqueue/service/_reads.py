@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import queries
 from jobqueue.db.engine import read
-from jobqueue.encoding import decode_cursor, encode_cursor
+from jobqueue.encoding import decode_cursor, one_page
 from jobqueue.errors import JobNotFound, TooManyWaiting
-from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
+from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus
 from jobqueue.notify import FinishWaiters
 
 
@@ -119,18 +119,11 @@ class Reads:
             )
         return history
 
-    async def list(
-        self,
-        *,
-        limit: int = 50,
-        cursor: str | None = None,
-        status: JobStatus | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-    ) -> Page:
+    async def list(self, where: JobFilter, *, limit: int = 50, cursor: str | None = None) -> Page:
         """A page of jobs, newest first, with keyset pagination (stable under inserts).
 
         Args:
+            where: the filters (``text`` is not used here).
             limit: page size, 1 to 1000 (the API enforces the range).
             cursor: ``next_cursor`` of the previous page, or None for the first.
 
@@ -139,12 +132,8 @@ class Reads:
         """
         before_id = None if cursor is None else decode_cursor(cursor)
         async with read(self.engine) as conn:
-            # One extra row tells whether another page exists without a COUNT.
-            rows = await queries.list_jobs(
-                conn, limit=limit + 1, before_id=before_id, status=status, queue=queue, task=task
-            )
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+            rows = await queries.list_jobs(conn, where, limit=limit + 1, before_id=before_id)
+        items, next_cursor = one_page(rows, limit, lambda job: job.id)
         return Page(items=items, next_cursor=next_cursor)
 
     async def schema_revision(self) -> str | None:

@@ -18,9 +18,9 @@ from jobqueue.db import dashboard_queries as queries
 from jobqueue.db import queries as job_queries
 from jobqueue.db.dashboard_queries import JobSummary, MinuteCount
 from jobqueue.db.engine import read
-from jobqueue.encoding import decode_cursor, encode_cursor
+from jobqueue.encoding import decode_cursor, one_page
 from jobqueue.errors import InvalidJobRequest
-from jobqueue.jobs import Attempt, Job, JobStatus
+from jobqueue.jobs import Attempt, Job, JobFilter, JobStatus
 
 __all__ = [
     "DashboardService",
@@ -189,23 +189,14 @@ class DashboardService:
             return overview
 
     async def search(
-        self,
-        *,
-        limit: int = 50,
-        cursor: str | None = None,
-        status: JobStatus | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        text: str | None = None,
+        self, where: JobFilter, *, limit: int = 50, cursor: str | None = None
     ) -> JobsPage:
         """A page of jobs, newest first, keyset-paginated, filtered.
 
         Args:
+            where: the filters; ``""`` counts as "any" like None.
             limit: page size, 1 to 1000.
             cursor: ``next_cursor`` of the previous page (same filters), None for the first.
-            status, queue, task: equality filters; None or ``""`` for "any".
-            text: a piece of the description (case-insensitive, ``%`` and ``_`` literal);
-                None or ``""`` for "any".
 
         Raises:
             InvalidCursor: a cursor this service did not issue.
@@ -215,18 +206,15 @@ class DashboardService:
         """
         if not 1 <= limit <= 1000:
             raise InvalidJobRequest(f"limit must be 1 to 1000, got {limit}")
-        filters = {"queue": queue or None, "task": task or None, "text": text or None}
-        for name, value in filters.items():
-            if value is not None and "\x00" in value:
+        texts = {"queue": where.queue, "task": where.task, "text": where.text}
+        for name, value in texts.items():
+            if value and "\x00" in value:
                 raise InvalidJobRequest(f"{name} contains U+0000, which no job can contain")
+        where = JobFilter(where.status, where.queue or None, where.task or None, where.text or None)
         before_id = None if cursor is None else decode_cursor(cursor)
         async with read(self.engine) as conn:
-            # One extra row tells whether another page exists without a COUNT.
-            rows = await queries.search_jobs(
-                conn, limit=limit + 1, before_id=before_id, status=status, **filters
-            )
-        items = rows[:limit]
-        next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+            rows = await queries.search_jobs(conn, where, limit=limit + 1, before_id=before_id)
+        items, next_cursor = one_page(rows, limit, lambda job: job.id)
         return JobsPage(items=items, next_cursor=next_cursor)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
@@ -20,7 +19,7 @@ from jobqueue import leases
 from jobqueue.backoff import RetryPolicy
 from jobqueue.jobs import AttemptKey, ClaimedJob, Outcome
 from jobqueue.metrics import Metrics
-from jobqueue.tasks.registry import JobContext, Task, TaskRegistry
+from jobqueue.tasks.registry import JobContext, TaskRegistry
 from jobqueue.worker.threads import SyncThreads, ThreadTimeout
 
 log = structlog.get_logger(__name__)
@@ -47,35 +46,25 @@ async def execute(
         error = UnknownTaskAtRun(f"task {job.task!r} is not registered here (known: {known})")
         return leases.failed(job, error, policy)
     ctx = JobContext(job.id, job.task, job.queue, job.payload, job.attempt, job.max_attempts)
+    # The async path awaits the task's coroutine directly (no extra frame per job: the hot path).
+    deadline = asyncio.timeout(job.timeout_seconds) if entry.is_async else None
     try:
-        value = await _call(entry, ctx, job.timeout_seconds, threads)
+        if deadline is not None:
+            async with deadline:
+                value = await entry.function(ctx)
+        else:
+            value = await threads.run(entry.function, ctx, job.timeout_seconds)
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling():
             raise
         return leases.failed(job, exc, policy)
     except BaseException as exc:
-        if isinstance(exc, _Expired | ThreadTimeout):
+        expired = deadline is not None and deadline.expired() and isinstance(exc, TimeoutError)
+        if expired or isinstance(exc, ThreadTimeout):
             exc = TimeoutError(f"attempt exceeded timeout_seconds={job.timeout_seconds:g}")
         return leases.failed(job, exc, policy)
     return leases.succeeded(job, value, policy)
-
-
-class _Expired(TimeoutError):
-    """The attempt's own deadline passed (not a TimeoutError the task raised itself)."""
-
-
-async def _call(entry: Task, ctx: JobContext, timeout_seconds: float, threads: SyncThreads) -> Any:
-    if not entry.is_async:
-        return await threads.run(entry.function, ctx, timeout_seconds)
-    deadline = asyncio.timeout(timeout_seconds)
-    try:
-        async with deadline:
-            return await entry.function(ctx)
-    except TimeoutError as exc:
-        if deadline.expired():
-            raise _Expired() from exc
-        raise
 
 
 class Runner:

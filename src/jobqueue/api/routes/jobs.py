@@ -39,7 +39,7 @@ from jobqueue.api.schemas import (
     JobPage,
 )
 from jobqueue.errors import InvalidJobRequest
-from jobqueue.jobs import JobStatus
+from jobqueue.jobs import JobFilter, JobStatus
 from jobqueue.service import JobRequest
 
 
@@ -223,7 +223,7 @@ async def list_jobs(
     Errors: 400 a cursor this service did not issue; 422 a bad filter or ``limit`` outside
     1..1000.
     """
-    page = await service.list(limit=limit, cursor=cursor, status=status, queue=queue, task=task)
+    page = await service.list(JobFilter(status, queue, task), limit=limit, cursor=cursor)
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 

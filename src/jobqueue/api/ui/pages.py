@@ -32,7 +32,7 @@ from jobqueue.api.state import Runtime
 from jobqueue.api.ui._render import error_page, render_page
 from jobqueue.api.ui.schemas import OverviewOut, WorkersOut
 from jobqueue.errors import InvalidJobRequest, JobQueueError
-from jobqueue.jobs import JobStatus
+from jobqueue.jobs import JobFilter, JobStatus
 from jobqueue.service.dashboard import timeline
 
 MAX_ID = 2**63 - 1  # bigint
@@ -103,7 +103,7 @@ async def jobs_page(
                 f"status {status!r} is not one of {', '.join(JobStatus)}"
             ) from None
         page = await dashboard.search(
-            limit=PAGE_SIZE, cursor=cursor, status=status_filter, queue=queue, task=task, text=q
+            JobFilter(status_filter, queue, task, q), limit=PAGE_SIZE, cursor=cursor
         )
     except JobQueueError as exc:
         return error_page(request, exc)
