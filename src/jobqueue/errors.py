@@ -14,6 +14,7 @@ The tree::
     ├── JobStateConflict       the job's status does not allow the action (API: 409)
     ├── IdempotencyConflict    a key reused for a different request      (API: 409)
     ├── DatabaseUnavailable    PostgreSQL cannot be reached              (API: 503)
+    ├── OutcomeRejected        the database refused an outcome as data   (worker only)
     ├── NotAuthenticated       no key or session, or one that is not valid (API: 401)
     ├── PermissionDenied       a key without the role needed, or a failed CSRF check (API: 403)
     ├── MisdirectedRequest     a Host this service does not answer for    (API: 421)
@@ -147,6 +148,12 @@ class IdempotencyConflict(JobQueueError):
 
 class DatabaseUnavailable(JobQueueError):
     """PostgreSQL could not be reached or answered with a connection error."""
+
+
+class OutcomeRejected(JobQueueError):
+    """The database refused a batch of attempt outcomes as data (a value out of its range, text
+    it cannot hold): nothing of the batch was written. The worker then writes the outcomes one
+    by one, so that one bad outcome cannot hold back the others."""
 
 
 class NotAuthenticated(JobQueueError):

@@ -212,7 +212,7 @@ def find_nul(value: Any, path: str = "payload") -> str | None:
         return path if "\x00" in value else None
     if isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
+            if isinstance(key, str) and "\x00" in key:
                 return f"{path} (a key)"
             found = find_nul(item, f"{path}.{key}")
             if found:

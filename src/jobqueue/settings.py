@@ -68,6 +68,10 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
     return queues
 
 
+TEN_YEARS_SECONDS = 366 * 86_400 * 10
+"""The longest delay a setting may name, in seconds (as the API's ``delay_seconds``)."""
+
+
 class Settings(BaseSettings):
     """All settings of one jobqueue process.
 
@@ -161,8 +165,15 @@ class Settings(BaseSettings):
         "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed.",
     )
     max_attempts: int = Field(default=3, ge=1, le=1000, description="Default attempts per job.")
-    backoff_base_seconds: float = Field(default=1.0, ge=0, description="Retry backoff base, s.")
-    backoff_max_seconds: float = Field(default=3600.0, ge=0, description="Retry backoff cap, s.")
+    backoff_base_seconds: float = Field(
+        default=1.0, ge=0, le=TEN_YEARS_SECONDS, description="Retry backoff base, s."
+    )
+    backoff_max_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=TEN_YEARS_SECONDS,
+        description="Retry backoff cap, s (at most ten years, like delay_seconds).",
+    )
     default_timeout_seconds: PositiveFloat = Field(default=300.0, description="Per attempt, s.")
     rescue_interval_seconds: PositiveFloat = Field(default=5.0, description="Rescuer period, s.")
     unhealthy_after_seconds: PositiveFloat = Field(

@@ -4,12 +4,13 @@ trip per round, no lost wake-up, attempt-keyed state through a self-rescue."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from jobqueue import leases
 from jobqueue.backoff import RetryPolicy
-from jobqueue.errors import DatabaseUnavailable
+from jobqueue.errors import DatabaseUnavailable, OutcomeRejected
 from jobqueue.jobs import ClaimedJob, JobStatus, Outcome
 from jobqueue.leases import ClaimSpec, FinishResult
 from jobqueue.metrics import Metrics
@@ -221,3 +222,50 @@ async def test_coordinator_shutdown_none_outcome_keeps_the_lease_for_release() -
     assert coordinator.idle.is_set()
     assert await store.release(coordinator.held_keys()) == {(1, 1)}
     assert (store.rows[1].status, store.rows[1].attempts) == (JobStatus.TODO, 0)
+
+
+async def test_coordinator_outcome_the_database_refuses_holds_back_no_other() -> None:
+    store = InMemoryLeases()
+    for _ in range(3):
+        store.add()
+    coordinator = _coordinator(store)
+    await coordinator.round()
+    jobs = _taken(coordinator)
+    real_finish = store.finish
+
+    async def refusing(outcomes: Sequence[Outcome], claim_spec: ClaimSpec | None) -> FinishResult:
+        if any(o.result_json == '"poison"' for o in outcomes):
+            raise OutcomeRejected("DataError: surrogates not allowed")
+        return await real_finish(outcomes, claim_spec)
+
+    store.finish = refusing  # type: ignore[method-assign]
+    coordinator.deliver(jobs[0], _done(jobs[0]))
+    poisoned = Outcome(jobs[1].id, 1, JobStatus.DONE, result_json='"poison"')
+    coordinator.deliver(jobs[1], poisoned)
+    coordinator.deliver(jobs[2], _done(jobs[2]))
+    await coordinator.round()
+    assert [store.rows[i].status for i in (1, 2, 3)] == [
+        JobStatus.DONE,
+        JobStatus.FAILED,
+        JobStatus.DONE,
+    ]
+    assert store.rows[2].error is not None
+    assert store.rows[2].error.startswith("the database refused this attempt's outcome")
+    assert (coordinator.pending, coordinator.held_keys()) == ([], [])
+
+
+async def test_coordinator_outcome_refused_twice_is_dropped_and_its_lease_left() -> None:
+    store = InMemoryLeases()
+    store.add()
+    coordinator = _coordinator(store)
+    await coordinator.round()
+    (job,) = _taken(coordinator)
+
+    async def refusing(outcomes: Sequence[Outcome], claim_spec: ClaimSpec | None) -> FinishResult:
+        raise OutcomeRejected("DataError")
+
+    store.finish = refusing  # type: ignore[method-assign]
+    coordinator.deliver(job, _done(job))
+    await coordinator.round()
+    assert (coordinator.pending, coordinator.held_keys()) == ([], [])
+    assert store.rows[1].status is JobStatus.IN_PROGRESS  # the rescuer takes it from here

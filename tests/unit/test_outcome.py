@@ -8,6 +8,7 @@ from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus
 from jobqueue.leases import cancelled, failed, succeeded
+from jobqueue.leases._outcomes import MAX_RETRY_DELAY_SECONDS
 
 POLICY = RetryPolicy(base_seconds=1.0, max_seconds=10.0)
 
@@ -75,3 +76,30 @@ def test_cancelled_outcome_is_cancelled_with_reason() -> None:
         JobStatus.CANCELLED,
         "Cancelled: cancelled by request while running",
     )
+
+
+def test_failed_error_with_lone_surrogate_and_nul_is_cleaned() -> None:
+    error = RuntimeError(b"bad \xff byte\x00".decode("utf-8", "surrogateescape"))
+    outcome = failed(_job(1), error, POLICY)
+    assert outcome.error_message == "bad \ufffd byte\ufffd"
+    assert outcome.traceback is not None
+    assert "\udcff" not in outcome.traceback
+
+
+@pytest.mark.parametrize("value", ["\udcff", {"\udcff": 1}, ["ok", "x\udcffy"]])
+def test_succeeded_result_with_lone_surrogate_fails_with_a_clear_error(value: object) -> None:
+    outcome = succeeded(_job(3), value, POLICY)
+    assert (outcome.status, outcome.error_type) == (JobStatus.FAILED, "TypeError")
+    assert "lone surrogate" in str(outcome.error_message)
+
+
+def test_succeeded_result_with_non_string_keys_is_done() -> None:
+    outcome = succeeded(_job(1), {1: "a", 2.5: "b"}, POLICY)
+    assert (outcome.status, outcome.result_json) == (JobStatus.DONE, '{"1":"a","2.5":"b"}')
+
+
+@pytest.mark.parametrize("delay", [float("inf"), float("nan"), 1e300, 10**12])
+def test_failed_retry_later_beyond_ten_years_is_clamped(delay: float) -> None:
+    outcome = failed(_job(1), RetryLater(delay), POLICY)
+    assert outcome.status == JobStatus.TODO
+    assert outcome.retry_delay_seconds == MAX_RETRY_DELAY_SECONDS

@@ -17,6 +17,8 @@ One function decides, for every way an attempt can end (pgqueuer's single classi
 from __future__ import annotations
 
 import json
+import math
+import re
 import traceback
 from typing import Any
 
@@ -27,10 +29,22 @@ from jobqueue.jobs import ClaimedJob, JobStatus, Outcome, find_nul
 MAX_ERROR_CHARS = 4000
 """Error messages and tracebacks are cut to this many characters (the traceback keeps its end)."""
 
+MAX_RETRY_DELAY_SECONDS = 366 * 86_400 * 10
+"""The longest delay before a retry, in seconds (ten years, as the API's ``delay_seconds``): a
+task's ``RetryLater`` asking for more, or for NaN or infinity, gets this. Beyond it ``run_at``
+would leave the range every reader can decode (year 9999)."""
+
+# What PostgreSQL's text cannot hold: U+0000, and lone surrogates (not UTF-8; Python makes them
+# from undecodable bytes with "surrogateescape", e.g. os.listdir on a non-UTF-8 file name).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# An escape \u0000 preceded by an even number of backslashes (an odd count makes it the text
+# "\\u0000", a backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
 
 def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold U+0000; one such character must not sink a batch write.
-    return text.replace("\x00", "\ufffd")
+    # One such character must not sink a batch write: each becomes U+FFFD.
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def describe_error(exc: BaseException) -> tuple[str, str, str]:
@@ -50,12 +64,21 @@ def encode_result(value: Any) -> str:
     """A task's return value as JSON text for ``jobs.result``.
 
     Raises:
-        TypeError/ValueError: when the value is not JSON (NaN, an object, …).
+        TypeError/ValueError: when the value is not JSON (NaN, an object, …), or holds what
+            PostgreSQL's jsonb cannot store (U+0000, a lone surrogate); the message says which.
     """
-    nul_path = find_nul(value, "result")
-    if nul_path is not None:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"it holds a lone surrogate ({text[exc.start]!r}), which is not Unicode text: decode "
+            "bytes with a real encoding, not 'surrogateescape'"
+        ) from None
+    if _NUL_ESCAPE.search(text):
+        nul_path = find_nul(value, "result") or "result"
         raise ValueError(f"{nul_path} contains U+0000, which PostgreSQL cannot store")
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text
 
 
 def succeeded(job: ClaimedJob, value: Any, policy: RetryPolicy) -> Outcome:
@@ -80,6 +103,9 @@ def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy) -> Outcome:
             delay = exc.delay_seconds
         else:
             delay = policy.delay_after(job.attempt)
+        if not math.isfinite(delay) or delay > MAX_RETRY_DELAY_SECONDS:
+            delay = MAX_RETRY_DELAY_SECONDS
+        delay = max(delay, 0.0)
     return Outcome(
         job.id,
         job.attempt,

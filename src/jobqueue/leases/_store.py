@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db.engine import HeldConnection, connect
+from jobqueue.errors import OutcomeRejected
 from jobqueue.jobs import AttemptKey, ClaimedJob, JobStatus, Outcome
 from jobqueue.leases import _statements as sql
 from jobqueue.leases._types import ClaimSpec, FinishResult, HeartbeatResult, Refused, Rescued
@@ -191,7 +192,8 @@ class LeaseStore(Protocol):
     async def finish(
         self, outcomes: Sequence[Outcome], claim_spec: ClaimSpec | None
     ) -> FinishResult:
-        """See :func:`finish`."""
+        """See :func:`finish`; raises :class:`OutcomeRejected` when the database refuses the
+        batch as data."""
         ...
 
     async def heartbeat(self, keys: Sequence[AttemptKey], lease_seconds: float) -> HeartbeatResult:
@@ -231,9 +233,19 @@ class PostgresLeases:
     async def finish(
         self, outcomes: Sequence[Outcome], claim_spec: ClaimSpec | None
     ) -> FinishResult:
-        """See :func:`finish`."""
+        """See :func:`finish`.
+
+        Raises:
+            OutcomeRejected: the database refused the batch as data (nothing was written).
+            DatabaseUnavailable: the database cannot be reached.
+        """
         async with self._held.use() as conn:
-            return await finish(conn, self.worker_id, outcomes, claim_spec)
+            try:
+                return await finish(conn, self.worker_id, outcomes, claim_spec)
+            except asyncpg.DataError as exc:
+                # Raised client-side for a parameter asyncpg cannot encode, and by the server
+                # for SQLSTATE class 22 (data exception: out of range, untranslatable, ...).
+                raise OutcomeRejected(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
     async def heartbeat(self, keys: Sequence[AttemptKey], lease_seconds: float) -> HeartbeatResult:
         """See :func:`heartbeat`."""

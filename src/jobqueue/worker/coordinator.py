@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from jobqueue.errors import DatabaseUnavailable
+from jobqueue.errors import DatabaseUnavailable, OutcomeRejected
 from jobqueue.jobs import AttemptKey, ClaimedJob, JobStatus, Outcome
 from jobqueue.leases import MAX_FINISH_BATCH, ClaimSpec, FinishResult, LeaseStore, Refused
 from jobqueue.metrics import Metrics
@@ -266,6 +266,12 @@ class Coordinator:
             else:
                 assert spec is not None
                 result = FinishResult(claimed=await self.store.claim(spec))
+        except OutcomeRejected as exc:
+            if spec is not None:
+                self._wanted.add(spec.queue)
+            log.error("outcome_batch_rejected", error=str(exc), outcomes=len(batch))
+            await self._write_one_by_one(batch)
+            return
         except BaseException:
             if spec is not None:
                 self._wanted.add(spec.queue)
@@ -276,6 +282,50 @@ class Coordinator:
         if spec is not None:
             self._accept(spec, result.claimed)
         self.rounds += 1
+
+    async def _write_one_by_one(self, batch: Sequence[Outcome]) -> None:
+        """After the database refused a batch as data: write each outcome alone, so that one
+        bad outcome holds back no other. An outcome refused alone is replaced by a failure that
+        says so (``OutcomeNotStored``); if even that is refused, it is dropped and its lease
+        left to expire (the rescuer then puts the job back).
+
+        Raises:
+            DatabaseUnavailable: the outcomes not yet written stay buffered.
+        """
+        for outcome in batch:
+            result: FinishResult | None
+            try:
+                result = await self.store.finish([outcome], None)
+            except OutcomeRejected as exc:
+                result = await self._store_instead(outcome, str(exc))
+            self.pending.remove(outcome)
+            if result is not None:
+                self._settle([outcome], result)
+
+    async def _store_instead(self, outcome: Outcome, reason: str) -> FinishResult | None:
+        """Write a failure in place of a refused outcome; None when even that is refused (the
+        outcome is dropped and the job's lease left to expire)."""
+        log.error(
+            "outcome_not_stored",
+            job_id=outcome.job_id,
+            attempt=outcome.attempt,
+            status=str(outcome.status),
+            error=reason,
+        )
+        substitute = Outcome(
+            outcome.job_id,
+            outcome.attempt,
+            JobStatus.FAILED,
+            error_type="OutcomeNotStored",
+            error_message="the database refused this attempt's outcome as data (a value out of "
+            "its range, or text it cannot hold); the attempt is failed instead",
+        )
+        try:
+            return await self.store.finish([substitute], None)
+        except OutcomeRejected:
+            log.error("outcome_dropped", job_id=outcome.job_id, attempt=outcome.attempt)
+            self.held.pop(outcome.key, None)  # its lease expires; the rescuer takes over
+            return None
 
     def _settle(self, batch: Sequence[Outcome], result: FinishResult) -> None:
         refused = {item.key: item for item in result.refused}
