@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 from typing import Annotated, Any, NoReturn
@@ -84,9 +85,13 @@ def serve(
     host = bind_address(host or settings.host)
     _check_access(settings, host)
     prepare(settings)
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that
-    # was in place before it started; with this one a clean stop exits 0, as supervisors expect.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # uvicorn shuts down gracefully on SIGTERM or SIGINT (the lifespan: drain, final writes,
+    # release), then re-raises the signal with the handler that was in place before it
+    # started. These end the process there and then: a clean stop exits 0 (130 after Ctrl-C),
+    # as supervisors expect, and never waits for a task that ignores cancellation (asyncio's
+    # own exit would wait for every task left, for ever).
+    signal.signal(signal.SIGTERM, lambda *_: _exit_now(0))
+    signal.signal(signal.SIGINT, lambda *_: _exit_now(130))
     try:
         app = create_app(settings)
         uvicorn.run(
@@ -97,6 +102,16 @@ def serve(
         )
     except ConfigurationError as exc:
         _fail(str(exc))
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process after the graceful shutdown: flush what was logged, skip the rest."""
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _check_access(settings: Settings, host: str) -> None:

@@ -8,6 +8,7 @@ process running them is killed half-way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from typing import Any
@@ -36,3 +37,15 @@ async def block_loop(ctx: JobContext) -> str:
     function from async code): nothing else in the process runs meanwhile, heartbeats included."""
     time.sleep(float(ctx.payload.get("seconds", 1)))  # noqa: ASYNC251
     return "unblocked"
+
+
+@task("stubborn")
+async def stubborn(ctx: JobContext) -> str:
+    """Ignore cancellation for ``payload.seconds`` (default: for ever), then return: the
+    worst-behaved task an async worker can meet."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + float(ctx.payload.get("seconds", 1e9))
+    while loop.time() < until:
+        with contextlib.suppress(asyncio.CancelledError):  # the misbehaviour under test
+            await asyncio.sleep(0.2)
+    return "done anyway"

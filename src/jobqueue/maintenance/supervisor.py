@@ -19,7 +19,6 @@ Health, as the probes read it (docs/deploy.md, "Probes"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +28,9 @@ import structlog
 from jobqueue.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT_SECONDS = 10.0
+"""How long :meth:`Supervisor.stop` waits for cancelled loops to end, in seconds."""
 
 Loop = Callable[[], Awaitable[None]]
 
@@ -164,14 +166,19 @@ class Supervisor:
                 )
         return failing
 
-    async def stop(self, names: Iterable[str] | None = None) -> None:
-        """Cancel the loops named (all by default) and wait until they have ended."""
+    async def stop(
+        self, names: Iterable[str] | None = None, timeout_seconds: float = STOP_TIMEOUT_SECONDS
+    ) -> None:
+        """Cancel the loops named (all by default) and wait until they have ended, at most
+        ``timeout_seconds``: a loop still running then (something in it ignores cancellation)
+        is logged ``loop_not_stopped`` and left behind, so that shutdown goes on."""
         chosen = list(self._tasks) if names is None else [n for n in names if n in self._tasks]
-        tasks = [self._tasks.pop(name) for name in chosen]
+        tasks = {self._tasks.pop(name): name for name in chosen}
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout_seconds)
+            for task in pending:
+                log.error("loop_not_stopped", loop=tasks[task], waited_seconds=timeout_seconds)
         for name in chosen:
             self.states[name].running = False

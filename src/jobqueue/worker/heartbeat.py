@@ -27,6 +27,8 @@ class Heartbeat:
         held: the attempts to extend (the coordinator's ``held_keys``).
         lease_seconds: the lease each beat gives, in seconds.
         on_result: gets each beat's :class:`HeartbeatResult`.
+        on_tick: called at every beat before the statement, even when the database is away
+            (the pool abandons attempts that ignore being stopped).
     """
 
     def __init__(
@@ -35,11 +37,13 @@ class Heartbeat:
         held: Callable[[], list[AttemptKey]],
         lease_seconds: float,
         on_result: Callable[[HeartbeatResult], None],
+        on_tick: Callable[[], object] = lambda: None,
     ) -> None:
         self.store = store
         self.held = held
         self.lease_seconds = lease_seconds
         self.on_result = on_result
+        self.on_tick = on_tick
 
     async def beat(self) -> HeartbeatResult:
         """Extend every held lease once and report the result.
@@ -56,6 +60,7 @@ class Heartbeat:
         next beat tried on time. Anything else propagates (the supervisor restarts the loop)."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            self.on_tick()
             try:
                 await self.beat()
             except DatabaseUnavailable as exc:

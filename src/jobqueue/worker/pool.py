@@ -128,7 +128,11 @@ class WorkerPool:
             log_payloads=config.log_payloads,
         )
         self.heartbeat = Heartbeat(
-            store, self.coordinator.held_keys, config.lease_seconds, self.on_heartbeat
+            store,
+            self.coordinator.held_keys,
+            config.lease_seconds,
+            self.on_heartbeat,
+            on_tick=self.runner.abandon_overdue,
         )
         if listener is not None:
             listener.subscribe(QueuesRunnable, self.on_runnable)

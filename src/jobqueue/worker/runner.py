@@ -5,6 +5,14 @@ Each attempt runs in a task of its own, keyed by its attempt ``(job_id, attempt)
 attempt can be cancelled (a cancel request, a lost lease, shutdown) while the runner goes on.
 An async task runs under ``asyncio.timeout(job.timeout_seconds)``; a plain function runs on the
 pool's :class:`~jobqueue.worker.threads.SyncThreads`, its timeout counted from its start.
+
+A task can refuse to stop (it catches ``CancelledError`` and goes on). The runner never lets one
+hold its slot or the shutdown: it waits for an attempt through a shield, so that it can stop
+waiting, and :meth:`Runner.abandon_overdue` (called by the pool at each heartbeat) abandons an
+attempt still running :data:`STOP_GRACE_SECONDS` after it was told to stop or after its timeout
+passed: its job gets its outcome (``failed`` with a ``TimeoutError``, or ``cancelled``), its
+slot is freed, and the coroutine, which nothing can kill, runs on detached (logged
+``attempt_abandoned``).
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ from jobqueue.tasks.registry import JobContext, TaskRegistry
 from jobqueue.worker.threads import SyncThreads, ThreadTimeout
 
 log = structlog.get_logger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+"""How long an attempt told to stop (a cancel request, a lost lease, shutdown, its timeout) has
+to end before the runner abandons it, in seconds."""
 
 
 class UnknownTaskAtRun(Exception):
@@ -64,6 +76,13 @@ async def execute(
         if expired or isinstance(exc, ThreadTimeout):
             exc = TimeoutError(f"attempt exceeded timeout_seconds={job.timeout_seconds:g}")
         return leases.failed(job, exc, policy)
+    if deadline is not None and deadline.expired():
+        # The task swallowed the cancellation of its timeout and returned anyway: it timed out.
+        overran = TimeoutError(
+            f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being "
+            "cancelled"
+        )
+        return leases.failed(job, overran, policy)
     return leases.succeeded(job, value, policy)
 
 
@@ -77,6 +96,7 @@ class Runner:
             (the job stays held, to be released).
         policy: retry backoff.
         threads: where plain functions run.
+        clock: monotonic seconds.
     """
 
     def __init__(
@@ -89,6 +109,7 @@ class Runner:
         threads: SyncThreads,
         metrics: Metrics | None = None,
         log_payloads: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ready = ready
         self.registry = registry
@@ -97,22 +118,32 @@ class Runner:
         self.threads = threads
         self.metrics = metrics or Metrics()
         self.log_payloads = log_payloads
+        self.clock = clock
         self.running: dict[AttemptKey, asyncio.Task[Outcome]] = {}
         self.stop_before_start: set[AttemptKey] = set()
         self.aborting = False
+        self._jobs: dict[AttemptKey, tuple[ClaimedJob, float]] = {}  # job and its start
+        self._waits: dict[AttemptKey, asyncio.Future[Outcome]] = {}
+        self._told_to_stop: dict[AttemptKey, tuple[float, str]] = {}  # when, and why
+        self._abandoned: dict[AttemptKey, str] = {}
 
-    def cancel(self, key: AttemptKey) -> bool:
+    def cancel(self, key: AttemptKey, why: str = "cancelled") -> bool:
         """Stop attempt ``key``: cancel it if it runs, or make it end at once when it starts.
+
+        Args:
+            why: ``cancelled`` (a cancel request or a lost lease) or ``timeout``: what its job
+                records if the attempt has to be abandoned.
 
         Returns:
             True when the attempt runs now (False: it will stop when it starts).
         """
         attempt = self.running.get(key)
-        if attempt is not None:
-            attempt.cancel()
-            return True
-        self.stop_before_start.add(key)
-        return False
+        if attempt is None:
+            self.stop_before_start.add(key)
+            return False
+        attempt.cancel()
+        self._told_to_stop.setdefault(key, (self.clock(), why))
+        return True
 
     def running_keys(self, job_id: int) -> list[AttemptKey]:
         """The attempts of ``job_id`` running now (two after a self-rescue)."""
@@ -121,8 +152,31 @@ class Runner:
     def abort(self) -> None:
         """Shutdown: cancel every running attempt; their jobs are released, not failed."""
         self.aborting = True
-        for attempt in self.running.values():
-            attempt.cancel()
+        for key in list(self.running):
+            self.cancel(key)
+
+    def abandon_overdue(self, grace_seconds: float = STOP_GRACE_SECONDS) -> list[AttemptKey]:
+        """Tell attempts past their timeout (plus ``grace_seconds``) to stop, and stop waiting
+        for the ones told to stop more than ``grace_seconds`` ago (see the module docstring).
+
+        Returns:
+            the attempts abandoned now.
+        """
+        now = self.clock()
+        abandoned: list[AttemptKey] = []
+        for key in list(self.running):
+            job, started = self._jobs[key]
+            if (
+                key not in self._told_to_stop
+                and now > started + job.timeout_seconds + grace_seconds
+            ):
+                self.cancel(key, "timeout")
+            told = self._told_to_stop.get(key)
+            if told is not None and now > told[0] + grace_seconds and key in self._waits:
+                self._abandoned[key] = told[1]
+                self._waits[key].cancel()
+                abandoned.append(key)
+        return abandoned
 
     async def run(self) -> None:
         """Take and run jobs until cancelled (one runner per slot)."""
@@ -143,19 +197,26 @@ class Runner:
             name=f"jobqueue-attempt-{job.id}-{job.attempt}",
         )
         self.running[key] = attempt
+        self._jobs[key] = (job, self.clock())
+        # A shield: cancelling the runner, or abandoning the attempt, ends this wait at once,
+        # whether or not the attempt itself honours its cancellation.
+        wait = asyncio.shield(attempt)
+        self._waits[key] = wait
         outcome: Outcome | None = None
         try:
-            outcome = await attempt
+            outcome = await wait
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
+                attempt.cancel()
                 raise  # the runner itself is being cancelled (the finally delivers None)
-            outcome = None if self.aborting else leases.cancelled(job)
+            outcome = self._stopped(job, key)
         except Exception as exc:  # a bug of ours, not the task's: still end the attempt
             log.exception("attempt_error", job_id=job.id, attempt=job.attempt)
             outcome = leases.failed(job, exc, self.policy)
         finally:
-            self.running.pop(key, None)
+            for table in (self.running, self._jobs, self._waits, self._told_to_stop):
+                table.pop(key, None)
             self.deliver(job, outcome)
         duration = time.perf_counter() - started
         self.metrics.duration.labels(job.queue, job.task).observe(duration)
@@ -171,3 +232,25 @@ class Runner:
                 error_type=outcome.error_type,
                 **({"payload": job.payload} if self.log_payloads else {}),
             )
+
+    def _stopped(self, job: ClaimedJob, key: AttemptKey) -> Outcome | None:
+        """The outcome of an attempt that ended cancelled, or that was abandoned."""
+        why = self._abandoned.pop(key, None)
+        if why is not None:
+            log.warning(
+                "attempt_abandoned",
+                job_id=job.id,
+                attempt=job.attempt,
+                task=job.task,
+                reason=why,
+                detail="the task ignored being cancelled: it runs on, detached; its slot is free",
+            )
+        if self.aborting:
+            return None
+        if why == "timeout":
+            error = TimeoutError(
+                f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being "
+                "cancelled"
+            )
+            return leases.failed(job, error, self.policy)
+        return leases.cancelled(job)
