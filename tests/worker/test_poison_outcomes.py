@@ -53,9 +53,9 @@ async def test_pool_odd_errors_and_results_never_stop_the_other_jobs(
     assert rows["odd_error"]["error"] == "RuntimeError: bad \ufffd byte"
     assert rows["odd_result"]["status"] == "failed"
     assert "lone surrogate" in rows["odd_result"]["error"]
-    forever = rows["forever"]
-    assert (forever["status"], forever["attempts"]) == ("todo", 1)
-    wait = await one(db, "SELECT run_at - now() AS wait FROM jobs WHERE id = $1", forever["id"])
+    retried = rows["forever"]
+    assert (retried["status"], retried["attempts"]) == ("todo", 1)
+    wait = await one(db, "SELECT run_at - now() AS wait FROM jobs WHERE id = $1", retried["id"])
     assert 3650 <= wait["wait"].days <= 3661
     counted = [i for i, spec in zip(ids, jobs, strict=True) if spec["task"] == "count"]
     assert {i: runs.by_job.get(i) for i in counted} == dict.fromkeys(counted, 1)
