@@ -63,7 +63,7 @@ async def test_pool_odd_errors_and_results_never_stop_the_other_jobs(
     assert done == 6
     assert client.runtime.loops.states["claim"].restarts == 0  # type: ignore[attr-defined]
     # The job is readable and cancellable (its run_at is in range).
-    job = (await client.get(f"/jobs/{forever['id']}")).json()
+    job = (await client.get(f"/jobs/{retried['id']}")).json()
     assert job["status"] == "todo"
-    cancelled = await client.post(f"/jobs/{forever['id']}/cancel")
+    cancelled = await client.post(f"/jobs/{retried['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"
