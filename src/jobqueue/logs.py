@@ -55,6 +55,15 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request's full URL at INFO ("HTTP Request: POST https://…?token=…"):
+    # webhook URLs carry secrets in their paths and queries (docs/security.md). Its warnings
+    # and errors still pass; the http task logs what it sent without path or query.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+QUIET_LIBRARIES = ("httpx", "httpcore")
+"""Libraries whose INFO and DEBUG lines never reach the log (they print whole URLs)."""
 
 
 class Throttled:

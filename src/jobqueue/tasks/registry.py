@@ -19,6 +19,8 @@ Modules named in ``JOBQUEUE_TASK_MODULES`` are imported at start so their decora
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -136,9 +138,16 @@ def task(
 def import_task_modules(modules: list[str]) -> None:
     """Import the user modules that hold ``@task`` functions (``JOBQUEUE_TASK_MODULES``).
 
+    The current directory is searched first, as ``python -m`` and Celery's worker do, so that
+    ``JOBQUEUE_TASK_MODULES=myapp.tasks jobqueue serve`` finds ``./myapp/tasks.py`` (a console
+    script like ``jobqueue`` does not put it on ``sys.path`` by itself).
+
     Raises:
         ConfigurationError: when a module cannot be imported; the message names it.
     """
+    here = os.getcwd()
+    if modules and here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     for module in modules:
         try:
             importlib.import_module(module)
