@@ -35,6 +35,12 @@ def test_import_task_modules_finds_a_package_in_the_current_directory(
 
 @pytest.mark.parametrize("level", ["debug", "info"])
 def test_configure_logging_keeps_httpx_request_lines_out(level: str) -> None:
-    configure_logging("json", level)
-    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
-    assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    try:
+        configure_logging("json", level)
+        assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
