@@ -162,10 +162,15 @@ class Enqueuer:
                 inserted = await queries.insert_jobs(conn, new_jobs, notice=notice)
             results = [Created(job, True) for job in inserted]
         else:
+            # Keyed jobs go in key order: two batches that share keys then take the unique
+            # index's locks in the same order and cannot deadlock (unkeyed ones keep theirs).
+            ordered = sorted(
+                new_jobs, key=lambda j: (j.idempotency_key is None, j.idempotency_key or "")
+            )
             async with transaction(self.engine) as conn:
                 inserted = []
-                for start in range(0, len(new_jobs), INSERT_CHUNK):
-                    chunk = new_jobs[start : start + INSERT_CHUNK]
+                for start in range(0, len(ordered), INSERT_CHUNK):
+                    chunk = ordered[start : start + INSERT_CHUNK]
                     inserted.extend(await queries.insert_jobs(conn, chunk))
                 results = await _match(conn, new_jobs, inserted)
                 if inserted:

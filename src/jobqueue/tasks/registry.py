@@ -19,9 +19,9 @@ Modules named in ``JOBQUEUE_TASK_MODULES`` are imported at start so their decora
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any

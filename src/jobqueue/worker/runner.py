@@ -79,8 +79,7 @@ async def execute(
     if deadline is not None and deadline.expired():
         # The task swallowed the cancellation of its timeout and returned anyway: it timed out.
         overran = TimeoutError(
-            f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being "
-            "cancelled"
+            f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being cancelled"
         )
         return leases.failed(job, overran, policy)
     return leases.succeeded(job, value, policy)
