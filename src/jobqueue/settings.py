@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobqueue.access import MIN_SESSION_SECRET_LENGTH, ApiKey, parse_api_keys
 
+_TASK_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -111,6 +112,12 @@ class Settings(BaseSettings):
         description="Queues that other processes serve, comma-separated: this one accepts jobs "
         "for them but does not run them. With JOBQUEUE_QUEUES they are the queues a job may "
         "name (any other is a 422).",
+    )
+    remote_tasks: str = Field(
+        default="",
+        description="Tasks that other processes run, comma-separated: this one accepts jobs of "
+        "them without importing their module (no enqueue-time payload check), but never "
+        "claims them. For API-only processes and rolling deploys.",
     )
     lease_seconds: PositiveFloat = Field(default=30.0, description="Lease of a claimed job, s.")
     poll_interval_seconds: PositiveFloat = Field(default=1.0, description="Safety-net poll, s.")
@@ -268,6 +275,16 @@ class Settings(BaseSettings):
             if not _QUEUE_NAME.match(name):
                 raise ValueError(
                     f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'"
+                )
+        return value
+
+    @field_validator("remote_tasks")
+    @classmethod
+    def _check_remote_tasks(cls, value: str) -> str:
+        for name in parse_names(value):
+            if not _TASK_NAME.match(name):
+                raise ValueError(
+                    f"task name {name!r} is not valid: use 1-200 letters, digits, '_.:-'"
                 )
         return value
 

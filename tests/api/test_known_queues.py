@@ -87,3 +87,15 @@ def test_unknown_queue_message_lists_at_most_twenty_names() -> None:
         + ", ".join(f"q{i:03}" for i in range(20))
         + " and 980 more (JOBQUEUE_QUEUES, JOBQUEUE_REMOTE_QUEUES)"
     )
+
+
+async def test_api_only_process_accepts_a_remote_task_it_does_not_import(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(workers_enabled=False, remote_tasks="reports.build, other")
+    created = await client.post("/jobs", json={"task": "reports.build", "payload": {"n": 1}})
+    assert created.status_code == 201, created.text
+    assert await db.fetchval("SELECT task FROM jobs") == "reports.build"
+    unknown = await client.post("/jobs", json={"task": "nope"})
+    assert unknown.status_code == 422
+    assert "other" in unknown.json()["detail"] and "reports.build" in unknown.json()["detail"]

@@ -41,7 +41,7 @@ from jobqueue.metrics import Metrics
 from jobqueue.notify import JobsFinished, Listener, protocol
 from jobqueue.service import JobDefaults, JobService
 from jobqueue.service.dashboard import DashboardService
-from jobqueue.settings import Settings
+from jobqueue.settings import Settings, parse_names
 from jobqueue.tasks import builtins
 from jobqueue.tasks.http import (
     HttpTaskConfig,
@@ -247,6 +247,7 @@ def job_defaults(settings: Settings) -> JobDefaults:
         max_payload_bytes=settings.max_payload_bytes,
         max_payload_depth=settings.max_payload_depth,
         known_queues=settings.known_queue_names,
+        remote_tasks=frozenset(parse_names(settings.remote_tasks)),
     )
 
 

@@ -37,6 +37,8 @@ class JobDefaults:
             cannot create queues (each one a row in the dashboard and a label value in the
             metrics). The composition root passes ``JOBQUEUE_QUEUES`` with
             ``JOBQUEUE_REMOTE_QUEUES``; when remote workers announce their queues, add theirs.
+        remote_tasks: tasks other processes run (``JOBQUEUE_REMOTE_TASKS``): a job may name
+            them although this process's registry lacks them (no enqueue-time payload check).
     """
 
     max_attempts: int = 3
@@ -44,6 +46,7 @@ class JobDefaults:
     max_payload_bytes: int = 1_048_576
     max_payload_depth: int = 64
     known_queues: frozenset[str] = frozenset({"default"})
+    remote_tasks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,8 @@ def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) 
     """Check a request and apply defaults, without touching the database.
 
     Raises:
-        UnknownTask: the task is not registered (the message lists the known ones).
+        UnknownTask: the task is neither registered nor remote (the message lists the known
+            ones).
         UnknownQueue: the queue is not in ``defaults.known_queues`` (the message lists them).
         PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
         InvalidJobRequest: U+0000 or a lone surrogate in a string, NaN/Infinity, both
@@ -79,8 +83,8 @@ def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) 
             number, a payload nesting deeper than ``max_payload_depth``, or a payload the
             task's validator refuses.
     """
-    if request.task not in registry:
-        raise UnknownTask(request.task, registry.names())
+    if request.task not in registry and request.task not in defaults.remote_tasks:
+        raise UnknownTask(request.task, [*registry.names(), *sorted(defaults.remote_tasks)])
     _check_texts(request)
     if request.queue not in defaults.known_queues:
         raise UnknownQueue(request.queue, defaults.known_queues)
