@@ -50,8 +50,8 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
     A name without ``=N`` gets ``default_concurrency`` slots.
 
     Raises:
-        ValueError: no queue, a name that is not 1-100 of ``A-Za-z0-9_.:-``, or N not an
-            integer from 1 to 1000; the message says which.
+        ValueError: no queue, a name that is not 1-100 of ``A-Za-z0-9_.:-``, a name given
+            twice, or N not an integer from 1 to 1000; the message says which.
     """
     queues: dict[str, int] = {}
     for item in parse_names(value):
@@ -63,6 +63,8 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
             if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= 1000:
                 raise ValueError(f"queue {name!r}: concurrency must be 1 to 1000, got {number!r}")
             slots = int(number)
+        if name in queues:
+            raise ValueError(f"queue {name!r} is given twice: give each queue once")
         queues[name] = slots
     if not queues:
         raise ValueError("give at least one queue name, e.g. JOBQUEUE_QUEUES=default")

@@ -356,6 +356,9 @@ def test_check_headers_accept_encoding_refused(name: str) -> None:
         ("http://:80/", "payload.url must be an http:// or https:// URL with a host, got "),
         ("http://./", "payload.url must be an http:// or https:// URL with a host, got "),
         ("http://0177.0.0.1/", "payload.url is not a valid URL: Invalid IPv4 address"),
+        ("http://127.0.0.1 /", "payload.url contains a space or control character"),
+        ("http://h/a b", "payload.url contains a space or control character"),
+        ("http://h/\t", "payload.url contains a space or control character"),
     ],
 )
 def test_parse_payload_bad_url_discards_with_message(url: str, message: str) -> None:

@@ -82,7 +82,8 @@ def test_settings_new_limits_defaults() -> None:
     ("name", "value", "message"),
     [
         ("JOBQUEUE_REMOTE_QUEUES", "ok,bad queue", "queue name 'bad queue' is not valid"),
-        ("JOBQUEUE_QUEUES", "default=²", "concurrency must be 1 to 1000, got '²'"),
+        ("JOBQUEUE_QUEUES", "default=²", "concurrency must be 1 to 1000, got .²."),
+        ("JOBQUEUE_QUEUES", "default=5,emails=2,emails=3", "queue .emails. is given twice"),
         ("JOBQUEUE_MAX_LONG_POLLS", "0", "greater than or equal to 1"),
         ("JOBQUEUE_METRICS_MAX_LABEL_VALUES", "0", "greater than or equal to 1"),
     ],

@@ -154,6 +154,9 @@ def check_url(raw_url: Any) -> httpx.URL:
     """
     if not isinstance(raw_url, str) or not raw_url:
         raise Discard('payload.url is required: a string such as "https://example.com/hook"')
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw_url):
+        # RFC 3986 section 2: a URI holds no space or control character (percent-encode them).
+        raise Discard("payload.url contains a space or control character: percent-encode it")
     try:
         url = httpx.URL(raw_url)
     except httpx.InvalidURL as exc:
