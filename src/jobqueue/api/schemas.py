@@ -224,7 +224,10 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     timeout_seconds: float
-    worker_id: str | None
+    worker_id: str | None = Field(
+        description="The worker holding the job's lease, or the one that ran its last attempt "
+        "(kept after a retry until the next claim); null before its first claim."
+    )
     lease_expires_at: datetime | None
     rescues: int
     idempotency_key: str | None
