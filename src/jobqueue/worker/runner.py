@@ -30,7 +30,11 @@ class UnknownTaskAtRun(Exception):
 
 
 async def execute(
-    job: ClaimedJob, registry: TaskRegistry, policy: RetryPolicy, threads: SyncThreads
+    job: ClaimedJob,
+    registry: TaskRegistry,
+    policy: RetryPolicy,
+    threads: SyncThreads,
+    max_result_bytes: int = leases.MAX_RESULT_BYTES,
 ) -> Outcome:
     """Run one attempt of ``job`` and classify how it ended (``leases`` classifier).
 
@@ -64,7 +68,7 @@ async def execute(
         if expired or isinstance(exc, ThreadTimeout):
             exc = TimeoutError(f"attempt exceeded timeout_seconds={job.timeout_seconds:g}")
         return leases.failed(job, exc, policy)
-    return leases.succeeded(job, value, policy)
+    return leases.succeeded(job, value, policy, max_result_bytes)
 
 
 class Runner:
@@ -77,6 +81,7 @@ class Runner:
             (the job stays held, to be released).
         policy: retry backoff.
         threads: where plain functions run.
+        max_result_bytes: a larger result fails its attempt, bytes of JSON.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class Runner:
         threads: SyncThreads,
         metrics: Metrics | None = None,
         log_payloads: bool = False,
+        max_result_bytes: int = leases.MAX_RESULT_BYTES,
     ) -> None:
         self.ready = ready
         self.registry = registry
@@ -97,6 +103,7 @@ class Runner:
         self.threads = threads
         self.metrics = metrics or Metrics()
         self.log_payloads = log_payloads
+        self.max_result_bytes = max_result_bytes
         self.running: dict[AttemptKey, asyncio.Task[Outcome]] = {}
         self.stop_before_start: set[AttemptKey] = set()
         self.aborting = False
@@ -139,7 +146,7 @@ class Runner:
             return
         started = time.perf_counter()
         attempt = asyncio.create_task(
-            execute(job, self.registry, self.policy, self.threads),
+            execute(job, self.registry, self.policy, self.threads, self.max_result_bytes),
             name=f"jobqueue-attempt-{job.id}-{job.attempt}",
         )
         self.running[key] = attempt
