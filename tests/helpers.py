@@ -1,13 +1,18 @@
-"""Test helpers: wait on a condition with a deadline (never a bare sleep)."""
+"""Test helpers: wait on a condition with a deadline (never a bare sleep); measure the peak
+resident memory of a block."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 
 
 async def wait_for_status(
@@ -40,3 +45,46 @@ async def one(db: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
     row = await db.fetchrow(sql, *args)
     assert row is not None, f"no row for {sql!r}"
     return row
+
+
+class PeakRss:
+    """How much this process's resident memory grew at its peak within a ``with`` block, bytes.
+
+    A thread samples ``psutil.Process().memory_info().rss`` every millisecond; on Linux the
+    kernel's own peak (``VmHWM``) is also reset on entry (``/proc/self/clear_refs``) and read on
+    exit, so that a spike between two samples is not missed. ``growth`` is the larger of the two.
+    """
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.base = 0
+        self.peak = 0
+        self.growth = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._kernel_peak = False
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            self._kernel_peak = True
+        except OSError:
+            self._kernel_peak = False
+        self.base = self.peak = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        if self._kernel_peak:
+            status = Path("/proc/self/status").read_text()
+            kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+            self.peak = max(self.peak, int(kib) * 1024)
+        self.growth = self.peak - self.base

@@ -127,6 +127,18 @@ class Settings(BaseSettings):
     task_modules: str = Field(default="", description="Comma-separated modules to import.")
     auto_migrate: bool = True
     max_payload_bytes: PositiveInt = Field(default=1_048_576, description="JSON payload, bytes.")
+    max_result_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        le=255 * 1_048_576,
+        description="A task's result as compact JSON, bytes; a larger one fails the attempt and "
+        "is not stored (at most 255 MiB: PostgreSQL's jsonb holds less than 256 MiB).",
+    )
+    max_page_bytes: PositiveInt = Field(
+        default=8 * 1_048_576,
+        description="Payload and result JSON of the jobs of one GET /jobs page together, bytes; "
+        "a page stops before the job that would pass it (one job is always listed).",
+    )
     max_payload_depth: int = Field(
         default=64, ge=1, le=900, description="Nesting levels of a payload (the object is 1)."
     )

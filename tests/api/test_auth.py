@@ -60,6 +60,8 @@ ROUTES = [
     ("POST", "/jobs/{id}/retry", None, Role.ADMIN),
     ("GET", "/ui/api/overview", None, Role.READ),
     ("GET", "/ui/api/jobs/{id}", None, Role.READ),
+    ("GET", "/ui/jobs/{id}/payload", None, Role.READ),
+    ("GET", "/ui/jobs/{id}/result", None, Role.READ),
     ("POST", "/ui/api/jobs", {"task": "echo"}, Role.WRITE),
     ("POST", "/ui/api/jobs/{id}/cancel", None, Role.ADMIN),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import asyncpg
@@ -264,6 +265,95 @@ async def test_job_page_of_done_job_shows_result(client: httpx.AsyncClient) -> N
     assert 'id="job-result"' in page
     assert "&#34;n&#34;: 42" in page
     assert '<span class="event-label">attempt 1 done</span>' in page
+
+
+def pre_text(page: str, element_id: str) -> str:
+    """The text of the page's ``<pre id=element_id>``, unescaped."""
+    match = re.search(rf'<pre class="code" id="{element_id}" tabindex="0">(.*?)</pre>', page, re.S)
+    assert match is not None, element_id
+    return html.unescape(match.group(1))
+
+
+def pretty(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def test_job_page_payload_over_64_kib_is_cut_with_link_to_the_whole(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False)
+    payload = {"s": "é" * 500_000}  # 1,000,008 bytes of JSON
+    (job_id,) = await create(client, payload=payload)
+    page = (await client.get(f"/ui/jobs/{job_id}")).text
+    # 65,536 bytes of the pretty JSON, cut on a character boundary (é is 2 bytes).
+    head = '{\n  "s": "'
+    assert pretty(payload).startswith(head)
+    assert pre_text(page, "job-payload") == head + "é" * ((65_536 - len(head)) // 2) + "…"
+    assert len(page.encode()) < 80_000
+    link = f'<a href="/ui/jobs/{job_id}/payload">the whole payload as JSON</a>'
+    assert f"Only the first 64 KiB are shown: {link}." in page
+    whole = await client.get(f"/ui/jobs/{job_id}/payload")
+    assert (whole.status_code, whole.headers["content-type"]) == (200, "application/json")
+    assert whole.content == compact(payload)
+
+
+async def test_job_page_payload_under_64_kib_is_whole_without_note(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False)
+    payload = {"s": "x" * 60_000}
+    (job_id,) = await create(client, payload=payload)
+    page = (await client.get(f"/ui/jobs/{job_id}")).text
+    assert pre_text(page, "job-payload") == pretty(payload)
+    assert "job-payload-cut" not in page
+
+
+async def test_job_page_result_over_64_kib_is_cut_with_link_to_the_whole(
+    client: httpx.AsyncClient,
+) -> None:
+    payload = {"s": "y" * 100_000}
+    (job_id,) = await create(client, payload=payload)  # echo: {"echo": payload}
+    await wait_for_status(client, job_id, {"done"})
+    page = (await client.get(f"/ui/jobs/{job_id}")).text
+    assert pre_text(page, "job-result") == pretty({"echo": payload})[:65_536] + "…"
+    link = f'<a href="/ui/jobs/{job_id}/result">the whole result as JSON</a>'
+    assert f"Only the first 64 KiB are shown: {link}." in page
+    whole = await client.get(f"/ui/jobs/{job_id}/result")
+    assert whole.content == compact({"echo": payload})
+
+
+async def test_job_payload_json_keeps_numbers_above_2_pow_53(start_app: AppFactory) -> None:
+    client = await start_app(workers_enabled=False)
+    (job_id,) = await create(client, payload={"n": 9007199254740993, "f": 0.1})
+    whole = await client.get(f"/ui/jobs/{job_id}/payload")
+    assert whole.content == b'{"f":0.1,"n":9007199254740993}'  # jsonb's key order
+    assert (await client.get(f"/ui/jobs/{job_id}/result")).content == b"null"
+
+
+async def test_job_payload_json_of_absent_job_is_404(start_app: AppFactory) -> None:
+    client = await start_app(workers_enabled=False)
+    response = await client.get("/ui/jobs/77/payload")
+    assert (response.status_code, response.json()["detail"]) == (404, "job 77 does not exist")
+
+
+async def test_jobs_page_of_one_mib_payloads_holds_none_of_them(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await start_app(workers_enabled=False)
+    await db.execute(
+        "INSERT INTO jobs (task, payload, payload_bytes)"
+        " SELECT 'echo', p, octet_length(p::text)"
+        " FROM (SELECT jsonb_build_object('data', repeat('z', 1048576)) AS p"
+        "       FROM generate_series(1, 50)) AS s"
+    )
+    page = (await client.get("/ui/jobs")).text
+    assert len(job_ids(page)) == 50
+    assert "zzzz" not in page
+    assert len(page.encode()) < 64_000
 
 
 async def test_job_page_absent_job_is_404_page(start_app: AppFactory) -> None:

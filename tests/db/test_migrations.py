@@ -83,3 +83,25 @@ async def test_upgrade_url_statement_cache_size_zero_runs(
 
     await asyncio.to_thread(upgrade_to_head, f"{database_url}?statement_cache_size=0", False)
     assert await db.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+
+
+async def test_migration_0004_backfills_sizes_of_stored_payloads_and_results(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    import asyncio
+
+    from alembic import command
+
+    from jobqueue.db.migrations import alembic_config
+
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0003")
+    await db.execute(
+        "INSERT INTO jobs (task, payload, result) VALUES ('echo', $1, $2), ('echo', '{}', NULL)",
+        '{"é": [1, 2]}',
+        '{"ok": true}',
+    )
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    rows = await db.fetch("SELECT payload_bytes, result_bytes FROM jobs ORDER BY id")
+    # jsonb's text form: '{"é": [1, 2]}' is 14 bytes, '{"ok": true}' 12, '{}' 2; no result 0.
+    assert [tuple(row) for row in rows] == [(14, 12), (2, 0)]

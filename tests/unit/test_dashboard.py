@@ -1,11 +1,14 @@
-"""The dashboard's pure parts: the ILIKE escaping, the timeline, durations (no database)."""
+"""The dashboard's pure parts: the ILIKE escaping, the timeline, durations, the bounded JSON
+preview of the job page (no database)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobqueue.api.ui._render import JsonPreview, json_preview
 from jobqueue.db.queries import like_pattern
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobStatus
 from jobqueue.service.dashboard import format_seconds, timeline
@@ -92,3 +95,19 @@ def test_timeline_of_running_job_has_no_finish() -> None:
     started = T0 + timedelta(seconds=6)
     running = [Attempt(1, "w1", started, None, AttemptOutcome.RUNNING, None, None, None)]
     assert [e.kind for e in timeline(job, running)] == ["created", "due", "started"]
+
+
+def test_json_preview_under_limit_is_the_whole_pretty_json() -> None:
+    assert json_preview({"a": [1, "é"]}, limit=1000) == JsonPreview(
+        '{\n  "a": [\n    1,\n    "é"\n  ]\n}', cut=False
+    )
+
+
+def test_json_preview_over_limit_is_cut_on_a_character_boundary() -> None:
+    # '{\n  "a": "' is 10 bytes; the 11th is the first of the 3 bytes of "€": left out whole.
+    assert json_preview({"a": "€€€"}, limit=11) == JsonPreview('{\n  "a": "', cut=True)
+
+
+def test_json_preview_of_a_million_items_keeps_the_first_limit_bytes() -> None:
+    value = list(range(1_000_000))
+    assert json_preview(value, limit=100) == JsonPreview(json.dumps(value, indent=2)[:100], True)

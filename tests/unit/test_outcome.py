@@ -11,6 +11,7 @@ from jobqueue.leases import cancelled, failed, succeeded
 from jobqueue.leases._outcomes import MAX_RETRY_DELAY_SECONDS
 
 POLICY = RetryPolicy(base_seconds=1.0, max_seconds=10.0)
+MIB = 1_048_576
 
 
 def _job(attempt: int, max_attempts: int = 3) -> ClaimedJob:
@@ -29,6 +30,43 @@ def test_succeeded_non_json_result_fails_attempt(value: object) -> None:
     assert outcome.error_type is not None
     assert f"{outcome.error_type}: {outcome.error_message}".startswith(
         "TypeError: the task's result is not JSON-serialisable"
+    )
+
+
+def test_succeeded_result_at_limit_is_done() -> None:
+    outcome = succeeded(_job(1), {"a": "é" * 10}, POLICY, max_result_bytes=28)  # 8 + 2 * 10
+    assert (outcome.status, outcome.result_json) == (JobStatus.DONE, '{"a":"' + "é" * 10 + '"}')
+
+
+@pytest.mark.parametrize(("attempt", "status"), [(1, JobStatus.TODO), (3, JobStatus.FAILED)])
+def test_succeeded_result_over_limit_fails_attempt_naming_size_and_limit(
+    attempt: int, status: JobStatus
+) -> None:
+    outcome = succeeded(_job(attempt), {"a": "é" * 10}, POLICY, max_result_bytes=27)
+    assert (outcome.status, outcome.result_json, outcome.error_type) == (
+        status,
+        None,
+        "ResultTooLarge",
+    )
+    assert outcome.error_message == (
+        "the task's result is 28 bytes of JSON; the limit is 27 bytes (JOBQUEUE_MAX_RESULT_BYTES)"
+    )
+
+
+def test_succeeded_default_limit_is_one_mib() -> None:
+    assert succeeded(_job(1), "x" * (MIB - 2), POLICY).status == JobStatus.DONE
+    assert succeeded(_job(3), "x" * (MIB - 1), POLICY).error_message == (
+        "the task's result is 1048577 bytes of JSON; the limit is 1048576 bytes "
+        "(JOBQUEUE_MAX_RESULT_BYTES)"
+    )
+
+
+def test_succeeded_lone_surrogate_in_result_fails_attempt() -> None:
+    # Not storable text: it must fail this attempt, not the batch write of every outcome.
+    outcome = succeeded(_job(3), {"a": "\ud800"}, POLICY)
+    assert outcome.status == JobStatus.FAILED
+    assert f"{outcome.error_type}: {outcome.error_message}".startswith(
+        "TypeError: the task's result is not JSON-serialisable: 'utf-8' codec can't encode"
     )
 
 

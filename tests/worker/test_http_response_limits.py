@@ -6,23 +6,19 @@ Run with ``-s`` to see the measured figures."""
 
 from __future__ import annotations
 
-import gc
 import struct
-import threading
 import zlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import psutil
 import pytest
 
 from jobqueue.errors import Discard
 from jobqueue.tasks.http import HttpTaskConfig, make_http_task
 from jobqueue.tasks.registry import JobContext, TaskRegistry, default_registry
 from tests.conftest import AppFactory
-from tests.helpers import wait_for_status
+from tests.helpers import PeakRss, wait_for_status
 from tests.worker.hook_server import HookServer, Reply
 
 GIB = 1 << 30
@@ -60,49 +56,6 @@ def test_gzip_of_zeros_is_valid_gzip() -> None:
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # checks the CRC-32 and the size
     assert inflate.decompress(data) == bytes(4 * MIB)
     assert (inflate.eof, inflate.unused_data) == (True, b"")
-
-
-class PeakRss:
-    """How much this process's resident memory grew at its peak within a ``with`` block, bytes.
-
-    A thread samples ``psutil.Process().memory_info().rss`` every millisecond; on Linux the
-    kernel's own peak (``VmHWM``) is also reset on entry (``/proc/self/clear_refs``) and read on
-    exit, so that a spike between two samples is not missed. ``growth`` is the larger of the two.
-    """
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.base = 0
-        self.peak = 0
-        self.growth = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._kernel_peak = False
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.001):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        gc.collect()
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-            self._kernel_peak = True
-        except OSError:
-            self._kernel_peak = False
-        self.base = self.peak = self.process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-        if self._kernel_peak:
-            status = Path("/proc/self/status").read_text()
-            kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
-            self.peak = max(self.peak, int(kib) * 1024)
-        self.growth = self.peak - self.base
 
 
 @pytest.fixture

@@ -182,6 +182,7 @@ async def _run(
         origin,
         wait_poll_seconds=None if listener is not None else settings.poll_interval_seconds,
         max_waiting=settings.max_long_polls,
+        max_page_bytes=settings.max_page_bytes,
     )
     stack.push_async_callback(service.close)
     pool: WorkerPool | None = None
@@ -285,5 +286,6 @@ def pool_config(settings: Settings) -> PoolConfig:
         poll_interval_seconds=settings.poll_interval_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         retry=RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds),
+        max_result_bytes=settings.max_result_bytes,
         log_payloads=settings.log_payloads,
     )

@@ -262,7 +262,9 @@ class JobOut(BaseModel):
 
 
 class JobPage(BaseModel):
-    """Body of ``GET /jobs``: ``items`` newest first; pass ``next_cursor`` as ``cursor``."""
+    """Body of ``GET /jobs``: ``items`` newest first, at most ``limit`` of them and at most
+    ``JOBQUEUE_MAX_PAGE_BYTES`` of payloads and results (one job at least); pass ``next_cursor``
+    as ``cursor`` until it is null."""
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"items": [], "next_cursor": "aWQ6MTI"}]}

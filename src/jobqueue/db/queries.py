@@ -34,8 +34,10 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     literal_column,
     null,
+    or_,
     select,
     text,
     update,
@@ -47,10 +49,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from jobqueue.db.tables import job_attempts, jobs, processes
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus, NewJob
 
-JOB_COLUMNS: Final = tuple(column.name for column in jobs.columns)
-"""Every column of ``jobs``, in table order: what a :class:`Job` is built from."""
+SIZE_COLUMNS: Final = ("payload_bytes", "result_bytes")
+"""The bookkeeping columns of ``jobs``: the bytes of the JSON text of ``payload`` and ``result``,
+written with them, read only to cut a page to its byte budget (:func:`list_jobs`)."""
+
+JOB_COLUMNS: Final = tuple(c.name for c in jobs.columns if c.name not in SIZE_COLUMNS)
+"""Every column of ``jobs`` but :data:`SIZE_COLUMNS`, in table order: what a :class:`Job` is
+built from."""
 
 _JOB_COLUMNS_SQL = ", ".join(JOB_COLUMNS)
+_JOB_SELECT: Final = tuple(jobs.c[name] for name in JOB_COLUMNS)
 
 # The enqueue statement's inputs: (column, array element type, value of a NewJob). Adding a
 # column to the insert is one line here (plus the column in tables.py and its migration).
@@ -70,9 +78,16 @@ _INSERT_INPUTS: Final[tuple[tuple[str, str, Callable[[NewJob], Any]], ...]] = (
 _INSERT_VALUES: Final = {
     "payload": "u.payload::jsonb",
     "run_at": "coalesce(u.run_at, now() + make_interval(secs => u.delay_seconds))",
+    # Not sent: the size of the very text inserted (the compact JSON whose size the service
+    # checked against JOBQUEUE_MAX_PAYLOAD_BYTES).
+    "payload_bytes": "octet_length(u.payload)",
 }
-_INSERT_COLUMNS: Final = tuple(name for name, _, _ in _INSERT_INPUTS if name in jobs.c)
+_INSERT_COLUMNS: Final = (
+    *(name for name, _, _ in _INSERT_INPUTS if name in jobs.c),
+    "payload_bytes",
+)
 assert {name for name, _, _ in _INSERT_INPUTS} - set(_INSERT_COLUMNS) == {"delay_seconds"}
+_INSERT_SELECT = ", ".join(_INSERT_VALUES.get(name, f"u.{name}") for name in _INSERT_COLUMNS)
 
 _UNNEST = ", ".join(f"${i}::{kind}[]" for i, (_, kind, _) in enumerate(_INSERT_INPUTS, 1))
 _UNNEST_NAMES = ", ".join(name for name, _, _ in _INSERT_INPUTS)
@@ -80,7 +95,7 @@ _NEXT_PARAMETER = len(_INSERT_INPUTS) + 1
 
 _INSERT_ROWS = f"""
 INSERT INTO jobs ({", ".join(_INSERT_COLUMNS)})
-SELECT {", ".join(_INSERT_VALUES.get(name, f"u.{name}") for name in _INSERT_COLUMNS)}
+SELECT {_INSERT_SELECT}
 FROM unnest({_UNNEST}) WITH ORDINALITY AS u({_UNNEST_NAMES}, n)
 ORDER BY u.n
 -- A taken key inserts nothing; the service then reads the existing job. Concurrent inserts of
@@ -197,13 +212,13 @@ def _status_literal(status: JobStatus) -> Any:
 
 async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
     """The job with ``job_id``, or None."""
-    row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).first()
+    row = (await conn.execute(select(*_JOB_SELECT).where(jobs.c.id == job_id))).first()
     return None if row is None else job_of(row)
 
 
 async def lock_job(conn: AsyncConnection, job_id: int) -> Job | None:
     """The job with ``job_id``, row-locked until the transaction ends (``FOR UPDATE``)."""
-    statement = select(jobs).where(jobs.c.id == job_id).with_for_update()
+    statement = select(*_JOB_SELECT).where(jobs.c.id == job_id).with_for_update()
     row = (await conn.execute(statement)).first()
     return None if row is None else job_of(row)
 
@@ -266,12 +281,75 @@ def page_of(
     return statement.order_by(jobs.c.id.desc()).limit(limit)
 
 
+@dataclass(frozen=True, slots=True)
+class JobRows:
+    """The jobs of one page and whether more follow (the next page starts after the last)."""
+
+    jobs: list[Job]
+    more: bool
+
+
+def _sized_page(
+    where: JobFilter, *, limit: int, max_bytes: int, before_id: int | None
+) -> Select[Any]:
+    """The statement of :func:`list_jobs`: ids and sizes first, then only the rows kept.
+
+    ``candidates`` reads the id and ``payload_bytes + result_bytes`` of at most ``limit + 1``
+    jobs (the page order of :func:`page_of`; integers in the row itself, no payload is
+    detoasted); ``ranked`` numbers them and keeps a running sum of their sizes; the outer
+    select joins back to ``jobs`` for the prefix that fits: the first job always (so paging
+    makes progress), then each while the sum is at most ``max_bytes`` and at most ``limit``.
+    Sizes are never negative, so what fits is a prefix and the cursor after its last job skips
+    nothing. ``more``, the same on every row, says whether any candidate was left out.
+    """
+    size = (jobs.c.payload_bytes + jobs.c.result_bytes).label("bytes")
+    candidates = page_of(select(jobs.c.id, size), where, limit=limit + 1, before_id=before_id)
+    listed = candidates.cte("candidates")
+    order = listed.c.id.desc()
+    ranked = select(
+        listed.c.id,
+        func.row_number().over(order_by=order).label("n"),
+        func.sum(listed.c.bytes).over(order_by=order).label("running"),
+    ).cte("ranked")
+    budget = literal(max_bytes, BigInteger)  # sum() of integers is a bigint; so may this be
+    fits = and_(ranked.c.n <= limit, or_(ranked.c.n == 1, ranked.c.running <= budget))
+    # correlate(None): the subquery reads all of ``ranked``, not the outer query's current row.
+    more = exists(select(literal_column("1")).select_from(ranked).where(~fits).correlate(None))
+    return (
+        select(*_JOB_SELECT, more.label("more"))
+        .select_from(jobs.join(ranked, ranked.c.id == jobs.c.id))
+        .where(fits)
+        .order_by(jobs.c.id.desc())
+    )
+
+
 async def list_jobs(
-    conn: AsyncConnection, where: JobFilter, *, limit: int, before_id: int | None = None
-) -> list[Job]:
-    """Jobs newest first (by id), keyset-paginated (see :func:`page_of`)."""
-    statement = page_of(select(jobs), where, limit=limit, before_id=before_id)
-    return [job_of(row) for row in await conn.execute(statement)]
+    conn: AsyncConnection,
+    where: JobFilter,
+    *,
+    limit: int,
+    max_bytes: int,
+    before_id: int | None = None,
+) -> JobRows:
+    """One page of jobs, newest first (by id), keyset-paginated (see :func:`page_of`), at most
+    ``limit`` jobs and at most ``max_bytes`` bytes of payload and result JSON text together
+    (``payload_bytes + result_bytes``), but always at least one job when any is left.
+
+    The cut is made in the database from the stored sizes (see :func:`_sized_page`): the rows
+    left out never reach this process, so a page costs memory in proportion to ``max_bytes``,
+    not to ``limit`` times the largest payload.
+
+    Args:
+        limit: at most this many jobs, >= 1 (the caller caps it).
+        max_bytes: the byte budget of the page's payloads and results, bytes, >= 1.
+        before_id: the last id of the previous page, or None for the first page.
+
+    Returns:
+        the jobs, highest id first, and whether more follow.
+    """
+    statement = _sized_page(where, limit=limit, max_bytes=max_bytes, before_id=before_id)
+    rows = list(await conn.execute(statement))
+    return JobRows(jobs=[job_of(row) for row in rows], more=bool(rows) and rows[0].more)
 
 
 async def list_attempts(conn: AsyncConnection, job_id: int) -> list[Attempt]:
@@ -309,7 +387,7 @@ async def cancel_todo(conn: AsyncConnection, job_id: int) -> Job | None:
             finished_at=func.now(),
             cancel_requested_at=func.now(),
         )
-        .returning(*jobs.c)
+        .returning(*_JOB_SELECT)
     )
     row = (await conn.execute(statement)).first()
     return None if row is None else job_of(row)
@@ -325,7 +403,7 @@ async def request_cancel(conn: AsyncConnection, job_id: int) -> Job | None:
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status == JobStatus.IN_PROGRESS.value)
         .values(cancel_requested_at=func.coalesce(jobs.c.cancel_requested_at, func.now()))
-        .returning(*jobs.c)
+        .returning(*_JOB_SELECT)
     )
     row = (await conn.execute(statement)).first()
     return None if row is None else job_of(row)
@@ -351,10 +429,11 @@ async def retry_job(conn: AsyncConnection, job_id: int) -> Job | None:
             started_at=None,
             finished_at=None,
             result=null(),
+            result_bytes=0,
             error=None,
             cancel_requested_at=None,
         )
-        .returning(*jobs.c)
+        .returning(*_JOB_SELECT)
     )
     row = (await conn.execute(statement)).first()
     return None if row is None else job_of(row)

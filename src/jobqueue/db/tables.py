@@ -79,6 +79,11 @@ jobs = Table(
     Column("idempotency_key", Text),
     Column("timeout_seconds", Double, nullable=False, server_default="300"),
     Column("cancel_requested_at", DateTime(timezone=True)),
+    # Sizes in bytes of the JSON text of ``payload`` and ``result`` (0 when there is no result),
+    # written with them, so that a page of jobs is cut to a byte budget before any payload is
+    # read (``queries.list_jobs``). ``pg_column_size`` would not do: it is the compressed size.
+    Column("payload_bytes", Integer, nullable=False, server_default="0"),
+    Column("result_bytes", Integer, nullable=False, server_default="0"),
     CheckConstraint(f"status IN ({sql_in(s.value for s in JobStatus)})", name="status"),
     CheckConstraint("attempts >= 0", name="attempts"),
     CheckConstraint("max_attempts >= 1", name="max_attempts"),

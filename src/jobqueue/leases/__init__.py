@@ -17,6 +17,8 @@ The lease life cycle::
 from jobqueue.backoff import RetryPolicy
 from jobqueue.leases._outcomes import (
     MAX_ERROR_CHARS,
+    MAX_RESULT_BYTES,
+    ResultTooLarge,
     cancelled,
     describe_error,
     encode_result,
@@ -39,6 +41,7 @@ from jobqueue.leases._types import ClaimSpec, FinishResult, HeartbeatResult, Ref
 __all__ = [
     "MAX_ERROR_CHARS",
     "MAX_FINISH_BATCH",
+    "MAX_RESULT_BYTES",
     "RESCUE_BATCH",
     "ClaimSpec",
     "FinishResult",
@@ -47,6 +50,7 @@ __all__ = [
     "PostgresLeases",
     "Refused",
     "Rescued",
+    "ResultTooLarge",
     "RetryPolicy",
     "cancelled",
     "claim",

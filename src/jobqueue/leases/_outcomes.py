@@ -6,6 +6,7 @@ Pure functions (no I/O): the in-process runner calls them, and so will any other
 One function decides, for every way an attempt can end (pgqueuer's single classifier):
 
 - returned a value      → ``done`` with the value as result
+- returned a non-JSON value, or one over ``max_result_bytes`` → as "raised": never stored
 - raised ``Discard``    → ``failed`` at once
 - raised ``RetryLater`` → ``todo`` after its delay (``failed`` when no attempts are left)
 - raised, attempts left → ``todo`` again after ``policy.delay_after(attempt)`` (full jitter)
@@ -41,6 +42,26 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # "\\u0000", a backslash followed by "u0000").
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
+MAX_RESULT_BYTES = 1_048_576
+"""The default limit of a result, bytes of compact UTF-8 JSON (``JOBQUEUE_MAX_RESULT_BYTES``)."""
+
+
+class ResultTooLarge(ValueError):
+    """A task returned a result larger than the limit; the attempt fails and nothing is stored.
+
+    Attributes:
+        size: the result's size, bytes of compact UTF-8 JSON.
+        limit: the limit, bytes.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the task's result is {size} bytes of JSON; the limit is {limit} bytes "
+            "(JOBQUEUE_MAX_RESULT_BYTES)"
+        )
+
 
 def _clean(text: str) -> str:
     # One such character must not sink a batch write: each becomes U+FFFD.
@@ -69,7 +90,8 @@ def encode_result(value: Any) -> str:
     """
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
-        text.encode("utf-8")
+        if not text.isascii():  # ASCII text (the usual JSON) cannot hold a surrogate
+            text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
             f"it holds a lone surrogate ({text[exc.start]!r}), which is not Unicode text: decode "
@@ -81,13 +103,31 @@ def encode_result(value: Any) -> str:
     return text
 
 
-def succeeded(job: ClaimedJob, value: Any, policy: RetryPolicy) -> Outcome:
-    """The outcome of an attempt that returned ``value``; a value that is not JSON fails it."""
+def _utf8_size(text: str) -> int:
+    # ASCII text (the usual JSON) is its length in bytes: no copy of a large result to count it.
+    # A lone surrogate cannot be encoded: UnicodeEncodeError, a ValueError (not JSON we store).
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def succeeded(
+    job: ClaimedJob, value: Any, policy: RetryPolicy, max_result_bytes: int = MAX_RESULT_BYTES
+) -> Outcome:
+    """The outcome of an attempt that returned ``value``.
+
+    A value that is not JSON (``TypeError: the task's result is not JSON-serialisable: …``) or
+    whose compact UTF-8 JSON is over ``max_result_bytes`` bytes (:class:`ResultTooLarge`) fails
+    the attempt like an exception would (retried while attempts are left), and is never stored:
+    everything that reads a job (``GET /jobs/{id}``, the list, the dashboard) then serves at
+    most ``max_result_bytes`` of result.
+    """
     try:
         result_json = encode_result(value)
+        size = _utf8_size(result_json)
     except (TypeError, ValueError) as exc:
         error = TypeError(f"the task's result is not JSON-serialisable: {exc}")
         return failed(job, error, policy)
+    if size > max_result_bytes:
+        return failed(job, ResultTooLarge(size, max_result_bytes), policy)
     return Outcome(job.id, job.attempt, JobStatus.DONE, result_json=result_json)
 
 

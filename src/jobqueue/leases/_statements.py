@@ -75,6 +75,7 @@ _FINISH_CTES = f"""u AS (
     SET status = CASE WHEN u.status = '{TODO}' AND j.cancel_requested_at IS NOT NULL
                       THEN '{CANCELLED}' ELSE u.status END,
         result = u.result::jsonb,
+        result_bytes = coalesce(octet_length(u.result), 0),
         error = CASE WHEN u.error_type IS NULL THEN NULL
                      ELSE u.error_type || ': ' || u.error_message END,
         finished_at = CASE WHEN u.status = '{TODO}' AND j.cancel_requested_at IS NULL THEN NULL

@@ -20,11 +20,12 @@ from jobqueue.notify import FinishWaiters, JobsFinished, Listener
 from jobqueue.service._admin import Admin
 from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, Enqueuer
 from jobqueue.service._intake import JobDefaults, JobRequest, prepare
-from jobqueue.service._reads import Page, Reads
+from jobqueue.service._reads import DEFAULT_MAX_PAGE_BYTES, Page, Reads
 from jobqueue.service._stats import TableStatsReader
 from jobqueue.tasks.registry import TaskRegistry
 
 __all__ = [
+    "DEFAULT_MAX_PAGE_BYTES",
     "INSERT_CHUNK",
     "Created",
     "EnqueueListener",
@@ -51,6 +52,8 @@ class JobService:
             ``listener`` is None, or a wait sees another process's finish only at its deadline.
         max_waiting: long-polls (:meth:`wait`) that may wait at once; one more raises
             :class:`~jobqueue.errors.TooManyWaiting`.
+        max_page_bytes: the byte budget of a page of :meth:`list`: payload and result JSON
+            text together, bytes (``JOBQUEUE_MAX_PAGE_BYTES``).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class JobService:
         *,
         wait_poll_seconds: float | None = None,
         max_waiting: int = 1000,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -71,7 +75,7 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
         self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
-        self._reads = Reads(engine, self.waiters, wait_poll_seconds, max_waiting)
+        self._reads = Reads(engine, self.waiters, wait_poll_seconds, max_waiting, max_page_bytes)
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:

@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import queries
 from jobqueue.db.engine import read
-from jobqueue.encoding import decode_cursor, one_page
+from jobqueue.encoding import decode_cursor, encode_cursor
 from jobqueue.errors import JobNotFound, TooManyWaiting
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus
 from jobqueue.notify import FinishWaiters
+
+DEFAULT_MAX_PAGE_BYTES = 8 * 1_048_576
+"""The default byte budget of a page of :meth:`Reads.list` (``JOBQUEUE_MAX_PAGE_BYTES``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Reads:
             (poll-only mode, where no notification comes); None: only when woken.
         max_waiting: how many :meth:`wait` calls may wait at once (each holds a coroutine and
             an event until its job finishes or its deadline passes).
+        max_page_bytes: the most bytes of payload and result JSON text a page of :meth:`list`
+            holds, bytes (one job is listed whatever its size).
     """
 
     def __init__(
@@ -42,11 +47,13 @@ class Reads:
         waiters: FinishWaiters,
         poll_seconds: float | None = None,
         max_waiting: int = 1000,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
     ) -> None:
         self.engine = engine
         self.waiters = waiters
         self.poll_seconds = poll_seconds
         self.max_waiting = max_waiting
+        self.max_page_bytes = max_page_bytes
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -122,6 +129,12 @@ class Reads:
     async def list(self, where: JobFilter, *, limit: int = 50, cursor: str | None = None) -> Page:
         """A page of jobs, newest first, with keyset pagination (stable under inserts).
 
+        A page holds at most ``limit`` jobs and at most ``max_page_bytes`` bytes of payload and
+        result JSON text (the stored ``payload_bytes + result_bytes``), but always one job when
+        any is left, however large, so that paging makes progress. A page cut by the budget has
+        a ``next_cursor`` after its last job, so no job is skipped or repeated. The cut is made
+        in the database: the jobs left out are never read into this process.
+
         Args:
             where: the filters (``text`` is not used here).
             limit: page size, 1 to 1000 (the API enforces the range).
@@ -132,9 +145,11 @@ class Reads:
         """
         before_id = None if cursor is None else decode_cursor(cursor)
         async with read(self.engine) as conn:
-            rows = await queries.list_jobs(conn, where, limit=limit + 1, before_id=before_id)
-        items, next_cursor = one_page(rows, limit, lambda job: job.id)
-        return Page(items=items, next_cursor=next_cursor)
+            rows = await queries.list_jobs(
+                conn, where, limit=limit, max_bytes=self.max_page_bytes, before_id=before_id
+            )
+        next_cursor = encode_cursor(rows.jobs[-1].id) if rows.more else None
+        return Page(items=rows.jobs, next_cursor=next_cursor)
 
     async def schema_revision(self) -> str | None:
         """The database's alembic revision (None if never migrated).

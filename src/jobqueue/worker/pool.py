@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import AttemptKey
-from jobqueue.leases import HeartbeatResult, LeaseStore, PostgresLeases
+from jobqueue.leases import MAX_RESULT_BYTES, HeartbeatResult, LeaseStore, PostgresLeases
 from jobqueue.metrics import Metrics
 from jobqueue.notify import CancelRequested, Listener, QueuesRunnable
 from jobqueue.tasks.registry import TaskRegistry
@@ -60,6 +60,7 @@ class PoolConfig:
         poll_interval_seconds: longest wait between claims when nothing wakes the coordinator.
         shutdown_grace_seconds: how long :meth:`WorkerPool.drain` lets running jobs finish.
         retry: backoff for failed attempts.
+        max_result_bytes: a task's result over this many bytes of JSON fails its attempt.
         worker_id: written into claimed rows; fences every write.
         log_payloads: put each job's payload in its ``job_ran`` log event (debugging only).
     """
@@ -69,6 +70,7 @@ class PoolConfig:
     poll_interval_seconds: float = 1.0
     shutdown_grace_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_result_bytes: int = MAX_RESULT_BYTES
     worker_id: str = field(default_factory=new_worker_id)
     log_payloads: bool = False
 
@@ -126,6 +128,7 @@ class WorkerPool:
             threads=self.threads,
             metrics=self.metrics,
             log_payloads=config.log_payloads,
+            max_result_bytes=config.max_result_bytes,
         )
         self.heartbeat = Heartbeat(
             store,

@@ -42,7 +42,11 @@ class UnknownTaskAtRun(Exception):
 
 
 async def execute(
-    job: ClaimedJob, registry: TaskRegistry, policy: RetryPolicy, threads: SyncThreads
+    job: ClaimedJob,
+    registry: TaskRegistry,
+    policy: RetryPolicy,
+    threads: SyncThreads,
+    max_result_bytes: int = leases.MAX_RESULT_BYTES,
 ) -> Outcome:
     """Run one attempt of ``job`` and classify how it ended (``leases`` classifier).
 
@@ -82,7 +86,7 @@ async def execute(
             f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being cancelled"
         )
         return leases.failed(job, overran, policy)
-    return leases.succeeded(job, value, policy)
+    return leases.succeeded(job, value, policy, max_result_bytes)
 
 
 class Runner:
@@ -96,6 +100,7 @@ class Runner:
         policy: retry backoff.
         threads: where plain functions run.
         clock: monotonic seconds.
+        max_result_bytes: a larger result fails its attempt, bytes of JSON.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class Runner:
         metrics: Metrics | None = None,
         log_payloads: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        max_result_bytes: int = leases.MAX_RESULT_BYTES,
     ) -> None:
         self.ready = ready
         self.registry = registry
@@ -118,6 +124,7 @@ class Runner:
         self.metrics = metrics or Metrics()
         self.log_payloads = log_payloads
         self.clock = clock
+        self.max_result_bytes = max_result_bytes
         self.running: dict[AttemptKey, asyncio.Task[Outcome]] = {}
         self.stop_before_start: set[AttemptKey] = set()
         self.aborting = False
@@ -192,7 +199,7 @@ class Runner:
             return
         started = time.perf_counter()
         attempt = asyncio.create_task(
-            execute(job, self.registry, self.policy, self.threads),
+            execute(job, self.registry, self.policy, self.threads, self.max_result_bytes),
             name=f"jobqueue-attempt-{job.id}-{job.attempt}",
         )
         self.running[key] = attempt

@@ -217,6 +217,12 @@ async def list_jobs(
     Pass the response's ``next_cursor`` as ``cursor`` to get the next page (``null`` on the last
     page). Pages are stable under concurrent inserts: no job is skipped or repeated.
 
+    A page holds at most ``limit`` jobs and at most ``JOBQUEUE_MAX_PAGE_BYTES`` (default 8 MiB)
+    of payload and result JSON together, but always one job, however large (up to
+    ``JOBQUEUE_MAX_PAYLOAD_BYTES`` and ``JOBQUEUE_MAX_RESULT_BYTES``, 1 MiB each by default).
+    So a page may hold fewer than ``limit`` jobs and still have a ``next_cursor``: page on until
+    it is ``null``. The budget is applied in the database (docs/jobs.md, "Sizes").
+
     A ``queue`` filter may name any well-formed queue, also one no longer configured (its old
     jobs can still be listed): an unknown queue simply gives an empty page.
 

@@ -4,6 +4,7 @@ the security headers, and error pages."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,36 @@ def _time(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
+MAX_SHOWN_BYTES = 65_536
+"""The most bytes of one payload or result a job page shows, pretty-printed UTF-8 JSON; the
+whole value is behind a link (``/ui/jobs/{id}/payload``, ``/result``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPreview:
+    """What a page shows of a JSON value: ``text``, its pretty-printed JSON (indent 2), cut to
+    at most the limit in UTF-8 bytes (on a character boundary) when ``cut`` is True."""
+
+    text: str
+    cut: bool
+
+
+def json_preview(value: Any, limit: int = MAX_SHOWN_BYTES) -> JsonPreview:
+    """The first ``limit`` bytes of ``value`` pretty-printed, without printing the rest.
+
+    The JSON is produced piece by piece (``JSONEncoder.iterencode``) and the walk stops once
+    ``limit`` bytes are out, so a 1 MiB payload of small items costs the page about ``limit``
+    bytes of text, not the several MiB its indented form would take (nor as much HTML).
+    """
+    parts: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(value):
+        parts.append(chunk)
+        size += len(chunk) if chunk.isascii() else len(chunk.encode())
+        if size > limit:
+            text = "".join(parts).encode()[:limit].decode(errors="ignore")
+            return JsonPreview(text, cut=True)
+    return JsonPreview("".join(parts), cut=False)
 
 
 def _environment() -> Environment:
@@ -49,7 +78,6 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["time"] = _time
-    env.filters["pretty_json"] = _pretty_json
     env.filters["seconds"] = format_seconds
     return env
 

@@ -2,7 +2,10 @@
 
 Pages: the overview (``/ui``, live: its script polls ``/ui/api/overview`` every 2 s), the job
 list (``/ui/jobs``, filters and keyset pagination) and a job's detail (``/ui/jobs/{id}``,
-whose buttons call the JSON API: cancel, retry, enqueue a copy). Templates are in
+whose buttons call the JSON API: cancel, retry, enqueue a copy; it shows at most 64 KiB of
+the payload and of the result, and links to the whole of each as JSON at
+``/ui/jobs/{id}/payload`` and ``/ui/jobs/{id}/result``). The job list shows no payload or
+result at all (``JobSummary``), so a page of it is small whatever the jobs hold. Templates are in
 ``api/ui/templates``, scripts and styles in ``api/ui/static`` (served at ``/ui/static``): nothing
 is loaded from elsewhere, and the pages' Content-Security-Policy says so.
 
@@ -18,18 +21,19 @@ This module only maps: the reads are :class:`jobqueue.service.dashboard.Dashboar
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from jobqueue.access import Role
 from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import Dashboard, RuntimeDep, Service
 from jobqueue.api.guard import GuardedRoute
+from jobqueue.api.routes.jobs import JobId
 from jobqueue.api.state import Runtime
-from jobqueue.api.ui._render import error_page, render_page
+from jobqueue.api.ui._render import MAX_SHOWN_BYTES, error_page, json_preview, render_page
 from jobqueue.api.ui.schemas import OverviewOut, WorkersOut
 from jobqueue.errors import InvalidJobRequest, JobQueueError
 from jobqueue.jobs import JobFilter, JobStatus
@@ -122,6 +126,14 @@ async def jobs_page(
     return render_page(request, "jobs.html", context)
 
 
+def _job_number(job_id: str) -> int:
+    """The id in a path segment, or 0 when it is not 1 to 2^63-1 in ASCII digits."""
+    # str.isdigit() is also true of "²" and other non-ASCII digits, which int() refuses.
+    digits = job_id.isascii() and job_id.isdigit()
+    number = int(job_id) if digits and len(job_id) <= 19 else 0
+    return number if 1 <= number <= MAX_ID else 0
+
+
 @router.get(
     "/jobs/{job_id}",
     response_class=HTMLResponse,
@@ -131,16 +143,20 @@ async def jobs_page(
 async def job_page(request: Request, job_id: str, service: Service) -> HTMLResponse:
     """One job: fields, payload, result, error, attempts, timeline, and the action buttons.
 
-    The page's data for its script carries the id as a string and the payload as its JSON
-    text: a JavaScript number holds integers exactly only up to 2^53, and a job id or a payload
-    number above that must reach the API unchanged (cancel the right job, copy the payload
-    exactly).
+    The payload and the result are shown pretty-printed up to ``MAX_SHOWN_BYTES`` (64 KiB)
+    each, then cut with a note linking to the whole value (:func:`job_payload`,
+    :func:`job_result`): a page never
+    holds more HTML than that, however large the stored JSON (up to
+    ``JOBQUEUE_MAX_PAYLOAD_BYTES`` and ``JOBQUEUE_MAX_RESULT_BYTES``).
+
+    The page's data for its script carries the id as a string (a JavaScript number holds
+    integers exactly only up to 2^53, and a job id must reach the API unchanged); "enqueue a
+    copy" fetches the payload's JSON text from :func:`job_payload` and sends it back as text, so
+    a payload number above 2^53 is copied exactly too.
     """
-    # str.isdigit() is also true of "²" and other non-ASCII digits, which int() refuses.
-    digits = job_id.isascii() and job_id.isdigit()
-    number = int(job_id) if digits and len(job_id) <= 19 else 0
+    number = _job_number(job_id)
     try:
-        if not 1 <= number <= MAX_ID:
+        if number == 0:
             return render_page(
                 request, "error.html", {"status": 404, "message": f"no job {job_id!r}"}, 404
             )
@@ -159,13 +175,51 @@ async def job_page(request: Request, job_id: str, service: Service) -> HTMLRespo
         "job": job,
         "attempts": attempts,
         "events": timeline(job, attempts),
-        "page_data": {
-            "id": str(job.id),
-            "status": str(job.status),
-            "copy": copy,
-            "payload_json": json.dumps(job.payload, separators=(",", ":")),
-        },
+        "payload": json_preview(job.payload),
+        "result": None if job.result is None else json_preview(job.result),
+        "shown_kib": MAX_SHOWN_BYTES // 1024,
+        "page_data": {"id": str(job.id), "status": str(job.status), "copy": copy},
         "can_cancel": job.status in (JobStatus.TODO, JobStatus.IN_PROGRESS),
         "can_retry": job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
     }
     return render_page(request, "job.html", context)
+
+
+def _json_response(value: Any) -> Response:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return Response(
+        text, media_type="application/json", headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
+@router.get(
+    "/jobs/{job_id:int}/payload",
+    include_in_schema=False,
+    responses=ACCESS_RESPONSES,
+    openapi_extra=needs(Role.READ),
+)
+async def job_payload(job_id: JobId, service: Service) -> Response:
+    """A job's whole payload as compact JSON text (``application/json``, at most
+    ``JOBQUEUE_MAX_PAYLOAD_BYTES``): what the job page links to when it shows only the first
+    64 KiB, and what its "enqueue a copy" sends back unchanged (as text: no number of it
+    passes through a JavaScript number).
+
+    Errors: 404 no such job; 422 an id of 0 or past 2^63-1; 503 database unreachable.
+    """
+    return _json_response((await service.get(job_id)).payload)
+
+
+@router.get(
+    "/jobs/{job_id:int}/result",
+    include_in_schema=False,
+    responses=ACCESS_RESPONSES,
+    openapi_extra=needs(Role.READ),
+)
+async def job_result(job_id: JobId, service: Service) -> Response:
+    """A job's whole result as compact JSON text (``application/json``, at most
+    ``JOBQUEUE_MAX_RESULT_BYTES``; ``null`` before it has one): what the job page links to when
+    it shows only the first 64 KiB.
+
+    Errors: 404 no such job; 422 an id of 0 or past 2^63-1; 503 database unreachable.
+    """
+    return _json_response((await service.get(job_id)).result)

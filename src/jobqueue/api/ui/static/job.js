@@ -6,8 +6,9 @@
  *
  * Numbers: a JavaScript number holds integers exactly only up to 2^53, and job ids go to
  * 2^63 - 1. So no id or payload ever passes through a number here: the page data carries the id
- * as a string and the payload as its JSON text, the copy's body is built as text around that
- * payload text, and the new job's id is read from the Location header. */
+ * as a string, the payload is fetched as JSON text (/ui/jobs/{id}/payload: the page itself shows
+ * at most 64 KiB of it), the copy's body is built as text around that payload text, and the new
+ * job's id is read from the Location header. */
 (function () {
   "use strict";
 
@@ -60,12 +61,20 @@
   }
 
   /* The body of "enqueue a copy", as JSON text: the stored payload text goes in unchanged (a
-   * JSON.parse/JSON.stringify round trip would round integers above 2^53). */
-  function copyBody() {
+   * JSON.parse/JSON.stringify round trip would round integers above 2^53). Null when the
+   * payload could not be read (the response says why). */
+  async function copyBody() {
+    const response = await fetch(`${root}/ui/jobs/${page.id}/payload`, {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!response.ok) return { response, body: null };
+    const payloadText = await response.text();
     const c = page.copy;
-    return `{"task":${JSON.stringify(c.task)},"queue":${JSON.stringify(c.queue)},` +
+    const body = `{"task":${JSON.stringify(c.task)},"queue":${JSON.stringify(c.queue)},` +
       `"priority":${JSON.stringify(c.priority)},"description":${JSON.stringify(c.description)},` +
-      `"payload":${page.payload_json}}`;
+      `"payload":${payloadText}}`;
+    return { response, body };
   }
 
   /* The id in a Location header such as /jobs/9007199254740993, as a string. */
@@ -94,9 +103,16 @@
     refreshButtons();
     say("", "Working…");
     try {
-      const { response, json } = action === "copy"
-        ? await post(`${api}/jobs`, copyBody())
-        : await post(`${api}/jobs/${page.id}/${action}`);
+      let result;
+      if (action === "copy") {
+        const copy = await copyBody();
+        result = copy.body === null
+          ? { response: copy.response, json: null }
+          : await post(`${api}/jobs`, copy.body);
+      } else {
+        result = await post(`${api}/jobs/${page.id}/${action}`);
+      }
+      const { response, json } = result;
       if (response.status === 401) {
         say("error", "Your session has ended: ",
           link(`${root}/ui/login?next=${encodeURIComponent(window.location.pathname)}`, "log in"),
