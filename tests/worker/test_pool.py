@@ -237,7 +237,11 @@ async def test_pool_outcome_write_error_is_retried_not_fatal(
     assert len(raised) == 1
     # The claim loop raised, was restarted by the supervisor, and wrote the outcome after.
     assert client.runtime.loops.states["claim"].restarts == 1  # type: ignore[attr-defined]
-    assert (await client.get("/readyz")).status_code == 200
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    await wait_until(ready, 10, "/readyz 200 after the restart")
 
 
 async def test_pool_idle_claims_only_at_the_poll_interval(
