@@ -13,6 +13,9 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
+import pytest
+
+from jobqueue.notify import Listener
 
 
 async def wait_for_status(
@@ -88,3 +91,25 @@ class PeakRss:
             kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
             self.peak = max(self.peak, int(kib) * 1024)
         self.growth = self.peak - self.base
+
+
+async def deafen(
+    listener: Listener,
+    db: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    ping_timeout_seconds: float,
+) -> None:
+    """Make an app's LISTEN hear nothing, as behind pgbouncer in transaction mode: its LISTEN
+    connection is terminated, and the next ones drop every notification (our callback is
+    replaced, not the database) and wait ``ping_timeout_seconds`` for each ping;
+    ``monkeypatch.undo()`` lets the connection after that hear again."""
+
+    def drop(*_args: object) -> None:
+        return None
+
+    monkeypatch.setattr(listener, "_on_notification", drop)
+    monkeypatch.setattr(listener, "ping_timeout_seconds", ping_timeout_seconds)
+    await db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
+    )

@@ -128,7 +128,8 @@ async def test_create_engine_pool_follows_settings(start_app: AppFactory) -> Non
 async def test_notifications_database_refusing_connections_keeps_listening_after(
     database_url: str,
 ) -> None:
-    notifications = Listener(asyncpg_dsn(database_url))
+    engine = create_engine(database_url, 1)
+    notifications = Listener(asyncpg_dsn(database_url), engine)
     listening = asyncio.create_task(notifications.run())
     got: list[QueuesRunnable] = []
     notifications.subscribe(QueuesRunnable, got.append)
@@ -145,12 +146,8 @@ async def test_notifications_database_refusing_connections_keeps_listening_after
 
             await wait_until(lost, 10, "LISTEN connection lost")
         await wait_until(connected, 15, "LISTEN reconnected")
-        engine = create_engine(database_url, 1)
-        try:
-            async with connect(engine) as conn:
-                await conn.execute("SELECT pg_notify('jobqueue', 'q:after')")
-        finally:
-            await engine.dispose()
+        async with connect(engine) as conn:
+            await conn.execute("SELECT pg_notify('jobqueue', 'q:after')")
 
         async def delivered() -> bool:
             return got == [QueuesRunnable(frozenset({"after"}))]
@@ -160,6 +157,7 @@ async def test_notifications_database_refusing_connections_keeps_listening_after
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
+        await engine.dispose()
 
 
 async def test_pool_database_refusing_connections_survives_and_runs_jobs_after(

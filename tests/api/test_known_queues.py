@@ -98,4 +98,5 @@ async def test_api_only_process_accepts_a_remote_task_it_does_not_import(
     assert await db.fetchval("SELECT task FROM jobs") == "reports.build"
     unknown = await client.post("/jobs", json={"task": "nope"})
     assert unknown.status_code == 422
-    assert "other" in unknown.json()["detail"] and "reports.build" in unknown.json()["detail"]
+    assert "other" in unknown.json()["detail"]
+    assert "reports.build" in unknown.json()["detail"]

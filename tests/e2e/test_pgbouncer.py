@@ -4,8 +4,10 @@ Such a pooler hands each transaction of a client connection to any server connec
 prepared statement made in one is unknown in the next, and LISTEN cannot work. With
 ``JOBQUEUE_DB_STATEMENT_CACHE=false`` and ``JOBQUEUE_LISTEN=false`` (poll-only) the API and the
 workers must work through it without one error; with the cache on, whatever fails must be a 503,
-never a 500. Select these tests with ``-m pgbouncer``; they skip only when Debian's pgbouncer is
-not installed (``make test`` installs it as root). Run with ``-s`` to see the counts.
+never a 500; with LISTEN left on, the app must notice that it hears nothing, say so (``/readyz``,
+the log) and let long-polls poll. Select these tests with ``-m pgbouncer``; they skip only when
+Debian's pgbouncer is not installed (``make test`` installs it as root). Run with ``-s`` to see
+the counts.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog
 
 from jobqueue.db.migrations import head_revision
+from jobqueue.notify.listener import NOT_RECEIVING_HINT, PING_TIMEOUT_SECONDS
 from tests.conftest import AppFactory, Runs
 from tests.e2e.pgbouncer import Pgbouncer, missing_reason
 from tests.e2e.procs import run_cli
@@ -225,6 +229,79 @@ async def test_pgbouncer_poll_only_other_process_jobs_picked_up_within_one_poll_
     assert len(latencies) == 20
     # One poll interval, plus the claim round itself on a shared 2-core machine.
     assert max(latencies) < poll_seconds + 0.5
+
+
+LISTEN_LEFT_ON: dict[str, Any] = {"db_statement_cache": False}
+"""The tester's misconfiguration: the statement cache off, ``JOBQUEUE_LISTEN`` left at true."""
+
+
+async def test_pgbouncer_listen_left_on_readyz_not_receiving_and_logged_once(
+    start_app: AppFactory, bouncer_url: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with structlog.testing.capture_logs() as logs:
+        client = await start_app(database_url=bouncer_url, workers_enabled=False, **LISTEN_LEFT_ON)
+
+        async def not_receiving() -> bool:
+            response = await client.get("/readyz")
+            return bool(response.json()["checks"].get("listen") == "not receiving")
+
+        # The first ping (right after LISTEN) is unanswered after PING_TIMEOUT_SECONDS.
+        await wait_until(not_receiving, PING_TIMEOUT_SECONDS + 10, "listen: not receiving")
+        detected = loop.time() - started
+        response = await client.get("/readyz")
+    print(f"pgbouncer, LISTEN left on: /readyz says not receiving {detected:.2f} s after start")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {
+            "database": "ok",
+            "migrations": "ok",
+            "listen": "not receiving",
+            "loops": "ok",
+        },
+    }
+    assert detected < PING_TIMEOUT_SECONDS + 5
+    assert [
+        (entry["log_level"], entry["detail"])
+        for entry in logs
+        if entry["event"] == "listen_not_receiving"
+    ] == [("error", NOT_RECEIVING_HINT)]
+
+
+async def test_pgbouncer_listen_left_on_wait_sees_other_process_finish_within_poll_interval(
+    start_app: AppFactory, bouncer_url: str, db: asyncpg.Connection
+) -> None:
+    # The tester's case: a long-poll through pgbouncer for a job another process (connected
+    # directly) finishes after 1.2 s (not a multiple of the poll: the finish falls between two
+    # ticks); its "finished" NOTIFY cannot reach the waiting process.
+    poll_seconds = 0.5
+    waiter = await start_app(
+        database_url=bouncer_url,
+        workers_enabled=False,
+        poll_interval_seconds=poll_seconds,
+        **LISTEN_LEFT_ON,
+    )
+    await start_app()  # the runner, connected directly
+    created = await waiter.post("/jobs", json={"task": "block", "payload": {"seconds": 1.2}})
+    job_id = created.json()["id"]
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    response = await waiter.get(f"/jobs/{job_id}", params={"wait_seconds": 15})
+    waited = loop.time() - asked
+    late: float = await db.fetchval(
+        "SELECT extract(epoch FROM clock_timestamp() - finished_at)::float8 FROM jobs"
+        " WHERE id = $1",
+        job_id,
+    )
+    print(
+        f"pgbouncer, LISTEN left on: wait_seconds=15 answered after {waited:.2f} s, "
+        f"{late:.3f} s after the job finished (poll {poll_seconds} s)"
+    )
+    assert (response.status_code, response.json()["status"]) == (200, "done")
+    # At the next poll tick (plus a read and this query), not at the 15 s deadline.
+    assert late < poll_seconds + 0.5
 
 
 async def test_pgbouncer_concurrent_migrate_processes_reach_head_and_hold_no_lock(

@@ -55,7 +55,8 @@ from jobqueue.worker import PoolConfig, WorkerPool
 log = structlog.get_logger(__name__)
 
 LISTEN_START_TIMEOUT_SECONDS = 5.0
-"""How long start-up waits for the LISTEN connection before going on without it, in seconds."""
+"""How long start-up waits for the LISTEN connection and its first ping before going on
+without it, in seconds."""
 
 __all__ = ["builtins", "create_app", "open_database"]
 
@@ -169,8 +170,9 @@ async def _run(
     supervisor = Supervisor(metrics)
     origin = protocol.new_origin()
     # Poll-only (JOBQUEUE_LISTEN=false): no LISTEN connection; the pool's poll and the waits'
-    # re-reads every poll interval stand in for the notifications.
-    listener = Listener(asyncpg_dsn(url), origin) if settings.listen else None
+    # re-reads every poll interval stand in for the notifications. With a listener the waits
+    # re-read every poll interval too, but only while it hears nothing (see Reads.wait).
+    listener = Listener(asyncpg_dsn(url), engine, origin) if settings.listen else None
     if listener is not None:
         supervisor.add("listen", listener.run)
     service = JobService(
@@ -180,7 +182,7 @@ async def _run(
         listener,
         metrics,
         origin,
-        wait_poll_seconds=None if listener is not None else settings.poll_interval_seconds,
+        wait_poll_seconds=settings.poll_interval_seconds,
         max_waiting=settings.max_long_polls,
         max_page_bytes=settings.max_page_bytes,
     )
@@ -206,7 +208,8 @@ async def _run(
         supervisor.add("registry", registry.run)
     await supervisor.start()
     if listener is not None:
-        # Ready means listening: a job enqueued by another process right after start wakes us.
+        # Ready means listening, a ping having come back: a job enqueued by another process
+        # right after start wakes us.
         await listener.wait_connected(LISTEN_START_TIMEOUT_SECONDS)
     else:
         log.info("listen_disabled", poll_interval_seconds=settings.poll_interval_seconds)

@@ -5,6 +5,12 @@ One channel, :data:`CHANNEL`. A payload is ``<kind>[@<origin>]:<items>``, items 
 - ``q:default,emails``   jobs became runnable on these queues (``q:*``: on any queue)
 - ``f:12,13``            these jobs reached a final status (wakes ``?wait_seconds`` readers)
 - ``c:12``               cancellation was requested for these running jobs
+- ``p:3f9a0c1d5e7b2a46`` a listener's self-test ping (see ``notify/listener.py``): only the
+  listener that sent the token acts on it
+
+A decoder meets kinds it does not know (a newer process's, another program's) and must ignore
+them: :func:`decode` returns None for them, which is how processes built before ``p`` existed
+skip pings.
 
 ``@<origin>`` names the app that sent it (:func:`new_origin`, one per app). An app wakes its
 own claimer directly after a local enqueue, so its listener skips the echo of its own ``q``
@@ -34,11 +40,18 @@ ALL: Final = "*"
 QUEUES: Final = "q"
 FINISHED: Final = "f"
 CANCEL: Final = "c"
+PING: Final = "p"
 
 
 def new_origin() -> str:
     """A new origin tag for one app: 8 hex digits."""
     return secrets.token_hex(4)
+
+
+def new_ping_token() -> str:
+    """A new ping token: 16 hex digits (64 random bits, so that no two pings of any process on
+    the channel share one)."""
+    return secrets.token_hex(8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +82,15 @@ class CancelRequested:
     origin: str | None = None
 
 
-Event = QueuesRunnable | JobsFinished | CancelRequested
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A listener's self-test: it sent ``token`` and waits for it to come back on its LISTEN
+    connection. Every other subscriber, and every other process's listener, ignores it."""
+
+    token: str
+
+
+Event = QueuesRunnable | JobsFinished | CancelRequested | Ping
 """Every message the channel carries, decoded."""
 
 
@@ -89,6 +110,8 @@ def encode(event: Event) -> str:
     """
     if isinstance(event, QueuesRunnable):
         return _encode(QUEUES, event.queues if event.queues is not None else [ALL], event.origin)
+    if isinstance(event, Ping):
+        return f"{PING}:{event.token}"
     kind = FINISHED if isinstance(event, JobsFinished) else CANCEL
     return _encode(kind, event.job_ids if event.job_ids is not None else [ALL], event.origin)
 
@@ -122,6 +145,8 @@ def decode(payload: str) -> Event | None:
         return JobsFinished(_ids(items), origin)
     if kind == CANCEL:
         return CancelRequested(_ids(items), origin)
+    if kind == PING:
+        return Ping(body)
     return None
 
 

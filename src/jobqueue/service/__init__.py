@@ -47,9 +47,11 @@ class JobService:
             None (poll-only): ``wait`` re-reads the job every ``wait_poll_seconds``.
         metrics: the process's metrics.
         origin: this app's NOTIFY origin tag (see ``notify/protocol.py``).
-        wait_poll_seconds: how often ``wait`` re-reads the job besides being woken, in seconds;
-            None: only when woken (and at its start and deadline). Give it whenever
-            ``listener`` is None, or a wait sees another process's finish only at its deadline.
+        wait_poll_seconds: how often ``wait`` re-reads the job besides being woken, in seconds,
+            while no notification can be relied on (no ``listener``, or one that is not
+            connected or hears nothing: see :meth:`Reads.wait`); None: only when woken (and at
+            its start and deadline), and a wait then sees another process's finish only at
+            its deadline whenever LISTEN fails.
         max_waiting: long-polls (:meth:`wait`) that may wait at once; one more raises
             :class:`~jobqueue.errors.TooManyWaiting`.
         max_page_bytes: the byte budget of a page of :meth:`list`: payload and result JSON
@@ -75,7 +77,9 @@ class JobService:
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
         self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
-        self._reads = Reads(engine, self.waiters, wait_poll_seconds, max_waiting, max_page_bytes)
+        self._reads = Reads(
+            engine, self.waiters, wait_poll_seconds, max_waiting, max_page_bytes, listener
+        )
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:

@@ -13,7 +13,7 @@ from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, encode_cursor
 from jobqueue.errors import JobNotFound, TooManyWaiting
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus
-from jobqueue.notify import FinishWaiters
+from jobqueue.notify import FinishWaiters, Listener
 
 DEFAULT_MAX_PAGE_BYTES = 8 * 1_048_576
 """The default byte budget of a page of :meth:`Reads.list` (``JOBQUEUE_MAX_PAGE_BYTES``)."""
@@ -33,12 +33,15 @@ class Reads:
     Args:
         engine: the process's engine.
         waiters: long-poll waiters, woken by "finished" notifications (the listener feeds them).
-        poll_seconds: how often :meth:`wait` re-reads a job besides being woken, in seconds
-            (poll-only mode, where no notification comes); None: only when woken.
+        poll_seconds: how often :meth:`wait` re-reads a job besides being woken, in seconds,
+            while no notification can be relied on (see ``listener``); None: only when woken.
         max_waiting: how many :meth:`wait` calls may wait at once (each holds a coroutine and
             an event until its job finishes or its deadline passes).
         max_page_bytes: the most bytes of payload and result JSON text a page of :meth:`list`
             holds, bytes (one job is listed whatever its size).
+        listener: the LISTEN connection feeding ``waiters``: while it is connected and hears
+            (:attr:`Listener.connected`), a poll tick reads nothing. None: poll-only mode,
+            every tick reads.
     """
 
     def __init__(
@@ -48,12 +51,14 @@ class Reads:
         poll_seconds: float | None = None,
         max_waiting: int = 1000,
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        listener: Listener | None = None,
     ) -> None:
         self.engine = engine
         self.waiters = waiters
         self.poll_seconds = poll_seconds
         self.max_waiting = max_waiting
         self.max_page_bytes = max_page_bytes
+        self.listener = listener
 
     async def get(self, job_id: int) -> Job:
         """The job with ``job_id``.
@@ -73,10 +78,14 @@ class Reads:
 
         Woken by the "finished" NOTIFY the outcome write sends (and, for jobs this process
         finished, by the pool at once): the job is read at the start, on each wake-up naming
-        it, and at the deadline. In poll-only mode (``poll_seconds`` set) it is also read every
-        ``poll_seconds``, so a job finished by another process is seen within one poll
-        interval. Cancelling the call (the API does when the client disconnects) ends the wait
-        at once.
+        it, and at the deadline. With ``poll_seconds`` set it is also read every
+        ``poll_seconds`` whenever no notification can be relied on: in poll-only mode (no
+        listener), and while the listener is not :attr:`~Listener.connected` (reconnecting,
+        or its pings do not come back: behind pgbouncer in transaction mode); so a job
+        finished by another process is seen within one poll interval. The listener is asked
+        at each tick, so a wait that began while LISTEN worked reads within one interval of
+        LISTEN failing; while it hears, a tick costs a timer and no read. Cancelling the call
+        (the API does when the client disconnects) ends the wait at once.
 
         Raises:
             TooManyWaiting: ``max_waiting`` calls wait already (nothing was read).
@@ -92,14 +101,19 @@ class Reads:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                if self.poll_seconds is not None:
-                    remaining = min(remaining, self.poll_seconds)
-                # A timeout is a poll (or the deadline, which the loop's check then sees).
+                tick = self.poll_seconds is not None and self.poll_seconds < remaining
+                # A timeout is a poll tick, or the deadline (read once more, then the loop ends).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), remaining)
+                    await asyncio.wait_for(woken.wait(), self.poll_seconds if tick else remaining)
+                if tick and not woken.is_set() and self._notified():
+                    continue  # LISTEN hears: a finish would have woken us, nothing to read
                 woken.clear()
                 job = await self.get(job_id)
             return job
+
+    def _notified(self) -> bool:
+        """True while a "finished" notification would reach this process."""
+        return self.listener is not None and self.listener.connected
 
     async def attempts(self, job_id: int) -> list[Attempt]:
         """Every attempt of a job, oldest first: the recorded unsuccessful ones, then the
