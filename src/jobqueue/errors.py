@@ -18,6 +18,7 @@ The tree::
     ├── NotAuthenticated       no key or session, or one that is not valid (API: 401)
     ├── PermissionDenied       a key without the role needed, or a failed CSRF check (API: 403)
     ├── MisdirectedRequest     a Host this service does not answer for    (API: 421)
+    ├── MalformedHost          no Host, two Host lines, or a Host that is not host[:port] (400)
     └── ConfigurationError     settings that cannot work (start-up stops)
 
     TaskError                  base of the signals a task raises to steer its job
@@ -205,6 +206,12 @@ class PermissionDenied(JobQueueError):
 class MisdirectedRequest(JobQueueError):
     """The request's ``Host`` is not one this service answers for (without API keys it answers
     for loopback names only, so that a DNS-rebinding web page cannot reach it)."""
+
+
+class MalformedHost(JobQueueError):
+    """An HTTP/1.1 request without a ``Host`` field, with more than one ``Host`` field line, or
+    with a ``Host`` that is not a host and an optional port (RFC 9112 section 3.2: the server
+    "MUST respond with a 400 (Bad Request)" to each)."""
 
 
 class ConfigurationError(JobQueueError):

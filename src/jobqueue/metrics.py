@@ -288,9 +288,10 @@ class Metrics:
         )
         self.http_refused = Counter(
             "jobqueue_http_refused_total",
-            "Connections and requests refused at the HTTP edge before the app ran, by reason: "
+            "Connections and requests refused at the HTTP edge before their body was handled, by "
+            "reason: "
             "headers_timeout, headers_too_large, too_many_headers, idle_evicted, "
-            "concurrency_limit, body_budget.",
+            "concurrency_limit, body_timeout, body_budget.",
             ["reason"],
             registry=self.registry,
         )

@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         "bytes; a request that would pass it gets 503 with Retry-After. At least "
         "max_request_bytes.",
     )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A request's whole body must arrive within this from the end of its headers, "
+        "s; else 408 and the connection is closed (its bytes leave the in-flight budget at once).",
+    )
     limit_concurrency: int = Field(
         default=1000,
         ge=1,

@@ -289,14 +289,10 @@ async def test_create_job_declared_body_over_bytes_in_flight_is_503_without_read
     bodies = app.state.jobqueue.bodies
     release = asyncio.Event()
     body = padded_job(600_000)
-
-    async def held_receive() -> Message:
-        await release.wait()  # the first body is on its way: its bytes are in flight
-        return {"type": "http.request", "body": body, "more_body": False}
-
+    held_receive = held_until(release, body)
     length = [(b"content-length", b"600000")]
     first = asyncio.create_task(call_asgi(app, length, held_receive))
-    await wait_until(reserved(bodies, 600_000), 5, "first body reserved")
+    await wait_until(reserved(bodies, 599_999), 5, "first body all but its last byte received")
     reads = 0
 
     async def counting_receive() -> Message:
@@ -330,13 +326,9 @@ async def test_create_job_streamed_body_passing_bytes_in_flight_is_503(
     app: Any = client.app
     bodies = app.state.jobqueue.bodies
     release = asyncio.Event()
-
-    async def held_receive() -> Message:
-        await release.wait()
-        return {"type": "http.request", "body": padded_job(600_000), "more_body": False}
-
+    held_receive = held_until(release, padded_job(600_000))
     first = asyncio.create_task(call_asgi(app, [(b"content-length", b"600000")], held_receive))
-    await wait_until(reserved(bodies, 600_000), 5, "first body reserved")
+    await wait_until(reserved(bodies, 599_999), 5, "first body all but its last byte received")
     read = 0
 
     async def streaming_receive() -> Message:
@@ -350,7 +342,7 @@ async def test_create_job_streamed_body_passing_bytes_in_flight_is_503(
 
     status, detail = status_and_detail(second)
     assert status == 503
-    assert read == 7 * CHUNK  # the first chunk past the 400,000 bytes left of the budget
+    assert read == 7 * CHUNK  # the first chunk past the 400,001 bytes left of the budget
     assert detail.startswith("the service is receiving as many request bodies as it takes")
     assert bodies.in_flight == 0
     assert await db.fetchval("SELECT count(*) FROM jobs") == 1
@@ -359,6 +351,20 @@ async def test_create_job_streamed_body_passing_bytes_in_flight_is_503(
 def test_settings_bytes_in_flight_below_request_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="MAX_REQUEST_BYTES_IN_FLIGHT must be at least"):
         Settings(_env_file=None, max_request_bytes=2_000_000, max_request_bytes_in_flight=1_000_000)
+
+
+def held_until(release: asyncio.Event, body: bytes) -> Callable[[], Awaitable[Message]]:
+    """An ASGI ``receive`` that gives all of ``body`` but its last byte at once, and the last
+    byte once ``release`` is set: a body on its way, its bytes received so far in flight."""
+    chunks = [body[:-1], body[-1:]]
+
+    async def receive() -> Message:
+        chunk = chunks.pop(0)
+        if not chunks:
+            await release.wait()
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    return receive
 
 
 def reserved(bodies: Any, size: int) -> Callable[[], Awaitable[bool]]:

@@ -27,6 +27,7 @@ from jobqueue.api.auth import Access, add_security_scheme
 from jobqueue.api.docs import DOCS_URL, DocsPolicy, create_fastapi
 from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
+from jobqueue.api.methods import HeadAsGet
 from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
 from jobqueue.api.routes import health, jobs
 from jobqueue.api.routes import metrics as metrics_routes
@@ -139,20 +140,22 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
 
 
 def _add_middleware(app: FastAPI, state: AppState) -> None:
-    """The middleware, outermost first: request id, log and metrics (and the JSON 500); the
-    docs pages' CSP; proxy headers; the host check; the body limits; then FastAPI's own
-    exception handling and the router, whose routes check the role before reading a body
-    (``api/guard.py``)."""
+    """The middleware, outermost first: request id, log and metrics (and the JSON 500); HEAD
+    run as GET (``api/methods.py``); the docs pages' CSP; proxy headers; the host checks; the
+    body limits; then FastAPI's own exception handling and the router, whose routes check the
+    role before reading a body (``api/guard.py``)."""
     settings = state.settings
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
         budget=state.bodies,
         metrics=state.metrics,
+        timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(HostGuard, access=state.access, metrics=state.metrics)
     app.add_middleware(ProxyHeaders, trusted=settings.forwarded_allow_list)
     app.add_middleware(DocsPolicy, paths=(DOCS_URL, app.swagger_ui_oauth2_redirect_url or DOCS_URL))
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestMiddleware, metrics=state.metrics)
 
 

@@ -27,7 +27,11 @@ keep-alive timeout and a concurrency limit, and nothing else at the connection l
 3. when the process is at ``limit_concurrency`` connections, closes the idle connection that has
    waited longest (no request in progress: accepted and silent, or kept alive) to make room for
    the new one; only when every connection has a request in progress does a request get
-   uvicorn's 503.
+   uvicorn's 503;
+4. for an absolute-form request target (``GET http://example.com/jobs HTTP/1.1``), puts the
+   target's authority in the ``Host`` field lines the app sees (RFC 9112 section 3.2.2):
+   uvicorn keeps the target's path only, so the app's Host checks (``api/guard.py``) would
+   otherwise check a ``Host`` that the request itself overrides.
 
 After a 431 the connection stops reading, half-closes and is closed a second later (a lingering
 close: closing at once with unread bytes sends a TCP reset, which can destroy the 431 before the
@@ -36,7 +40,8 @@ client reads it). The same holds for an answer the app gives before it has read 
 reads and drops what the client still sends, for at most a second, so the client reads the
 answer instead of a reset. Each refusal is counted in ``jobqueue_http_refused_total{reason}``
 and logged as ``http_refused`` with its reason and the client's address, at most once a second
-per reason.
+per reason (``api/refusals.py``). The body's size, time and budget are bounded in the app
+(``api/limits.py``), where the app's reading of the body is seen.
 """
 
 from __future__ import annotations
@@ -46,23 +51,16 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from jobqueue.logs import Throttled
+from jobqueue.api.refusals import EdgeEvents
 from jobqueue.metrics import Metrics
 
 LINGER_SECONDS = 1.0
 """How long a refused connection stays half-closed before it is closed, seconds."""
-
-REASONS = (
-    "headers_timeout",
-    "headers_too_large",
-    "too_many_headers",
-    "idle_evicted",
-    "concurrency_limit",
-)
 
 
 @dataclass(frozen=True)
@@ -82,25 +80,6 @@ class EdgeLimits:
     headers_timeout_seconds: float
     max_header_bytes: int
     max_headers: int
-
-
-class EdgeEvents:
-    """Counts and logs (throttled) the refusals of the guarded protocol.
-
-    Args:
-        metrics: the app's metrics, or None (nothing is counted).
-    """
-
-    def __init__(self, metrics: Metrics | None) -> None:
-        self.metrics = metrics
-        self._logs = {reason: Throttled("http_refused") for reason in REASONS}
-
-    def refused(self, reason: str, client: tuple[str, int] | None, **fields: Any) -> None:
-        """Count one refusal and log it unless one of the same reason was logged in the last
-        second."""
-        if self.metrics is not None:
-            self.metrics.http_refused.labels(reason).inc()
-        self._logs[reason](reason=reason, client=client[0] if client else None, **fields)
 
 
 class _TooManyHeaders(Exception):
@@ -195,6 +174,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_pending = True
         self._cancel_head_timer()
         self.idle.pop(self, None)
+        if self.url[:1] not in (b"/", b"*"):
+            self._host_from_target()
         limit = self.limit_concurrency
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             # uvicorn answers this request 503 (and logs a line per request, which the log
@@ -229,6 +210,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
             return
         super().send_400_response(msg)
+
+    def _host_from_target(self) -> None:
+        """An absolute-form request target (``GET http://example.com/jobs HTTP/1.1``): its
+        authority replaces the value of every ``Host`` field line (RFC 9112 section 3.2.2: the
+        server "MUST ignore the received Host header field (if any) and instead use the host
+        information of the request-target"), so that the app's Host checks see the host the
+        request names. The number of ``Host`` lines stays as sent, for the app's check of it
+        (RFC 9112 section 3.2). A target that is not a URL is left to uvicorn, which refuses
+        it with 400."""
+        try:
+            target = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            return
+        if not target.host:
+            return
+        host = b"[%s]" % target.host if b":" in target.host else target.host
+        if target.port is not None:
+            host += b":%d" % target.port
+        self.headers[:] = [
+            (name, host if name == b"host" else value) for name, value in self.headers
+        ]
 
     # --- the guards
 

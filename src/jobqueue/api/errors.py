@@ -15,6 +15,7 @@
 | NotAuthenticated    | 401 (with ``WWW-Authenticate: Bearer``, RFC 6750) |
 | PermissionDenied    | 403    |
 | MisdirectedRequest  | 421 (RFC 9110, section 15.5.20) |
+| MalformedHost       | 400 (RFC 9112, section 3.2) |
 | malformed JSON      | 400    |
 | body not sent as JSON | 415  |
 | schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
@@ -39,6 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobqueue.api.methods import allowed_methods
 from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     BodyNotUtf8,
@@ -49,6 +51,7 @@ from jobqueue.errors import (
     JobNotFound,
     JobQueueError,
     JobStateConflict,
+    MalformedHost,
     MisdirectedRequest,
     NotAuthenticated,
     PayloadTooLarge,
@@ -84,6 +87,7 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (NotAuthenticated, 401),
     (PermissionDenied, 403),
     (MisdirectedRequest, 421),
+    (MalformedHost, 400),
 ]
 
 
@@ -192,6 +196,8 @@ _FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return method_not_allowed(request, exc)
     if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
         return JSONResponse(
             {
@@ -202,6 +208,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             status_code=400,
         )
     return await http_exception_handler(request, exc)
+
+
+def method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A 405 whose ``Allow`` lists every method the path answers, from all its routes (RFC
+    9110 section 15.5.6), and whose detail names them; the router's own ``Allow`` (the first
+    matching route's methods) stands only when no route answers the path (static files)."""
+    allowed = allowed_methods(request.app, request.scope)
+    allow = ", ".join(allowed) if allowed else (exc.headers or {}).get("Allow", "")
+    method = request.method[:16]  # any token is a method: keep the answer bounded
+    detail = f"{method} is not allowed here" + (f"; use {allow}" if allow else "")
+    return JSONResponse(
+        {"detail": detail}, status_code=405, headers={"Allow": allow} if allow else None
+    )
 
 
 DRIVER_ERROR_DETAIL = "the database could not complete the request; retry"

@@ -1,7 +1,8 @@
 """The access guard, in the ASGI layer: the ``Host`` check before routing, and each route's
 role check after routing but before anything reads the body.
 
-:class:`HostGuard` (a middleware) refuses a ``Host`` that is not a loopback name when no keys are
+:class:`HostGuard` (a middleware) refuses a request without exactly one well-formed ``Host``
+(400, RFC 9112 section 3.2), and a ``Host`` that is not a loopback name when no keys are
 configured (421, unless ``JOBQUEUE_INSECURE=true``): the service then trusts whoever reaches it,
 and only loopback names make sure that "whoever" is a program on this machine, not a web page
 whose DNS name was rebound to ``127.0.0.1`` (a browser sends the page's own name in ``Host``).
@@ -28,7 +29,9 @@ for the dashboard's pages.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -41,7 +44,13 @@ from jobqueue.access import host_of, is_loopback_host
 from jobqueue.api import audit
 from jobqueue.api.auth import Access, LoginRequired, Rule
 from jobqueue.api.state import state_of
-from jobqueue.errors import JobQueueError, MisdirectedRequest, NotAuthenticated, PermissionDenied
+from jobqueue.errors import (
+    JobQueueError,
+    MalformedHost,
+    MisdirectedRequest,
+    NotAuthenticated,
+    PermissionDenied,
+)
 from jobqueue.metrics import Metrics
 
 log = structlog.get_logger("jobqueue.access")
@@ -54,26 +63,63 @@ MAX_CACHED_HOST_LENGTH = 64
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
+# RFC 9110 section 7.2: Host = uri-host [ ":" port ]; RFC 3986 section 3.2.2: an IP literal in
+# brackets (IPv6, with an RFC 6874 zone), or a reg-name (an IPv4 address is one too).
+_HOST_FIELD = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9._~-]+)?\]"
+    r"|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+    r"(?::[0-9]*)?"
+)
+
+
+@dataclass(frozen=True)
+class _HostVerdict:
+    well_formed: bool
+    loopback: bool
+
+
 class HostGuard:
-    """Wraps the app: without keys (and without ``JOBQUEUE_INSECURE``), a request whose ``Host``
-    is not ``localhost``, an address in ``127.0.0.0/8`` or ``[::1]`` (any port) gets 421.
+    """Wraps the app: the request's ``Host`` field, before routing.
+
+    - Always: an HTTP/1.1 request without ``Host``, with more than one ``Host`` field line, or
+      whose ``Host`` is not a host name or address with an optional port gets 400 (RFC 9112
+      section 3.2, a MUST). Which of two Host lines counts is ambiguous, and a proxy in front
+      may have checked the other one: ``Host: localhost`` then ``Host: evil.com`` was served
+      without keys before. For an absolute-form request target (``GET http://h/jobs``) the
+      connection guard has already put the target's authority in ``Host`` (``api/edge.py``,
+      RFC 9112 section 3.2.2), so it is the target's host that is checked.
+    - Without keys (and without ``JOBQUEUE_INSECURE``): a ``Host`` that is not ``localhost``, an
+      address in ``127.0.0.0/8`` or ``[::1]`` (any port) gets 421.
 
     Args:
         app: the ASGI app.
         access: the app's access rules.
-        metrics: where refusals are counted (``jobqueue_auth_failures_total{reason="host"}``).
+        metrics: where 421s are counted (``jobqueue_auth_failures_total{reason="host"}``).
     """
 
     def __init__(self, app: ASGIApp, access: Access, metrics: Metrics) -> None:
         self.app = app
         self.loopback_only = not access.enabled and not access.insecure
         self.metrics = metrics
-        # Parsing an address costs microseconds on every request; clients send few distinct
-        # Host values, so the answers are kept (a bounded number, short values only).
-        self._known: dict[bytes, bool] = {}
+        # Parsing costs microseconds on every request; clients send few distinct Host values,
+        # so the answers are kept (a bounded number, short values only).
+        self._known: dict[bytes, _HostVerdict] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.loopback_only and scope["type"] == "http" and not self._loopback(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hosts = [value for name, value in scope["headers"] if name == b"host"]
+        verdict = self._verdict(hosts[0]) if len(hosts) == 1 else None
+        if (
+            len(hosts) > 1
+            or (verdict is not None and not verdict.well_formed)
+            or (not hosts and scope.get("http_version") == "1.1")
+        ):
+            exc: JobQueueError = MalformedHost(malformed_host_message(hosts))
+            await refuse(exc, Request(scope, receive), scope, receive, send)
+            return
+        if self.loopback_only and not (verdict is not None and verdict.loopback):
             connection = HTTPConnection(scope)
             host = connection.headers.get("host", "")
             exc = MisdirectedRequest(
@@ -86,15 +132,34 @@ class HostGuard:
             return
         await self.app(scope, receive, send)
 
-    def _loopback(self, scope: Scope) -> bool:
-        """True when the request's ``Host`` names a loopback host (False when it has none)."""
-        host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+    def _verdict(self, host: bytes) -> _HostVerdict:
+        """Whether ``host`` (one Host field's value) is well formed, and names a loopback
+        host."""
         known = self._known.get(host)
         if known is None:
-            known = is_loopback_host(host_of(host.decode("latin-1")))
+            text = host.decode("latin-1").strip()
+            well_formed = _HOST_FIELD.fullmatch(text) is not None
+            known = _HostVerdict(well_formed, well_formed and is_loopback_host(host_of(text)))
             if len(host) <= MAX_CACHED_HOST_LENGTH and len(self._known) < MAX_CACHED_HOSTS:
                 self._known[host] = known
         return known
+
+
+def malformed_host_message(hosts: list[bytes]) -> str:
+    """The 400's words for the ``Host`` field lines ``hosts`` (none, several, or one that is
+    not ``host[:port]``); a value is quoted to at most :data:`MAX_LOGGED_HOST` characters."""
+    if not hosts:
+        return "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"
+    if len(hosts) > 1:
+        return (
+            f"the request has {len(hosts)} Host header lines; send exactly one "
+            "(RFC 9112 section 3.2)"
+        )
+    value = hosts[0].decode("latin-1")[:MAX_LOGGED_HOST]
+    return (
+        f"the Host header {value!r} is not a host name or address with an optional port "
+        "(RFC 9110 section 7.2)"
+    )
 
 
 class GuardedRoute(APIRoute):

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from jobqueue.encoding import MAX_ID
 from jobqueue.jobs import Attempt, Job, JobStatus
 
 QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
@@ -93,10 +94,54 @@ def decimal_seconds(value: object) -> object:
     return value
 
 
+MAX_ID_DIGITS = len(str(MAX_ID))
+
+
+def bigint_digits(value: object) -> object:
+    """Let through a URL parameter of at most 19 decimal digits (or an ``int``); refuse a
+    longer one as out of range, with the words pydantic uses for 2^63 (the route's ``le``).
+    Without it the digits would reach ``int()``, which refuses more than 4,300 of them with a
+    ``ValueError`` (Python's integer string conversion limit), and pydantic would parse up to
+    that limit for nothing.
+
+    Raises:
+        PydanticCustomError: type ``less_than_equal``.
+    """
+    if isinstance(value, str) and len(value) > MAX_ID_DIGITS:
+        raise PydanticCustomError(
+            "less_than_equal", "Input should be less than or equal to {le}", {"le": MAX_ID}
+        )
+    return value
+
+
+def idempotency_key_header(value: object) -> object:
+    """Let through an ``Idempotency-Key`` header of printable ASCII (``!`` to ``~`` and spaces).
+
+    A header's bytes past ASCII reach the app as Latin-1 (RFC 9110 section 5.5 calls them
+    obs-text, with no defined charset): ``clé`` sent as UTF-8 would be stored as ``clÃ©``, and a
+    later request with the same key in the body would not match it. The body's
+    ``idempotency_key`` field takes any text.
+
+    Raises:
+        PydanticCustomError: type ``visible_ascii``.
+    """
+    if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+        raise PydanticCustomError(
+            "visible_ascii",
+            "the Idempotency-Key header must be visible ASCII (letters, digits, punctuation "
+            "and spaces): put other text in the body's idempotency_key field",
+        )
+    return value
+
+
 DecimalInteger = BeforeValidator(decimal_integer)
 """Annotate an ``int`` URL parameter (after its ``Query``/``Path``) with this."""
 DecimalSeconds = BeforeValidator(decimal_seconds)
 """Annotate a ``float`` URL parameter (after its ``Query``) with this."""
+IdempotencyKeyHeader = BeforeValidator(idempotency_key_header)
+"""Annotate the ``Idempotency-Key`` header parameter (after its ``Header``) with this."""
+BigintDigits = BeforeValidator(bigint_digits)
+"""Annotate a job id taken from the path as digits (``{job_id:job_id}``) with this."""
 
 
 class JobCreate(BaseModel):

@@ -15,7 +15,9 @@
   descriptor; the soft limit is often 1024), and a limit still too low for
   ``JOBQUEUE_LIMIT_CONCURRENCY`` is logged.
 
-What a reverse proxy must still do (rate limits, TLS, slow bodies, …) is in docs/security.md.
+A request's body is bounded in size, time (``JOBQUEUE_BODY_TIMEOUT_SECONDS``) and bytes in
+flight by the app (``api/limits.py``). What a reverse proxy must still do (rate limits, TLS,
+slow clients at scale, …) is in docs/security.md.
 """
 
 from __future__ import annotations

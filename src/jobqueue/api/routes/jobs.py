@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from jobqueue.access import Role
 from jobqueue.api.audit import audited
@@ -31,13 +32,16 @@ from jobqueue.api.schemas import (
     AttemptOut,
     BatchCreate,
     BatchOut,
+    BigintDigits,
     DecimalInteger,
     DecimalSeconds,
     ErrorOut,
+    IdempotencyKeyHeader,
     JobCreate,
     JobOut,
     JobPage,
 )
+from jobqueue.encoding import MAX_ID
 from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import JobFilter, JobStatus
 from jobqueue.service import JobRequest
@@ -48,10 +52,32 @@ class JobsRoute(GuardedRoute, Utf8JsonRoute):
     read), then the UTF-8 JSON check of the body."""
 
 
+class JobIdConvertor(Convertor[str]):
+    """A job id in a URL path (``{job_id:job_id}``): ASCII decimal digits, passed on as text.
+
+    Starlette's ``int`` convertor calls ``int()`` on the digits, which refuses more than 4,300
+    of them with a ``ValueError``: ``GET /jobs/<4301 digits>`` was a 500, also without a key.
+    Here any number of digits matches, and :data:`JobId` checks the range: 0, 2^63 and more
+    digits than a ``bigint`` has are all a 422 that names the bound. A path that is not digits
+    (``/jobs/batch``, ``/jobs/²``) matches no id route, as before.
+    """
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> str:
+        """The matched digits, unchanged (never ``int()`` here: see the class)."""
+        return value
+
+    def to_string(self, value: object) -> str:
+        """An id (``int`` or digits) as it goes in a URL, for ``url_path_for``."""
+        return str(value)
+
+
+register_url_convertor("job_id", JobIdConvertor())
+
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES, route_class=JobsRoute)
 
-MAX_ID = 2**63 - 1  # bigint
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id."), DecimalInteger]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id."), BigintDigits]
 
 CLIENT_CLOSED_REQUEST = 499
 """The status logged (and counted) for a long-poll whose client left before the answer: nginx's
@@ -62,6 +88,11 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorOut,
         "description": "The body is not valid JSON, or not encoded as UTF-8 without a byte "
         "order mark (RFC 8259, section 8.1).",
+    },
+    408: {
+        "model": ErrorOut,
+        "description": "The body did not arrive within JOBQUEUE_BODY_TIMEOUT_SECONDS (default "
+        "30 s) of the headers; the connection is closed.",
     },
     409: {"model": ErrorOut, "description": "Idempotency key reused for a different job."},
     413: {
@@ -118,8 +149,9 @@ async def create_job(
             min_length=1,
             max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
             description="IETF draft-ietf-httpapi-idempotency-key-header: requests with the same "
-            "key create one job.",
+            "key create one job. Visible ASCII, sent once.",
         ),
+        IdempotencyKeyHeader,
     ] = None,
 ) -> JobOut:
     """Create a job in status ``todo``; an idle worker starts it within milliseconds.
@@ -131,7 +163,8 @@ async def create_job(
     Idempotency: with an ``Idempotency-Key`` header (or ``idempotency_key`` field) that already
     names a job with the same task, queue and payload, nothing is created and the answer is 200
     with that job; with a different task, queue or payload it is 409. A key holds as long as
-    its job row exists.
+    its job row exists. The header must be sent once, in visible ASCII (422 otherwise: a
+    header's other bytes arrive as Latin-1); the field takes any text.
 
     Errors: 400 malformed JSON, or a body not encoded as UTF-8 (UTF-16, UTF-32, a byte order
     mark); 415 not sent as JSON; 422 unknown task or queue (the message lists the known ones:
@@ -139,10 +172,18 @@ async def create_job(
     a number, ``"5"`` is not an integer), U+0000 in a string, a non-object payload, a
     ``run_at`` that is not an RFC 3339 date-time with an offset (a Unix timestamp, a date
     alone, a naive time), both ``run_at`` and ``delay_seconds``, a payload nesting deeper
-    than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or
-    body over ``JOBQUEUE_MAX_REQUEST_BYTES``; 409 idempotency conflict; 503 database
-    unreachable. No error creates a row.
+    than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``, two ``Idempotency-Key`` headers or one that is not
+    visible ASCII; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
+    ``JOBQUEUE_MAX_REQUEST_BYTES``; 408 body not received within
+    ``JOBQUEUE_BODY_TIMEOUT_SECONDS``; 409 idempotency conflict; 503 database unreachable, or
+    the bodies in flight at their budget. No error creates a row.
     """
+    sent = len(request.headers.getlist("idempotency-key"))
+    if sent > 1:
+        raise InvalidJobRequest(
+            f"the request has {sent} Idempotency-Key headers: send one (which of them would "
+            "count is ambiguous)"
+        )
     if idempotency_key and body.idempotency_key and idempotency_key != body.idempotency_key:
         raise InvalidJobRequest(
             "the Idempotency-Key header and the idempotency_key field differ: send one of them"
@@ -234,7 +275,7 @@ async def list_jobs(
 
 
 @router.get(
-    "/{job_id:int}",
+    "/{job_id:job_id}",
     response_model=JobOut,
     responses={
         **NOT_FOUND,
@@ -269,9 +310,9 @@ async def get_job(
     with status 499). At most ``JOBQUEUE_MAX_LONG_POLLS`` requests wait at once per process.
 
     Errors: 404 when there is none, or the id is not a number (``/jobs/batch`` is the batch
-    route: ``GET`` there is 405); 422 when the id is 0 or past 2^63-1 or ``wait_seconds`` is
-    not decimal seconds in (0, 60]; 429 (with ``Retry-After``) when the process's long-poll
-    slots are all taken.
+    route: ``GET`` there is 405); 422 when the id is 0 or past 2^63-1 (however many digits it
+    has) or ``wait_seconds`` is not decimal seconds in (0, 60]; 429 (with ``Retry-After``) when
+    the process's long-poll slots are all taken. ``HEAD`` answers as ``GET`` without content.
     """
     if wait_seconds is None:
         return JobOut.of(await service.get(job_id))
@@ -282,7 +323,7 @@ async def get_job(
 
 
 @router.get(
-    "/{job_id:int}/attempts",
+    "/{job_id:job_id}/attempts",
     response_model=AttemptList,
     responses=NOT_FOUND,
     openapi_extra=needs(Role.READ),
@@ -295,7 +336,7 @@ async def list_attempts(job_id: JobId, service: Service) -> AttemptList:
 
 
 @router.post(
-    "/{job_id:int}/cancel",
+    "/{job_id:job_id}/cancel",
     response_model=JobOut,
     responses={
         202: {"model": JobOut, "description": "Running: cancellation sent to its worker."},
@@ -327,7 +368,7 @@ async def cancel_job(
 
 
 @router.post(
-    "/{job_id:int}/retry",
+    "/{job_id:job_id}/retry",
     response_model=JobOut,
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
     openapi_extra=needs(Role.ADMIN),
