@@ -7,12 +7,13 @@ An async task runs under ``asyncio.timeout(job.timeout_seconds)``; a plain funct
 pool's :class:`~jobqueue.worker.threads.SyncThreads`, its timeout counted from its start.
 
 A task can refuse to stop (it catches ``CancelledError`` and goes on). The runner never lets one
-hold its slot or the shutdown: it waits for an attempt through a shield, so that it can stop
-waiting, and :meth:`Runner.abandon_overdue` (called by the pool at each heartbeat) abandons an
-attempt still running :data:`STOP_GRACE_SECONDS` after it was told to stop or after its timeout
-passed: its job gets its outcome (``failed`` with a ``TimeoutError``, or ``cancelled``), its
-slot is freed, and the coroutine, which nothing can kill, runs on detached (logged
-``attempt_abandoned``).
+hold its slot or the shutdown. It waits for an attempt on a future of its own, which the attempt
+resolves as it ends (no extra callback hop per job, unlike ``asyncio.shield``) and which the
+runner can cancel to stop waiting. :meth:`Runner.abandon_overdue` (called by the pool at each
+heartbeat) abandons an attempt still running :data:`STOP_GRACE_SECONDS` after it was told to stop
+or after its timeout passed: its job gets its outcome (``failed`` with a ``TimeoutError``, or
+``cancelled``), its slot is freed, and the coroutine, which nothing can kill, runs on detached
+(logged ``attempt_abandoned``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -89,6 +91,27 @@ async def execute(
     return leases.succeeded(job, value, policy, max_result_bytes)
 
 
+@dataclass(slots=True)
+class RunningAttempt:
+    """One attempt the runner waits for.
+
+    Attributes:
+        task: the asyncio task running it.
+        job: its claimed job.
+        started: when it started, the runner's clock (monotonic seconds).
+        done: resolved by the attempt as it ends (its outcome; None: it ended cancelled); the
+            runner awaits this, and cancels it to abandon the attempt.
+        told_to_stop: when it was told to stop (the runner's clock) and why (``cancelled`` or
+            ``timeout``); None while it was not.
+    """
+
+    task: asyncio.Task[None]
+    job: ClaimedJob
+    started: float
+    done: asyncio.Future[Outcome | None]
+    told_to_stop: tuple[float, str] | None = None
+
+
 class Runner:
     """Runs jobs from ``ready`` until cancelled, handing each end to ``deliver``.
 
@@ -125,13 +148,10 @@ class Runner:
         self.log_payloads = log_payloads
         self.clock = clock
         self.max_result_bytes = max_result_bytes
-        self.running: dict[AttemptKey, asyncio.Task[Outcome]] = {}
+        self.running: dict[AttemptKey, RunningAttempt] = {}
         self.stop_before_start: set[AttemptKey] = set()
         self.aborting = False
-        self._jobs: dict[AttemptKey, tuple[ClaimedJob, float]] = {}  # job and its start
-        self._waits: dict[AttemptKey, asyncio.Future[Outcome]] = {}
-        self._told_to_stop: dict[AttemptKey, tuple[float, str]] = {}  # when, and why
-        self._abandoned: dict[AttemptKey, str] = {}
+        self._abandoned: dict[AttemptKey, str] = {}  # why each abandoned attempt was stopped
 
     def cancel(self, key: AttemptKey, why: str = "cancelled") -> bool:
         """Stop attempt ``key``: cancel it if it runs, or make it end at once when it starts.
@@ -147,8 +167,9 @@ class Runner:
         if attempt is None:
             self.stop_before_start.add(key)
             return False
-        attempt.cancel()
-        self._told_to_stop.setdefault(key, (self.clock(), why))
+        attempt.task.cancel()
+        if attempt.told_to_stop is None:
+            attempt.told_to_stop = (self.clock(), why)
         return True
 
     def running_keys(self, job_id: int) -> list[AttemptKey]:
@@ -170,17 +191,14 @@ class Runner:
         """
         now = self.clock()
         abandoned: list[AttemptKey] = []
-        for key in list(self.running):
-            job, started = self._jobs[key]
-            if (
-                key not in self._told_to_stop
-                and now > started + job.timeout_seconds + grace_seconds
-            ):
+        for key, attempt in list(self.running.items()):
+            overdue = now > attempt.started + attempt.job.timeout_seconds + grace_seconds
+            if attempt.told_to_stop is None and overdue:
                 self.cancel(key, "timeout")
-            told = self._told_to_stop.get(key)
-            if told is not None and now > told[0] + grace_seconds and key in self._waits:
+            told = attempt.told_to_stop
+            if told is not None and now > told[0] + grace_seconds and not attempt.done.done():
                 self._abandoned[key] = told[1]
-                self._waits[key].cancel()
+                attempt.done.cancel()
                 abandoned.append(key)
         return abandoned
 
@@ -198,31 +216,29 @@ class Runner:
             self.deliver(job, None if self.aborting else leases.cancelled(job))
             return
         started = time.perf_counter()
-        attempt = asyncio.create_task(
-            execute(job, self.registry, self.policy, self.threads, self.max_result_bytes),
-            name=f"jobqueue-attempt-{job.id}-{job.attempt}",
+        # Cancelling the runner, or abandoning the attempt, ends this wait at once, whether or
+        # not the attempt itself honours its cancellation.
+        done: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            self._attempt(job, done), name=f"jobqueue-attempt-{job.id}-{job.attempt}"
         )
-        self.running[key] = attempt
-        self._jobs[key] = (job, self.clock())
-        # A shield: cancelling the runner, or abandoning the attempt, ends this wait at once,
-        # whether or not the attempt itself honours its cancellation.
-        wait = asyncio.shield(attempt)
-        self._waits[key] = wait
+        self.running[key] = RunningAttempt(task, job, self.clock(), done)
         outcome: Outcome | None = None
         try:
-            outcome = await wait
+            outcome = await done
+            if outcome is None:  # the attempt ended cancelled
+                outcome = self._stopped(job, key)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                attempt.cancel()
+                task.cancel()
                 raise  # the runner itself is being cancelled (the finally delivers None)
-            outcome = self._stopped(job, key)
+            outcome = self._stopped(job, key)  # abandoned
         except Exception as exc:  # a bug of ours, not the task's: still end the attempt
             log.exception("attempt_error", job_id=job.id, attempt=job.attempt)
             outcome = leases.failed(job, exc, self.policy)
         finally:
-            for table in (self.running, self._jobs, self._waits, self._told_to_stop):
-                table.pop(key, None)
+            del self.running[key]
             self.deliver(job, outcome)
         duration = time.perf_counter() - started
         self.metrics.duration.labels(job.queue, job.task).observe(duration)
@@ -238,6 +254,24 @@ class Runner:
                 error_type=outcome.error_type,
                 **({"payload": job.payload} if self.log_payloads else {}),
             )
+
+    async def _attempt(self, job: ClaimedJob, done: asyncio.Future[Outcome | None]) -> None:
+        """Run the attempt and resolve ``done`` with its outcome (None: it ended cancelled; an
+        exception: a bug of ours), unless the runner stopped waiting for it."""
+        try:
+            outcome = await execute(
+                job, self.registry, self.policy, self.threads, self.max_result_bytes
+            )
+        except asyncio.CancelledError:
+            if not done.done():
+                done.set_result(None)
+            raise
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(outcome)
 
     def _stopped(self, job: ClaimedJob, key: AttemptKey) -> Outcome | None:
         """The outcome of an attempt that ended cancelled, or that was abandoned."""
