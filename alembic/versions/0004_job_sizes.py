@@ -32,9 +32,7 @@ def upgrade() -> None:
     op.add_column(
         "jobs", sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0")
     )
-    op.add_column(
-        "jobs", sa.Column("result_bytes", sa.Integer, nullable=False, server_default="0")
-    )
+    op.add_column("jobs", sa.Column("result_bytes", sa.Integer, nullable=False, server_default="0"))
     op.execute(
         "UPDATE jobs SET payload_bytes = octet_length(payload::text),"
         " result_bytes = coalesce(octet_length(result::text), 0)"
