@@ -45,19 +45,16 @@ def encode_json(value: Any, what: str) -> str:
         ) from exc
 
 
-def check_depth(value: Any, text: str, limit: int, what: str) -> None:
-    """Refuse a JSON value that nests more than ``limit`` levels of objects and arrays.
+def nests_deeper(value: Any, text: str, limit: int) -> bool:
+    """Whether a JSON value nests more than ``limit`` levels of objects and arrays.
 
     ``value`` itself is level 1 when it is an object or array (``{}`` has depth 1,
     ``{"a": [1]}`` depth 2); scalars add no level. ``text`` is ``value``'s JSON encoding: a
     value with at most ``limit`` brackets in it cannot be deeper, so the walk (iterative: no
     recursion limit) runs only for the rare value that might be.
-
-    Raises:
-        InvalidJobRequest: deeper than ``limit``; the message names the limit.
     """
     if text.count("{") + text.count("[") <= limit:
-        return
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -68,11 +65,23 @@ def check_depth(value: Any, text: str, limit: int, what: str) -> None:
         else:
             continue
         if depth > limit:
-            raise InvalidJobRequest(
-                f"{what} nests more than {limit} levels of objects and arrays, the limit "
-                f"(JOBQUEUE_MAX_PAYLOAD_DEPTH): flatten it"
-            )
+            return True
         stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_depth(value: Any, text: str, limit: int, what: str) -> None:
+    """Refuse a JSON value that nests more than ``limit`` levels of objects and arrays (see
+    :func:`nests_deeper`).
+
+    Raises:
+        InvalidJobRequest: deeper than ``limit``; the message names the limit.
+    """
+    if nests_deeper(value, text, limit):
+        raise InvalidJobRequest(
+            f"{what} nests more than {limit} levels of objects and arrays, the limit "
+            f"(JOBQUEUE_MAX_PAYLOAD_DEPTH): flatten it"
+        )
 
 
 def utf8_size(text: str, what: str) -> int:

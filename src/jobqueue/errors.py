@@ -233,10 +233,18 @@ class RetryLater(TaskError):
     server's ``Retry-After`` (RFC 9110, section 10.2.3).
 
     Args:
-        delay_seconds: seconds from now (>= 0) before the next attempt may run.
+        delay_seconds: seconds from now before the next attempt may run; a negative delay is 0,
+            one beyond ten years (infinity included) is ten years.
         message: why, stored as the attempt's error.
+
+    Raises:
+        ValueError: ``delay_seconds`` is NaN (a bug in the task: its attempt fails with this
+            error and the job's backoff applies, rather than a retry at an arbitrary time).
     """
 
     def __init__(self, delay_seconds: float, message: str = "retry requested") -> None:
-        self.delay_seconds = max(float(delay_seconds), 0.0)
+        delay = float(delay_seconds)
+        if delay != delay:
+            raise ValueError("RetryLater needs a number of seconds; got NaN")
+        self.delay_seconds = max(delay, 0.0)
         super().__init__(message)

@@ -22,6 +22,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+TASK_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+"""What a task name may be: 1 to 200 ASCII letters, digits and ``_.:-`` (the API's ``task``
+field, ``@task`` names, ``JOBQUEUE_REMOTE_TASKS``): safe in a URL, a metric label and a log."""
+
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+"""What a queue name may be: 1 to 100 ASCII letters, digits and ``_.:-``."""
+
 
 class JobStatus(StrEnum):
     """Where a job is in its life. Stored as text in ``jobs.status`` (a CHECK constraint)."""

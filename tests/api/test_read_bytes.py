@@ -225,3 +225,31 @@ async def test_result_of_60_mb_with_default_limit_is_refused_not_served(
     )
     assert response.json()["result"] is None
     assert len(response.content) < 2000
+
+
+async def test_result_nested_300_levels_fails_attempt_and_job_stays_readable(
+    start_app: AppFactory, registry: TaskRegistry, db: asyncpg.Connection
+) -> None:
+    """The tester's case: a result nested 255 levels or more was stored, and every read of its
+    job (``GET /jobs/{id}``, each list page holding it, the CLI) answered 500: the response
+    serializer refuses to go that deep."""
+
+    async def deep(ctx: JobContext) -> list[object]:
+        value: list[object] = []
+        for _ in range(int(ctx.payload["n"]) - 1):
+            value = [value]
+        return value
+
+    registry.register("deep", deep)
+    client = await start_app()
+    (job_id,) = await create(client, 1, task="deep", payload={"n": 300}, max_attempts=1)
+    job = await wait_for_status(client, job_id, {"failed"})
+    assert (job["result"], job["error"]) == (
+        None,
+        "ResultTooDeep: the task's result nests more than 64 levels of objects and arrays "
+        "(JOBQUEUE_MAX_PAYLOAD_DEPTH bounds results too): flatten it",
+    )
+    assert await db.fetchval("SELECT result FROM jobs WHERE id = $1", job_id) is None
+    listing = await client.get("/jobs")
+    assert listing.status_code == 200
+    assert [item["id"] for item in listing.json()["items"]] == [job_id]

@@ -138,8 +138,40 @@ def test_succeeded_result_with_non_string_keys_is_done() -> None:
     assert (outcome.status, outcome.result_json) == (JobStatus.DONE, '{"1":"a","2.5":"b"}')
 
 
-@pytest.mark.parametrize("delay", [float("inf"), float("nan"), 1e300, 10**12])
+@pytest.mark.parametrize("delay", [float("inf"), 1e300, 10**12])
 def test_failed_retry_later_beyond_ten_years_is_clamped(delay: float) -> None:
     outcome = failed(_job(1), RetryLater(delay), POLICY)
     assert outcome.status == JobStatus.TODO
     assert outcome.retry_delay_seconds == MAX_RETRY_DELAY_SECONDS
+
+
+def test_retry_later_nan_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^RetryLater needs a number of seconds; got NaN$"):
+        RetryLater(float("nan"))
+
+
+def _nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_succeeded_result_at_depth_limit_is_done() -> None:
+    outcome = succeeded(_job(1), {"a": _nested(63)}, POLICY, max_result_depth=64)
+    assert outcome.status == JobStatus.DONE
+    assert outcome.result_json == '{"a":' + "[" * 63 + "]" * 63 + "}"
+
+
+def test_succeeded_result_over_depth_limit_fails_attempt() -> None:
+    outcome = succeeded(_job(3), {"a": _nested(64)}, POLICY, max_result_depth=64)
+    assert (outcome.status, outcome.result_json) == (JobStatus.FAILED, None)
+    assert (outcome.error_type, outcome.error_message) == (
+        "ResultTooDeep",
+        "the task's result nests more than 64 levels of objects and arrays "
+        "(JOBQUEUE_MAX_PAYLOAD_DEPTH bounds results too): flatten it",
+    )
+
+
+def test_succeeded_none_is_json_null() -> None:
+    assert succeeded(_job(1), None, POLICY).result_json == "null"

@@ -293,5 +293,6 @@ def pool_config(settings: Settings) -> PoolConfig:
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         retry=RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds),
         max_result_bytes=settings.max_result_bytes,
+        max_result_depth=settings.max_payload_depth,
         log_payloads=settings.log_payloads,
     )

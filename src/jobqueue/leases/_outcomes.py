@@ -24,6 +24,7 @@ import traceback
 from typing import Any
 
 from jobqueue.backoff import RetryPolicy
+from jobqueue.encoding import nests_deeper
 from jobqueue.errors import Discard, RetryLater
 from jobqueue.jobs import ClaimedJob, JobStatus, Outcome, find_nul
 
@@ -47,6 +48,29 @@ _RESULT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, al
 
 MAX_RESULT_BYTES = 1_048_576
 """The default limit of a result, bytes of compact UTF-8 JSON (``JOBQUEUE_MAX_RESULT_BYTES``)."""
+
+
+MAX_RESULT_DEPTH = 64
+"""The default nesting limit of a result, levels of objects and arrays (the payload's limit,
+``JOBQUEUE_MAX_PAYLOAD_DEPTH``, bounds results too): a deeper value could be stored, but the
+API's response serializer refuses to write one past about 250 levels, so every read of its job
+would fail."""
+
+
+class ResultTooDeep(ValueError):
+    """A task returned a result nesting deeper than the limit; the attempt fails and nothing is
+    stored.
+
+    Attributes:
+        limit: the limit, levels of objects and arrays.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the task's result nests more than {limit} levels of objects and arrays "
+            "(JOBQUEUE_MAX_PAYLOAD_DEPTH bounds results too): flatten it"
+        )
 
 
 class ResultTooLarge(ValueError):
@@ -115,15 +139,20 @@ def _utf8_size(text: str) -> int:
 
 
 def succeeded(
-    job: ClaimedJob, value: Any, policy: RetryPolicy, max_result_bytes: int = MAX_RESULT_BYTES
+    job: ClaimedJob,
+    value: Any,
+    policy: RetryPolicy,
+    max_result_bytes: int = MAX_RESULT_BYTES,
+    max_result_depth: int = MAX_RESULT_DEPTH,
 ) -> Outcome:
     """The outcome of an attempt that returned ``value``.
 
-    A value that is not JSON (``TypeError: the task's result is not JSON-serialisable: …``) or
-    whose compact UTF-8 JSON is over ``max_result_bytes`` bytes (:class:`ResultTooLarge`) fails
-    the attempt like an exception would (retried while attempts are left), and is never stored:
-    everything that reads a job (``GET /jobs/{id}``, the list, the dashboard) then serves at
-    most ``max_result_bytes`` of result.
+    A value that is not JSON (``TypeError: the task's result is not JSON-serialisable: …``),
+    whose compact UTF-8 JSON is over ``max_result_bytes`` bytes (:class:`ResultTooLarge`), or
+    that nests more than ``max_result_depth`` levels of objects and arrays
+    (:class:`ResultTooDeep`) fails the attempt like an exception would (retried while attempts
+    are left), and is never stored: everything that reads a job (``GET /jobs/{id}``, the list,
+    the dashboard) then serves at most ``max_result_bytes`` of result, and can serialize it.
     """
     try:
         result_json = encode_result(value)
@@ -133,6 +162,8 @@ def succeeded(
         return failed(job, error, policy)
     if size > max_result_bytes:
         return failed(job, ResultTooLarge(size, max_result_bytes), policy)
+    if nests_deeper(value, result_json, max_result_depth):
+        return failed(job, ResultTooDeep(max_result_depth), policy)
     return Outcome(job.id, job.attempt, JobStatus.DONE, result_json=result_json)
 
 

@@ -21,12 +21,16 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.errors import ConfigurationError
+from jobqueue.jobs import TASK_NAME_PATTERN
+
+_TASK_NAME = re.compile(TASK_NAME_PATTERN)
 
 TaskFunction = Callable[["JobContext"], Any]
 PayloadValidator = Callable[[dict[str, Any]], None]
@@ -77,8 +81,15 @@ class TaskRegistry:
         """Add ``function`` under ``name``, with an optional enqueue-time payload validator.
 
         Raises:
-            ConfigurationError: when ``name`` is taken by another function.
+            ConfigurationError: when ``name`` is taken by another function, or is not a name
+                the API accepts (1 to 200 of ``A-Za-z0-9_.:-``, ``jobs.TASK_NAME_PATTERN``): no
+                client could ever create a job for it.
         """
+        if not isinstance(name, str) or not _TASK_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"task name {str(name)[:200]!r} is not 1 to 200 of A-Za-z0-9_.:- (what the API "
+                "accepts as a job's task): rename it"
+            )
         existing = self.tasks.get(name)
         if existing is not None and existing.function is not function:
             raise ConfigurationError(f"task name {name!r} is registered twice")
@@ -130,7 +141,8 @@ def task(
             ``ValueError("what to fix")`` to refuse it with a 422.
 
     Raises:
-        ConfigurationError: when another function already has that name.
+        ConfigurationError: when another function already has that name, or the name is not 1 to
+            200 of ``A-Za-z0-9_.:-`` (what the API accepts).
     """
     return default_registry.task(name, validate)
 

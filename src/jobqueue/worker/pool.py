@@ -29,7 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.backoff import RetryPolicy
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import AttemptKey
-from jobqueue.leases import MAX_RESULT_BYTES, HeartbeatResult, LeaseStore, PostgresLeases
+from jobqueue.leases import (
+    MAX_RESULT_BYTES,
+    MAX_RESULT_DEPTH,
+    HeartbeatResult,
+    LeaseStore,
+    PostgresLeases,
+)
 from jobqueue.metrics import Metrics
 from jobqueue.notify import CancelRequested, Listener, QueuesRunnable
 from jobqueue.tasks.registry import TaskRegistry
@@ -61,6 +67,8 @@ class PoolConfig:
         shutdown_grace_seconds: how long :meth:`WorkerPool.drain` lets running jobs finish.
         retry: backoff for failed attempts.
         max_result_bytes: a task's result over this many bytes of JSON fails its attempt.
+        max_result_depth: a task's result nesting more levels of objects and arrays fails its
+            attempt (``JOBQUEUE_MAX_PAYLOAD_DEPTH``).
         worker_id: written into claimed rows; fences every write.
         log_payloads: put each job's payload in its ``job_ran`` log event (debugging only).
     """
@@ -71,6 +79,7 @@ class PoolConfig:
     shutdown_grace_seconds: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_result_bytes: int = MAX_RESULT_BYTES
+    max_result_depth: int = MAX_RESULT_DEPTH
     worker_id: str = field(default_factory=new_worker_id)
     log_payloads: bool = False
 
@@ -129,6 +138,7 @@ class WorkerPool:
             metrics=self.metrics,
             log_payloads=config.log_payloads,
             max_result_bytes=config.max_result_bytes,
+            max_result_depth=config.max_result_depth,
         )
         self.heartbeat = Heartbeat(
             store,

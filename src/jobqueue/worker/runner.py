@@ -49,6 +49,7 @@ async def execute(
     policy: RetryPolicy,
     threads: SyncThreads,
     max_result_bytes: int = leases.MAX_RESULT_BYTES,
+    max_result_depth: int = leases.MAX_RESULT_DEPTH,
 ) -> Outcome:
     """Run one attempt of ``job`` and classify how it ended (``leases`` classifier).
 
@@ -88,7 +89,7 @@ async def execute(
             f"attempt exceeded timeout_seconds={job.timeout_seconds:g} and ignored being cancelled"
         )
         return leases.failed(job, overran, policy)
-    return leases.succeeded(job, value, policy, max_result_bytes)
+    return leases.succeeded(job, value, policy, max_result_bytes, max_result_depth)
 
 
 @dataclass(slots=True)
@@ -124,6 +125,8 @@ class Runner:
         threads: where plain functions run.
         clock: monotonic seconds.
         max_result_bytes: a larger result fails its attempt, bytes of JSON.
+        max_result_depth: a result nesting deeper fails its attempt, levels of objects and
+            arrays.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class Runner:
         log_payloads: bool = False,
         clock: Callable[[], float] = time.monotonic,
         max_result_bytes: int = leases.MAX_RESULT_BYTES,
+        max_result_depth: int = leases.MAX_RESULT_DEPTH,
     ) -> None:
         self.ready = ready
         self.registry = registry
@@ -148,6 +152,7 @@ class Runner:
         self.log_payloads = log_payloads
         self.clock = clock
         self.max_result_bytes = max_result_bytes
+        self.max_result_depth = max_result_depth
         self.running: dict[AttemptKey, RunningAttempt] = {}
         self.stop_before_start: set[AttemptKey] = set()
         self.aborting = False
@@ -260,7 +265,12 @@ class Runner:
         exception: a bug of ours), unless the runner stopped waiting for it."""
         try:
             outcome = await execute(
-                job, self.registry, self.policy, self.threads, self.max_result_bytes
+                job,
+                self.registry,
+                self.policy,
+                self.threads,
+                self.max_result_bytes,
+                self.max_result_depth,
             )
         except asyncio.CancelledError:
             if not done.done():
