@@ -305,6 +305,16 @@ class Metrics:
             ),
             (queue, task),
         )
+        self.pruned = BoundedMetric(
+            Counter(
+                "jobqueue_jobs_pruned_total",
+                "Finished jobs deleted by the pruner after their retention age, by queue and "
+                "status (done, cancelled, failed).",
+                ["queue", "status"],
+                registry=self.registry,
+            ),
+            (queue, free),
+        )
         self.loop_restarts = Counter(
             "jobqueue_loop_restarts_total",
             "Background loops restarted by the supervisor after an unexpected error, by loop.",

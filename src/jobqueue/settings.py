@@ -204,6 +204,34 @@ class Settings(BaseSettings):
     )
     default_timeout_seconds: PositiveFloat = Field(default=300.0, description="Per attempt, s.")
     rescue_interval_seconds: PositiveFloat = Field(default=5.0, description="Rescuer period, s.")
+    retention_done_seconds: float = Field(
+        ge=0,
+        le=TEN_YEARS_SECONDS,
+        default=7 * 86400.0,
+        description="Delete done jobs this long after they finished, s (0: keep them; "
+        "default 7 days). Their attempt history goes with them, and so does their "
+        "idempotency key (docs/deploy.md, Retention).",
+    )
+    retention_cancelled_seconds: float = Field(
+        ge=0,
+        le=TEN_YEARS_SECONDS,
+        default=7 * 86400.0,
+        description="Delete cancelled jobs this long after they finished, s (0: keep them; "
+        "default 7 days).",
+    )
+    retention_failed_seconds: float = Field(
+        ge=0,
+        le=TEN_YEARS_SECONDS,
+        default=30 * 86400.0,
+        description="Delete failed jobs this long after they finished, s (0: keep them; "
+        "default 30 days).",
+    )
+    retention_interval_seconds: float = Field(
+        gt=0,
+        le=86_400,
+        default=60.0,
+        description="Pruner period, s: how often due finished jobs are deleted.",
+    )
     unhealthy_after_seconds: PositiveFloat = Field(
         default=60.0,
         description="/healthz fails once a background loop has kept failing this long, s "

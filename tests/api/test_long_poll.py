@@ -163,3 +163,23 @@ async def test_wait_listen_not_receiving_reads_every_poll_interval(
         await wait_until(lambda: reads.at_least(after_reconnect + 4), 1.9, "four more reads")
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_wait_on_a_job_deleted_meanwhile_answers_404_before_its_deadline(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # Workers off: the job stays todo. With LISTEN connected the wait does not re-read on a
+    # timer, so only the DELETE's notification (alembic 0005's trigger) can end it early.
+    client = await start_app(workers_enabled=False)
+    job_id = (await client.post("/jobs", json={})).json()["id"]
+    waiters = client.runtime.service.waiters
+    poll = asyncio.create_task(client.get(f"/jobs/{job_id}", params={"wait_seconds": "60"}))
+
+    async def waiting() -> bool:
+        return len(waiters) == 1
+
+    await wait_until(waiting, timeout=5, what="the long-poll to wait")
+    await db.execute("DELETE FROM jobs WHERE id = $1", job_id)
+    response = await asyncio.wait_for(poll, 10)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"job {job_id} does not exist"

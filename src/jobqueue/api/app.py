@@ -3,9 +3,9 @@
 The lifespan hook opens the database (the embedded one when no URL is set), migrates it unless
 ``JOBQUEUE_AUTO_MIGRATE=false``, builds the service, and starts the background loops under one
 supervisor: the LISTEN connection (unless ``JOBQUEUE_LISTEN=false``: poll-only, see
-docs/deploy.md), and with a worker pool its claim loop, heartbeat, runners, the rescuer and the
-process registry. On shutdown it drains the pool (see ``worker/pool.py``),
-stops the loops, writes what the pool still holds, and closes the engine.
+docs/deploy.md), and with a worker pool its claim loop, heartbeat, runners, the rescuer, the
+pruner (retention) and the process registry. On shutdown it drains the pool (see
+``worker/pool.py``), stops the loops, writes what the pool still holds, and closes the engine.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
 from jobqueue.db.queries import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
-from jobqueue.maintenance import ProcessRegistry, Rescuer, Supervisor
+from jobqueue.jobs import JobStatus
+from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Supervisor
 from jobqueue.metrics import Metrics
 from jobqueue.notify import JobsFinished, Listener, protocol
 from jobqueue.service import JobDefaults, JobService
@@ -207,6 +208,11 @@ async def _run(
             supervisor.add(name, loop)
         rescuer = Rescuer(engine, settings.rescue_interval_seconds, pool.coordinator.wake, metrics)
         supervisor.add("rescuer", rescuer.run)
+        pruner = Pruner(
+            engine, retention_ages(settings), settings.retention_interval_seconds, metrics
+        )
+        if pruner.enabled:
+            supervisor.add("pruner", pruner.run)
         registry = ProcessRegistry(engine, process_info(pool, tasks))
         supervisor.add("registry", registry.run)
     await supervisor.start()
@@ -256,6 +262,16 @@ def job_defaults(settings: Settings) -> JobDefaults:
         known_queues=settings.known_queue_names,
         remote_tasks=frozenset(parse_names(settings.remote_tasks)),
     )
+
+
+def retention_ages(settings: Settings) -> dict[JobStatus, float]:
+    """Seconds each finished status is kept, from ``JOBQUEUE_RETENTION_*_SECONDS`` (0: for
+    ever)."""
+    return {
+        JobStatus.DONE: settings.retention_done_seconds,
+        JobStatus.CANCELLED: settings.retention_cancelled_seconds,
+        JobStatus.FAILED: settings.retention_failed_seconds,
+    }
 
 
 def process_info(pool: WorkerPool, tasks: TaskRegistry) -> ProcessInfo:

@@ -103,6 +103,13 @@ jobs = Table(
         unique=True,
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
+    # The pruner's index: the oldest finished jobs of one status (maintenance/pruner.py).
+    Index(
+        "ix_jobs_finished",
+        "status",
+        "finished_at",
+        postgresql_where=text(status_is(JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)),
+    ),
     Index(
         "ix_jobs_status_id",
         "status",

@@ -1,8 +1,9 @@
 """Process-wide maintenance: the supervisor every background loop runs under, the rescuer of
-expired leases, and the process registry."""
+expired leases, the pruner of old finished jobs, and the process registry."""
 
+from jobqueue.maintenance.pruner import Pruner
 from jobqueue.maintenance.registry import ProcessRegistry
 from jobqueue.maintenance.rescuer import Rescuer
 from jobqueue.maintenance.supervisor import LoopState, Supervisor
 
-__all__ = ["LoopState", "ProcessRegistry", "Rescuer", "Supervisor"]
+__all__ = ["LoopState", "ProcessRegistry", "Pruner", "Rescuer", "Supervisor"]
