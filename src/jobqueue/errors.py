@@ -45,6 +45,16 @@ class JobNotFound(JobQueueError):
         super().__init__(f"job {job_id} does not exist")
 
 
+class QueueNotFound(JobQueueError):
+    """No queue of that name is known: none is configured, served by a live process, or was
+    paused before."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+        super().__init__(f"queue {name[:100]!r} is not known; known queues: {shown or 'none'}")
+
+
 class InvalidJobRequest(JobQueueError):
     """A job request that cannot be stored as given; the message says what to fix."""
 

@@ -315,3 +315,20 @@ async def test_claim_concurrent_claimers_never_share_a_job(
     claimed = [job_id for ids in results for job_id in ids]
     assert len(claimed) == 200
     assert len(set(claimed)) == 200
+
+
+async def test_claim_paused_queue_takes_nothing_until_resumed(conn: asyncpg.Connection) -> None:
+    for _ in range(3):
+        await queries.insert_jobs(conn, [_new()])
+    await conn.execute("INSERT INTO queues (name, paused_at) VALUES ('default', now())")
+    assert await leases.claim(conn, "w", _spec()) == []
+    await conn.execute("UPDATE queues SET paused_at = NULL WHERE name = 'default'")
+    assert len(await leases.claim(conn, "w", _spec())) == 3
+
+
+async def test_claim_pause_of_another_queue_does_not_stop_this_one(
+    conn: asyncpg.Connection,
+) -> None:
+    await queries.insert_jobs(conn, [_new()])
+    await conn.execute("INSERT INTO queues (name, paused_at) VALUES ('emails', now())")
+    assert len(await leases.claim(conn, "w", _spec())) == 1

@@ -29,7 +29,7 @@ from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
 from jobqueue.api.methods import HeadAsGet
 from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
-from jobqueue.api.routes import health, jobs
+from jobqueue.api.routes import health, jobs, queues
 from jobqueue.api.routes import metrics as metrics_routes
 from jobqueue.api.state import AppState, Runtime
 from jobqueue.backoff import RetryPolicy
@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.state.jobqueue = state
     errors.install(app)
     app.include_router(jobs.router)
+    app.include_router(queues.router)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     from jobqueue.api import ui  # the dashboard includes the jobs router again: import it last
@@ -283,6 +284,7 @@ def process_info(pool: WorkerPool, tasks: TaskRegistry) -> ProcessInfo:
         version=__version__,
         queues=tuple(pool.config.queues),
         tasks=tuple(tasks.names()),
+        slots=tuple(pool.config.queues.items()),
     )
 
 

@@ -1,6 +1,6 @@
 """The audit trail: one ``audit`` log event per admin action and per refused request (403).
 
-An admin action (cancel, retry; later pause, resume and schedules) logs who asked (the key's
+An admin action (cancel, retry, pause, resume; later schedules) logs who asked (the key's
 name, ``anonymous`` without keys, or the dashboard session's key name; ``via`` says which), the
 action, the job id and the outcome:
 
@@ -55,7 +55,9 @@ class AuditRecord:
 
 
 @contextlib.contextmanager
-def audited(request: Request, action: str, job_id: int) -> Iterator[AuditRecord]:
+def audited(
+    request: Request, action: str, job_id: int | None = None, *, queue: str | None = None
+) -> Iterator[AuditRecord]:
     """Log one ``audit`` event for the admin action run in the ``with`` block.
 
     Set ``record.job`` to the job the action returned. Errors propagate unchanged (a
@@ -63,11 +65,13 @@ def audited(request: Request, action: str, job_id: int) -> Iterator[AuditRecord]
 
     Args:
         request: the request (for who asked).
-        action: e.g. ``"cancel"``, ``"retry"``.
-        job_id: the job acted on.
+        action: e.g. ``"cancel"``, ``"retry"``, ``"pause"``.
+        job_id: the job acted on, if any.
+        queue: the queue acted on, if any (a checked queue name: bounded).
     """
     record = AuditRecord()
-    fields = {"action": action, "job_id": job_id, **who(request)}
+    target: dict[str, object] = {"job_id": job_id} if job_id is not None else {"queue": queue}
+    fields = {"action": action, **target, **who(request)}
     try:
         yield record
     except JobQueueError as exc:

@@ -3,6 +3,7 @@
 | error               | status |
 |---------------------|--------|
 | JobNotFound         | 404    |
+| QueueNotFound       | 404    |
 | PayloadTooLarge     | 413    |
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
@@ -56,6 +57,7 @@ from jobqueue.errors import (
     NotAuthenticated,
     PayloadTooLarge,
     PermissionDenied,
+    QueueNotFound,
     TooManyWaiting,
 )
 from jobqueue.logs import Throttled
@@ -76,6 +78,7 @@ class ServiceNotReady(DatabaseUnavailable):
 
 STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (JobNotFound, 404),
+    (QueueNotFound, 404),
     (PayloadTooLarge, 413),
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),

@@ -466,6 +466,8 @@ class ProcessInfo:
     version: str
     queues: tuple[str, ...]
     tasks: tuple[str, ...]
+    slots: tuple[tuple[str, int], ...] = ()
+    """``(queue, slots)`` pairs: the runner slots this process gives each queue."""
 
 
 async def announce_process(conn: AsyncConnection, info: ProcessInfo) -> None:
@@ -477,6 +479,7 @@ async def announce_process(conn: AsyncConnection, info: ProcessInfo) -> None:
         "version": info.version,
         "queues": list(info.queues),
         "tasks": list(info.tasks),
+        "slots": dict(info.slots),
     }
     statement = insert(processes).values(**values, seen_at=func.now())
     statement = statement.on_conflict_do_update(
@@ -484,6 +487,7 @@ async def announce_process(conn: AsyncConnection, info: ProcessInfo) -> None:
         set_={
             "queues": statement.excluded.queues,
             "tasks": statement.excluded.tasks,
+            "slots": statement.excluded.slots,
             "seen_at": func.now(),
         },
     )

@@ -144,9 +144,22 @@ processes = Table(
     Column("version", Text, nullable=False),
     Column("queues", ARRAY(Text), nullable=False),
     Column("tasks", ARRAY(Text), nullable=False),
+    Column("slots", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
-"""One row per live jobqueue process with a worker pool: what it serves (queues) and can run
-(tasks); ``seen_at`` is renewed by its registry loop and a row not renewed for a while is
-deleted by any process. Read to tell which ``todo`` jobs no live process can run."""
+"""One row per live jobqueue process with a worker pool: what it serves (queues, and ``slots``
+per queue) and can run (tasks); ``seen_at`` is renewed by its registry loop and a row not
+renewed for a while is deleted by any process. Read to tell which ``todo`` jobs no live
+process can run, and how many slots serve each queue."""
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("paused_at", DateTime(timezone=True)),
+    Column("paused_by", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+"""One row per queue an operator paused or resumed; ``paused_at`` is set while it is paused.
+A queue without a row is not paused. The claim skips paused queues (``leases/_statements.py``)."""

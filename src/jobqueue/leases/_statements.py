@@ -35,12 +35,16 @@ def _claim(queue: int, limit: int, worker: int, lease: int, tasks: int) -> str:
     ``ix_jobs_claim``, so the scan stops after ``limit`` entries however many jobs wait. One
     queue per statement (``queue = ANY(…)`` would sort them all). ``FOR UPDATE SKIP LOCKED``
     picks rows no other claimer holds (PostgreSQL manual, "The Locking Clause"). Only jobs of
-    ``tasks`` are taken: a process never claims a job it cannot run.
+    ``tasks`` are taken: a process never claims a job it cannot run. Nothing is taken from a
+    paused queue (a row of ``queues`` with ``paused_at`` set): the check does not depend on the
+    job, so the planner runs it once per statement (a one-time filter, one primary-key probe).
     """
     return f"""next AS (
     SELECT id FROM jobs
     WHERE status = '{TODO}' AND queue = ${queue} AND run_at <= now()
       AND task = ANY(${tasks}::text[])
+      AND NOT EXISTS (SELECT 1 FROM queues AS p
+                      WHERE p.name = ${queue} AND p.paused_at IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT ${limit}
     FOR UPDATE SKIP LOCKED

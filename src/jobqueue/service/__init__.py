@@ -4,7 +4,8 @@ one engine. Knows the domain and the database, never HTTP; raises the errors of
 
 One face over private modules, one per concern: ``_intake`` (checking a request, no I/O),
 ``_enqueue`` (inserts, idempotency, the wake-up of the local claimer), ``_reads`` (get, wait,
-attempts, list), ``_admin`` (cancel, retry), ``_stats`` (the metrics' table gauges). Each call
+attempts, list), ``_admin`` (cancel, retry), ``_queues`` (list, pause, resume), ``_stats`` (the
+metrics' table gauges). Each call
 opens its own connection or transaction at this edge; ``db/`` never commits.
 """
 
@@ -20,6 +21,7 @@ from jobqueue.notify import FinishWaiters, JobsFinished, Listener
 from jobqueue.service._admin import Admin
 from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, Enqueuer
 from jobqueue.service._intake import JobDefaults, JobRequest, prepare
+from jobqueue.service._queues import QueueInfo, Queues
 from jobqueue.service._reads import DEFAULT_MAX_PAGE_BYTES, Page, Reads
 from jobqueue.service._stats import TableStatsReader
 from jobqueue.tasks.registry import TaskRegistry
@@ -33,6 +35,7 @@ __all__ = [
     "JobRequest",
     "JobService",
     "Page",
+    "QueueInfo",
 ]
 
 
@@ -81,6 +84,8 @@ class JobService:
             engine, self.waiters, wait_poll_seconds, max_waiting, max_page_bytes, listener
         )
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
+        self.queues = Queues(engine, defaults.known_queues, self._tell_listeners, origin)
+        """Queue use cases: list, pause, resume (``service/_queues.py``)."""
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:
             listener.subscribe(JobsFinished, self.waiters.finished)
