@@ -9,8 +9,10 @@ Create Date: 2026-12-07
   no row is not paused. The claim statement (``leases/_statements.py``) skips a paused queue,
   so every process, in-process pool or HTTP worker alike, stops taking its jobs at its next
   claim; running jobs finish.
-- ``processes.slots``: ``{"queue": slots}`` of each live process, so that ``GET /queues`` can
-  say how many slots are online per queue.
+- ``processes``: every process announces itself now, API-only ones too, with its ``role``
+  (``serve``, ``worker``, ``api``), its runner ``slots`` per queue (``{"queue": slots}``, for
+  the slots online of ``GET /queues``) and how many are ``busy`` (``GET /workers``, the
+  dashboard's "Processes" page).
 """
 
 from collections.abc import Sequence
@@ -39,12 +41,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("name", name="pk_queues"),
     )
+    op.add_column("processes", sa.Column("role", sa.Text, nullable=False, server_default="serve"))
     op.add_column(
         "processes",
         sa.Column("slots", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     )
+    op.add_column("processes", sa.Column("busy", sa.Integer, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    op.drop_column("processes", "busy")
     op.drop_column("processes", "slots")
+    op.drop_column("processes", "role")
     op.drop_table("queues")

@@ -1,7 +1,8 @@
-"""The ``jobqueue`` command (typer): serve, migrate, enqueue, enqueue-batch, get, list,
-attempts, cancel, retry.
+"""The ``jobqueue`` command (typer): serve, worker, api, migrate, enqueue, enqueue-batch, get,
+list, attempts, cancel, retry.
 
-``serve`` and ``migrate`` talk to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
+``serve`` (API and workers), ``worker`` (workers only), ``api`` (API only) and ``migrate`` talk
+to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
 machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
 ``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
@@ -53,26 +54,49 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _settings() -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValueError as exc:
         _fail(f"invalid settings: {exc}")
 
 
+Host = Annotated[str | None, typer.Option(help="Bind address (JOBQUEUE_HOST).")]
+Port = Annotated[int | None, typer.Option(help="Port (JOBQUEUE_PORT).", min=1, max=65535)]
+
+
 @app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (JOBQUEUE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (JOBQUEUE_PORT).")] = None,
-) -> None:
+def serve(host: Host = None, port: Port = None) -> None:
     """Run the API and the worker pool (embedded PostgreSQL when JOBQUEUE_DATABASE_URL is unset).
 
     Without JOBQUEUE_API_KEYS it listens on loopback only: another address is refused (exit 2)
     unless JOBQUEUE_INSECURE=true. An IPv6 address may be written with or without brackets
     (``[::1]``). The HTTP server's limits (connections, timeouts, header bounds) are in
     ``api/server.py`` and docs/security.md. Stops gracefully on SIGTERM or Ctrl-C: running jobs
-    get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
+    get JOBQUEUE_SHUTDOWN_GRACE_SECONDS. JOBQUEUE_ROLE (default serve) may make it a worker or
+    api process, like the commands of those names.
     """
+    _serve(None, host, port)
+
+
+@app.command()
+def worker(host: Host = None, port: Port = None) -> None:
+    """Run workers and maintenance only (JOBQUEUE_ROLE=worker): no jobs API and no dashboard;
+    /healthz, /readyz and /metrics answer on --host/--port. Run it beside `jobqueue api`
+    processes on the same database (README, "Operating it")."""
+    _serve("worker", host, port)
+
+
+@app.command()
+def api(host: Host = None, port: Port = None) -> None:
+    """Run the API and the dashboard only (JOBQUEUE_ROLE=api): jobs wait for `jobqueue worker`
+    or `jobqueue serve` processes on the same database."""
+    _serve("api", host, port)
+
+
+def _serve(role: str | None, host: str | None, port: int | None) -> None:
+    """Run the HTTP server with the app of ``role`` (None: ``JOBQUEUE_ROLE``); see
+    :func:`serve`."""
     import uvicorn
 
     from jobqueue.api.app import create_app
@@ -80,7 +104,7 @@ def serve(
     from jobqueue.api.state import state_of
     from jobqueue.logs import configure_logging
 
-    settings = _settings()
+    settings = _settings() if role is None else _settings(role=role)
     configure_logging(settings.log_format, settings.log_level)
     host = bind_address(host or settings.host)
     _check_access(settings, host)

@@ -65,7 +65,7 @@ class UnknownTask(InvalidJobRequest):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         self.known = sorted(known)
-        super().__init__(f"unknown task {name!r}; known tasks: {', '.join(self.known)}")
+        super().__init__(f"unknown task {name[:200]!r}; known tasks: {_listing(self.known)}")
 
 
 MAX_NAMES_LISTED = 20

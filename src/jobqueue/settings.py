@@ -237,7 +237,15 @@ class Settings(BaseSettings):
         description="/healthz fails once a background loop has kept failing this long, s "
         "(an orchestrator then restarts the process).",
     )
-    workers_enabled: bool = Field(default=True, description="False: API only, no worker pool.")
+    role: Literal["serve", "worker", "api"] = Field(
+        default="serve",
+        description="What this process runs: serve (the API and workers), worker (workers and "
+        "maintenance; only /healthz, /readyz and /metrics over HTTP) or api (the API only). "
+        "The commands jobqueue serve, jobqueue worker and jobqueue api set it.",
+    )
+    workers_enabled: bool = Field(
+        default=True, description="False: API only, no worker pool (as JOBQUEUE_ROLE=api)."
+    )
     db_pool_size: PositiveInt = Field(default=10, description="SQLAlchemy pool size.")
     db_pool_timeout_seconds: PositiveFloat = Field(default=10.0, description="Pool wait, s.")
     db_statement_cache: bool = Field(
@@ -301,6 +309,26 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(
         default=43_200, ge=60, le=2_592_000, description="Dashboard session lifetime, s."
     )
+
+    @property
+    def runs_workers(self) -> bool:
+        """True when this process runs a worker pool (role ``serve`` or ``worker``, and
+        ``workers_enabled``)."""
+        return self.role != "api" and self.workers_enabled
+
+    @property
+    def serves_api(self) -> bool:
+        """True when this process serves the jobs API and the dashboard (not role ``worker``)."""
+        return self.role != "worker"
+
+    @model_validator(mode="after")
+    def _check_role(self) -> Settings:
+        if self.role == "worker" and not self.workers_enabled:
+            raise ValueError(
+                "JOBQUEUE_ROLE=worker runs workers, but JOBQUEUE_WORKERS_ENABLED=false turns "
+                "them off: drop one of the two"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_body_budget(self) -> Settings:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobqueue import leases
-from jobqueue.db import queries
+from jobqueue.db import registry
 from jobqueue.maintenance.supervisor import Supervisor
 from tests.conftest import AppClient, AppFactory
 from tests.helpers import wait_for_status, wait_until
@@ -42,13 +42,13 @@ def _inject_module(loop: str, fault: Fault, monkeypatch: pytest.MonkeyPatch) -> 
 
         monkeypatch.setattr(leases, "rescue", failing_rescue)
     elif loop == "registry":
-        real_announce = queries.announce_process
+        real_announce = registry.announce_process
 
         async def failing_announce(*args: Any) -> Any:
             fault.check()
             return await real_announce(*args)
 
-        monkeypatch.setattr(queries, "announce_process", failing_announce)
+        monkeypatch.setattr(registry, "announce_process", failing_announce)
 
 
 def _inject(

@@ -29,13 +29,13 @@ from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
 from jobqueue.api.methods import HeadAsGet
 from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
-from jobqueue.api.routes import health, jobs, queues
+from jobqueue.api.routes import health, jobs, processes, queues
 from jobqueue.api.routes import metrics as metrics_routes
 from jobqueue.api.state import AppState, Runtime
 from jobqueue.backoff import RetryPolicy
 from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
-from jobqueue.db.queries import ProcessInfo
+from jobqueue.db.registry import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.jobs import JobStatus
 from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Supervisor
@@ -53,6 +53,7 @@ from jobqueue.tasks.http import (
 )
 from jobqueue.tasks.registry import TaskRegistry, default_registry, import_task_modules
 from jobqueue.worker import PoolConfig, WorkerPool
+from jobqueue.worker.pool import new_worker_id
 
 log = structlog.get_logger(__name__)
 
@@ -129,13 +130,15 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     )
     app.state.jobqueue = state
     errors.install(app)
-    app.include_router(jobs.router)
-    app.include_router(queues.router)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
-    from jobqueue.api import ui  # the dashboard includes the jobs router again: import it last
+    if settings.serves_api:
+        app.include_router(jobs.router)
+        app.include_router(queues.router)
+        app.include_router(processes.router)
+        from jobqueue.api import ui  # the dashboard includes the jobs router again: import last
 
-    ui.install(app)
+        ui.install(app)
     add_security_scheme(app)
     _add_middleware(app, state)
     return app
@@ -193,8 +196,7 @@ async def _run(
     )
     stack.push_async_callback(service.close)
     pool: WorkerPool | None = None
-    registry: ProcessRegistry | None = None
-    if settings.workers_enabled:
+    if settings.runs_workers:
         pool = WorkerPool(
             engine,
             tasks,
@@ -214,8 +216,13 @@ async def _run(
         )
         if pruner.enabled:
             supervisor.add("pruner", pruner.run)
-        registry = ProcessRegistry(engine, process_info(pool, tasks))
-        supervisor.add("registry", registry.run)
+    registry = ProcessRegistry(
+        engine,
+        process_info(settings, pool, tasks),
+        busy=(lambda: 0) if pool is None else (lambda: pool.busy_slots()[0]),
+        on_catalog=service.catalog.update,
+    )
+    supervisor.add("registry", registry.run)
     await supervisor.start()
     if listener is not None:
         # Ready means listening, a ping having come back: a job enqueued by another process
@@ -236,8 +243,7 @@ async def _run(
         await supervisor.stop()
         if pool is not None:
             await asyncio.shield(pool.final_writes())
-        if registry is not None:
-            await registry.withdraw()
+        await registry.withdraw()
 
     stack.push_async_callback(stop)
     state.runtime = Runtime(
@@ -275,16 +281,18 @@ def retention_ages(settings: Settings) -> dict[JobStatus, float]:
     }
 
 
-def process_info(pool: WorkerPool, tasks: TaskRegistry) -> ProcessInfo:
-    """What this process announces in the registry."""
+def process_info(settings: Settings, pool: WorkerPool | None, tasks: TaskRegistry) -> ProcessInfo:
+    """What this process announces in the registry: an API-only process serves no queue and
+    runs no task, and gets an id of the same form as a pool's."""
     return ProcessInfo(
-        worker_id=pool.config.worker_id,
+        worker_id=new_worker_id() if pool is None else pool.config.worker_id,
         host=socket.gethostname(),
         pid=os.getpid(),
         version=__version__,
-        queues=tuple(pool.config.queues),
-        tasks=tuple(tasks.names()),
-        slots=tuple(pool.config.queues.items()),
+        queues=() if pool is None else tuple(pool.config.queues),
+        tasks=() if pool is None else tuple(tasks.names()),
+        slots=() if pool is None else tuple(pool.config.queues.items()),
+        role=settings.role if settings.runs_workers else "api",
     )
 
 

@@ -1,4 +1,4 @@
-"""The SQL of enqueue, reads, lists, cancel, retry and the process registry.
+"""The SQL of enqueue, reads, lists, cancel and retry (the process registry is in ``registry.py``).
 
 Two kinds of statement, as DESIGN.md asks:
 
@@ -24,14 +24,9 @@ from typing import Any, Final
 import asyncpg
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Select,
-    Text,
     and_,
-    any_,
     bindparam,
-    case,
-    cast,
     exists,
     func,
     literal,
@@ -42,11 +37,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobqueue.db.tables import job_attempts, jobs, processes
+from jobqueue.db.tables import job_attempts, jobs
 from jobqueue.jobs import Attempt, AttemptOutcome, Job, JobFilter, JobStatus, NewJob
 
 SIZE_COLUMNS: Final = ("payload_bytes", "result_bytes")
@@ -446,104 +440,3 @@ async def alembic_revision(conn: AsyncConnection) -> str | None:
         return None
     value: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version LIMIT 1"))
     return value
-
-
-# --- the process registry -------------------------------------------------------------------
-
-
-PROCESS_LIVE_SECONDS: Final = 30.0
-"""A process counts as live while its registry row is younger than this, in seconds (it renews
-the row every 10 s: two renewals may fail before it is taken for dead)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    """What a process announces in ``processes``: who it is and what it can run."""
-
-    worker_id: str
-    host: str
-    pid: int
-    version: str
-    queues: tuple[str, ...]
-    tasks: tuple[str, ...]
-    slots: tuple[tuple[str, int], ...] = ()
-    """``(queue, slots)`` pairs: the runner slots this process gives each queue."""
-
-
-async def announce_process(conn: AsyncConnection, info: ProcessInfo) -> None:
-    """Insert or renew this process's row (``seen_at = now()``)."""
-    values = {
-        "worker_id": info.worker_id,
-        "host": info.host,
-        "pid": info.pid,
-        "version": info.version,
-        "queues": list(info.queues),
-        "tasks": list(info.tasks),
-        "slots": dict(info.slots),
-    }
-    statement = insert(processes).values(**values, seen_at=func.now())
-    statement = statement.on_conflict_do_update(
-        index_elements=[processes.c.worker_id],
-        set_={
-            "queues": statement.excluded.queues,
-            "tasks": statement.excluded.tasks,
-            "slots": statement.excluded.slots,
-            "seen_at": func.now(),
-        },
-    )
-    await conn.execute(statement)
-
-
-async def withdraw_process(conn: AsyncConnection, worker_id: str) -> None:
-    """Delete this process's row (a clean stop)."""
-    await conn.execute(processes.delete().where(processes.c.worker_id == worker_id))
-
-
-async def forget_silent_processes(conn: AsyncConnection, silent_seconds: float) -> int:
-    """Delete the rows not renewed for ``silent_seconds`` (their process died); how many."""
-    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, silent_seconds)
-    result = await conn.execute(processes.delete().where(processes.c.seen_at < cutoff))
-    return int(result.rowcount or 0)
-
-
-async def jobs_without_worker(
-    conn: AsyncConnection, fresh_seconds: float, kept: Sequence[str] | None = None
-) -> dict[tuple[str | None, str], int]:
-    """``todo`` jobs per ``(queue, task)`` that no live process can run: none renewed its row
-    in the last ``fresh_seconds`` while serving the queue and having the task.
-
-    Groups the ``todo`` rows first (a few pairs), then checks each pair against the registry.
-
-    Args:
-        kept: when given, the queues answered one by one; the jobs of every other queue are
-            added up per task under the queue None, so the answer stays small however many
-            queues the table holds.
-    """
-    pairs = (
-        select(jobs.c.queue, jobs.c.task, func.count().label("jobs"))
-        .where(jobs.c.status == _status_literal(JobStatus.TODO))
-        .group_by(jobs.c.queue, jobs.c.task)
-        .cte("pairs")
-    )
-    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, fresh_seconds)
-    live: Select[Any] = (
-        select(literal_column("1"))
-        .select_from(processes)
-        .where(
-            and_(
-                processes.c.seen_at > cutoff,
-                pairs.c.queue == any_(processes.c.queues),
-                pairs.c.task == any_(processes.c.tasks),
-            )
-        )
-    )
-    queue: ColumnElement[Any] = pairs.c.queue
-    if kept is not None:
-        queue = case((pairs.c.queue == any_(bindparam("kept", type_=ARRAY(Text))), pairs.c.queue))
-    statement = (
-        select(queue.label("queue"), pairs.c.task, cast(func.sum(pairs.c.jobs), BigInteger))
-        .where(~exists(live))
-        .group_by(queue, pairs.c.task)
-    )
-    parameters = {} if kept is None else {"kept": list(kept)}
-    return {(row[0], row[1]): row[2] for row in await conn.execute(statement, parameters)}

@@ -144,14 +144,16 @@ processes = Table(
     Column("version", Text, nullable=False),
     Column("queues", ARRAY(Text), nullable=False),
     Column("tasks", ARRAY(Text), nullable=False),
+    Column("role", Text, nullable=False, server_default="serve"),
     Column("slots", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("busy", Integer, nullable=False, server_default="0"),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )
-"""One row per live jobqueue process with a worker pool: what it serves (queues, and ``slots``
-per queue) and can run (tasks); ``seen_at`` is renewed by its registry loop and a row not
-renewed for a while is deleted by any process. Read to tell which ``todo`` jobs no live
-process can run, and how many slots serve each queue."""
+"""One row per live jobqueue process (every role): what it serves (queues, and ``slots`` per
+queue, ``busy`` of them) and can run (tasks); ``seen_at`` is renewed by its registry loop, and
+a row not renewed for a while is deleted by any process. Read to tell which ``todo`` jobs no
+live process can run, and how many slots serve each queue."""
 
 queues = Table(
     "queues",

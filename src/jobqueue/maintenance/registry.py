@@ -1,20 +1,29 @@
-"""The process registry: each process with a worker pool keeps a row in ``processes`` saying
-which queues it serves and which tasks it can run, renewed every ``interval_seconds``.
+"""The process registry: every process keeps a row in ``processes`` saying who it is (host,
+pid, role, version), which queues it serves with how many slots, how many are busy, and which
+tasks it can run, renewed every ``interval_seconds``.
 
-What it is for: a job whose task no live process has stays ``todo`` (a process claims only
-jobs of its own tasks), and the metrics and the dashboard count such jobs
-(``jobqueue_jobs_without_worker``) by reading this table. Rows not renewed for
-``silent_seconds`` belong to dead processes; any process deletes them.
+What it is for:
+
+- ``GET /workers`` and the dashboard's "Processes" page list the live processes, and the
+  overview's busy slots are their sum;
+- a job whose task no live process has stays ``todo`` (a process claims only jobs of its own
+  tasks), and the metrics and the dashboard count such jobs (``jobqueue_jobs_without_worker``);
+- enqueue accepts a task or queue that any live process has (:class:`~jobqueue.service.Catalog`
+  is refreshed from here), so an API-only process, or an old replica in a rolling deploy,
+  accepts jobs for tasks only newer workers run.
+
+Rows not renewed for ``SILENT_SECONDS`` belong to dead processes; any process deletes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.db import queries
+from jobqueue.db import registry
 from jobqueue.db.engine import write
 from jobqueue.errors import DatabaseUnavailable
 
@@ -26,35 +35,48 @@ ANNOUNCE_SECONDS = 10.0
 SILENT_SECONDS = 60.0
 """A row not renewed for this long is deleted, in seconds."""
 
+CatalogListener = Callable[[frozenset[str], frozenset[str]], None]
+"""Told ``(tasks, queues)`` of the live processes after each renewal."""
+
 
 class ProcessRegistry:
-    """Keeps this process's row fresh.
+    """Keeps this process's row fresh, and tells ``on_catalog`` what the live processes run.
 
     Args:
         engine: the process's engine.
         info: what this process announces.
+        busy: returns this process's busy slots now (0 without workers).
+        on_catalog: told the live processes' ``(tasks, queues)`` after each renewal.
         interval_seconds: the renewal period, in seconds.
     """
 
     def __init__(
         self,
         engine: AsyncEngine,
-        info: queries.ProcessInfo,
+        info: registry.ProcessInfo,
+        busy: Callable[[], int] = lambda: 0,
+        on_catalog: CatalogListener | None = None,
         interval_seconds: float = ANNOUNCE_SECONDS,
     ) -> None:
         self.engine = engine
         self.info = info
+        self.busy = busy
+        self.on_catalog = on_catalog
         self.interval_seconds = interval_seconds
 
     async def announce(self) -> None:
-        """Insert or renew this process's row, and delete the rows of silent processes.
+        """Insert or renew this process's row, delete the rows of silent processes, and read
+        what the live ones run.
 
         Raises:
             DatabaseUnavailable: the database cannot be reached.
         """
         async with write(self.engine) as conn:
-            await queries.announce_process(conn, self.info)
-            await queries.forget_silent_processes(conn, SILENT_SECONDS)
+            await registry.announce_process(conn, self.info, self.busy())
+            await registry.forget_silent_processes(conn, SILENT_SECONDS)
+            catalog = await registry.live_catalog(conn)
+        if self.on_catalog is not None:
+            self.on_catalog(*catalog)
 
     async def run(self) -> None:
         """Announce every ``interval_seconds`` until cancelled; a database fault is logged.
@@ -71,6 +93,6 @@ class ProcessRegistry:
         is then deleted by another process after ``SILENT_SECONDS``."""
         try:
             async with write(self.engine) as conn:
-                await queries.withdraw_process(conn, self.info.worker_id)
+                await registry.withdraw_process(conn, self.info.worker_id)
         except DatabaseUnavailable as exc:
             log.warning("process_withdraw_failed", error=str(exc))

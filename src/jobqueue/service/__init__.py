@@ -15,10 +15,13 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobqueue.db import registry as registry_queries
+from jobqueue.db.engine import read
 from jobqueue.jobs import Attempt, Job, JobFilter, NewJob
 from jobqueue.metrics import Metrics
 from jobqueue.notify import FinishWaiters, JobsFinished, Listener
 from jobqueue.service._admin import Admin
+from jobqueue.service._catalog import Catalog, LiveNames
 from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, Enqueuer
 from jobqueue.service._intake import JobDefaults, JobRequest, prepare
 from jobqueue.service._queues import QueueInfo, Queues
@@ -29,11 +32,13 @@ from jobqueue.tasks.registry import TaskRegistry
 __all__ = [
     "DEFAULT_MAX_PAGE_BYTES",
     "INSERT_CHUNK",
+    "Catalog",
     "Created",
     "EnqueueListener",
     "JobDefaults",
     "JobRequest",
     "JobService",
+    "LiveNames",
     "Page",
     "QueueInfo",
 ]
@@ -79,7 +84,9 @@ class JobService:
         self.defaults = defaults
         self.metrics = metrics or Metrics()
         self.waiters = FinishWaiters()
-        self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin)
+        self.catalog = Catalog(self._read_catalog)
+        """Tasks and queues live processes announced (refreshed by the registry loop)."""
+        self._enqueue = Enqueuer(engine, registry, defaults, self.metrics, origin, self.catalog)
         self._reads = Reads(
             engine, self.waiters, wait_poll_seconds, max_waiting, max_page_bytes, listener
         )
@@ -90,6 +97,19 @@ class JobService:
         if listener is not None:
             listener.subscribe(JobsFinished, self.waiters.finished)
             listener.on_connect(self.waiters.wake_all)
+
+    async def processes(self) -> list[registry_queries.LiveProcess]:
+        """The live processes of the registry, oldest first.
+
+        Raises:
+            DatabaseUnavailable.
+        """
+        async with read(self.engine) as conn:
+            return await registry_queries.live_processes(conn)
+
+    async def _read_catalog(self) -> tuple[frozenset[str], frozenset[str]]:
+        async with read(self.engine) as conn:
+            return await registry_queries.live_catalog(conn)
 
     def _tell_listeners(self, due: dict[str, float]) -> None:
         for listener in self._enqueue.listeners:
@@ -103,7 +123,7 @@ class JobService:
     def prepare(self, request: JobRequest) -> NewJob:
         """Check a request and apply defaults, without touching the database (see
         :func:`jobqueue.service._intake.prepare` for the errors)."""
-        return prepare(request, self.registry, self.defaults)
+        return prepare(request, self.registry, self.defaults, self.catalog.live)
 
     async def create(self, request: JobRequest) -> Created:
         """Create one job; see :meth:`Enqueuer.create`."""

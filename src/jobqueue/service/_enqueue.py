@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue.coalesce import Coalescer
 from jobqueue.db import queries
 from jobqueue.db.engine import HeldConnection, connect, transaction
-from jobqueue.errors import IdempotencyConflict, InvalidJobRequest
+from jobqueue.errors import IdempotencyConflict, InvalidJobRequest, UnknownQueue, UnknownTask
 from jobqueue.jobs import Job, NewJob
 from jobqueue.metrics import Metrics
 from jobqueue.notify import protocol
+from jobqueue.service._catalog import Catalog
 from jobqueue.service._intake import (
     JobDefaults,
     JobRequest,
@@ -34,6 +36,8 @@ from jobqueue.tasks.registry import TaskRegistry
 
 INSERT_CHUNK = 1000
 """Rows per INSERT statement in a batch (ten array parameters of this length each)."""
+
+T = TypeVar("T")
 
 EnqueueListener = Callable[[Mapping[str, float]], None]
 """Called after a commit with ``{queue: seconds until its earliest new job is due}``."""
@@ -57,6 +61,8 @@ class Enqueuer:
         defaults: per-job defaults and limits.
         metrics: ``jobqueue_jobs_enqueued_total`` is counted here.
         origin: this app's NOTIFY origin tag (its own listener skips its messages).
+        catalog: the tasks and queues live processes announced (accepted besides the local
+            ones); a fresh, empty one when None.
     """
 
     def __init__(
@@ -66,7 +72,9 @@ class Enqueuer:
         defaults: JobDefaults,
         metrics: Metrics,
         origin: str | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog or Catalog()
         self.engine = engine
         self.origin = origin
         self.registry = registry
@@ -114,7 +122,12 @@ class Enqueuer:
         """
         if request.idempotency_key is not None:
             return (await self.create_many([request]))[0]
-        job = await self._inserts.submit(prepare(request, self.registry, self.defaults))
+        try:
+            new_job = prepare(request, self.registry, self.defaults, self.catalog.live)
+        except (UnknownTask, UnknownQueue) as exc:
+            build = lambda: prepare(request, self.registry, self.defaults, self.catalog.live)  # noqa: E731
+            new_job = await self._after_refresh(build, exc)
+        job = await self._inserts.submit(new_job)
         self._committed([job])
         return Created(job, True)
 
@@ -135,12 +148,28 @@ class Enqueuer:
                 results.append(exc)
         return results
 
-    def _prepare_all(self, requests: Sequence[JobRequest]) -> list[NewJob]:
+    async def _after_refresh(self, build: Callable[[], T], error: InvalidJobRequest) -> T:
+        """``build()`` again after reading the registry, for a request that named a task or
+        queue nobody announced (``error``), which is raised when the catalog allows no read now
+        (see ``service/_catalog.py``)."""
+        if not await self.catalog.refresh():
+            raise error
+        return build()
+
+    async def _prepare_all(self, requests: Sequence[JobRequest]) -> list[NewJob]:
         count = len(requests)
-        return [
-            prepare_at(request, self.registry, self.defaults, i, count)
-            for i, request in enumerate(requests)
-        ]
+
+        def build() -> list[NewJob]:
+            live = self.catalog.live
+            return [
+                prepare_at(request, self.registry, self.defaults, i, count, live)
+                for i, request in enumerate(requests)
+            ]
+
+        try:
+            return build()
+        except (UnknownTask, UnknownQueue) as exc:
+            return await self._after_refresh(build, exc)
 
     async def create_many(self, requests: Sequence[JobRequest]) -> list[Created]:
         """Create jobs all or nothing: one INSERT per chunk and one NOTIFY, in one transaction.
@@ -154,7 +183,7 @@ class Enqueuer:
             there are several requests (nothing is stored); IdempotencyConflict;
             DatabaseUnavailable.
         """
-        new_jobs = self._prepare_all(requests)
+        new_jobs = await self._prepare_all(requests)
         if len(new_jobs) <= INSERT_CHUNK and all(job.idempotency_key is None for job in new_jobs):
             # One statement: atomic on its own, and one round trip with its NOTIFY.
             async with connect(self.engine) as conn:
@@ -190,7 +219,7 @@ class Enqueuer:
         """
         if len(requests) > INSERT_CHUNK or any(r.idempotency_key for r in requests):
             return [created.job.id for created in await self.create_many(requests)]
-        new_jobs = self._prepare_all(requests)
+        new_jobs = await self._prepare_all(requests)
         async with connect(self.engine) as conn:
             ids = await queries.insert_job_ids(
                 conn, new_jobs, self._notice(job.queue for job in new_jobs)

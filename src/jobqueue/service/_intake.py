@@ -17,7 +17,11 @@ from jobqueue.errors import (
     UnknownTask,
 )
 from jobqueue.jobs import Job, NewJob
+from jobqueue.service._catalog import LiveNames
 from jobqueue.tasks.registry import TaskRegistry
+
+NOBODY = LiveNames()
+"""No live process announced anything (the default of :func:`prepare`)."""
 
 EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_RUN_AT = datetime(9999, 1, 1, tzinfo=UTC)
@@ -70,24 +74,32 @@ class JobRequest:
     idempotency_key: str | None = None
 
 
-def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) -> NewJob:
+def prepare(
+    request: JobRequest, registry: TaskRegistry, defaults: JobDefaults, live: LiveNames = NOBODY
+) -> NewJob:
     """Check a request and apply defaults, without touching the database.
 
+    Args:
+        live: the tasks and queues live processes announced (the process registry): a job may
+            name them too.
+
     Raises:
-        UnknownTask: the task is neither registered nor remote (the message lists the known
-            ones).
-        UnknownQueue: the queue is not in ``defaults.known_queues`` (the message lists them).
+        UnknownTask: the task is neither registered, nor remote, nor announced by a live
+            process (the message lists the known ones).
+        UnknownQueue: the queue is neither in ``defaults.known_queues`` nor served by a live
+            process (the message lists them).
         PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
         InvalidJobRequest: U+0000 or a lone surrogate in a string, NaN/Infinity, both
             ``run_at`` and ``delay_seconds``, a naive or out-of-range ``run_at``, a non-finite
             number, a payload nesting deeper than ``max_payload_depth``, or a payload the
             task's validator refuses.
     """
-    if request.task not in registry and request.task not in defaults.remote_tasks:
-        raise UnknownTask(request.task, [*registry.names(), *sorted(defaults.remote_tasks)])
+    task = request.task
+    if task not in registry and task not in defaults.remote_tasks and task not in live.tasks:
+        raise UnknownTask(task, {*registry.names(), *defaults.remote_tasks, *live.tasks})
     _check_texts(request)
-    if request.queue not in defaults.known_queues:
-        raise UnknownQueue(request.queue, defaults.known_queues)
+    if request.queue not in defaults.known_queues and request.queue not in live.queues:
+        raise UnknownQueue(request.queue, defaults.known_queues | live.queues)
     payload = {} if request.payload is None else request.payload
     payload_json = encode_json(payload, "payload")
     size = utf8_size(payload_json, "payload")
@@ -118,12 +130,17 @@ def prepare(request: JobRequest, registry: TaskRegistry, defaults: JobDefaults) 
 
 
 def prepare_at(
-    request: JobRequest, registry: TaskRegistry, defaults: JobDefaults, index: int, count: int
+    request: JobRequest,
+    registry: TaskRegistry,
+    defaults: JobDefaults,
+    index: int,
+    count: int,
+    live: LiveNames = NOBODY,
 ) -> NewJob:
     """:func:`prepare` for item ``index`` of ``count``: the message of an error names the item
     (``jobs[3]: …``) when there are several."""
     try:
-        return prepare(request, registry, defaults)
+        return prepare(request, registry, defaults, live)
     except InvalidJobRequest as exc:
         if count > 1:
             exc.args = (f"jobs[{index}]: {exc}",)

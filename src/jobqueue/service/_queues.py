@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.db import dashboard_queries, queries
+from jobqueue.db import dashboard_queries, queries, registry
 from jobqueue.db import queues as queue_rows
 from jobqueue.db.engine import read, write
 from jobqueue.errors import QueueNotFound
@@ -76,7 +76,7 @@ class Queues:
         if name in self.configured:
             return
         async with read(self.engine) as conn:
-            served = await queue_rows.slots_online(conn, queries.PROCESS_LIVE_SECONDS)
+            served = await queue_rows.slots_online(conn, registry.PROCESS_LIVE_SECONDS)
             rows = await queue_rows.queue_states(conn)
         if name not in served and name not in rows:
             raise QueueNotFound(name, sorted(self.configured | set(served) | set(rows)))
@@ -120,7 +120,7 @@ class Queues:
             DatabaseUnavailable.
         """
         async with read(self.engine) as conn:
-            served = await queue_rows.slots_online(conn, queries.PROCESS_LIVE_SECONDS)
+            served = await queue_rows.slots_online(conn, registry.PROCESS_LIVE_SECONDS)
             rows = await queue_rows.queue_states(conn)
             first = self.configured | set(served) | set(rows)
             counted = await dashboard_queries.count_by_queue_and_status(

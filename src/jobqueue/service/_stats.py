@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobqueue.db import dashboard_queries, queries
+from jobqueue.db import dashboard_queries, registry
 from jobqueue.db.engine import read
 from jobqueue.metrics import Metrics
 
@@ -51,8 +51,8 @@ class TableStatsReader:
                 )
                 kept = [row.queue for row in counts.counts]
                 oldest = await dashboard_queries.oldest_due_age_by_queue(conn, kept)
-                orphans = await queries.jobs_without_worker(
-                    conn, queries.PROCESS_LIVE_SECONDS, kept
+                orphans = await registry.jobs_without_worker(
+                    conn, registry.PROCESS_LIVE_SECONDS, kept
                 )
             by_pair: dict[tuple[str | None, str], int] = {
                 (row.queue, str(row.status)): row.jobs for row in counts.counts

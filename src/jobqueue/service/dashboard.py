@@ -8,6 +8,7 @@ the API maps. Reads only: actions (cancel, retry, enqueue a copy) go through the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import dashboard_queries as queries
-from jobqueue.db import queries as job_queries
+from jobqueue.db import registry as registry_queries
 from jobqueue.db.dashboard_queries import JobSummary, MinuteCount
 from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, one_page
@@ -80,6 +81,8 @@ class Overview:
             most jobs first, at most :data:`MAX_WITHOUT_WORKER` pairs (a rolling deploy that
             added a task to some processes only, or every worker of a queue stopped).
         generated_at: when it was read (UTC, the process's clock).
+        processes: the live processes of the registry (their busy slots as of their last
+            renewal, at most 10 s old).
     """
 
     queues: list[QueueCounts]
@@ -89,6 +92,7 @@ class Overview:
     other_queues: int = 0
     other_counts: dict[JobStatus, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    processes: list[registry_queries.LiveProcess] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -162,9 +166,10 @@ class DashboardService:
     async def overview(self) -> Overview:
         """Counts per queue and status and the last hour's throughput.
 
-        Three statements on one connection: one grouped count over ``jobs`` by queue and status
+        Four statements on one connection: one grouped count over ``jobs`` by queue and status
         (bounded to ``max_queues`` queues in the database, the rest added up there), one count
-        of finished jobs per minute, and the ``todo`` jobs no live process can run. Concurrent
+        of finished jobs per minute, the ``todo`` jobs no live process can run, and the live
+        processes. Concurrent
         callers share one read, and a read serves for ``cache_seconds``.
 
         Raises:
@@ -178,10 +183,13 @@ class DashboardService:
             async with read(self.engine) as conn:
                 counts = await queries.count_by_queue_and_status(conn, limit=self.max_queues)
                 throughput = await queries.finished_per_minute(conn)
-                orphans = await job_queries.jobs_without_worker(
-                    conn, job_queries.PROCESS_LIVE_SECONDS, [row.queue for row in counts.counts]
+                orphans = await registry_queries.jobs_without_worker(
+                    conn,
+                    registry_queries.PROCESS_LIVE_SECONDS,
+                    [row.queue for row in counts.counts],
                 )
-            overview = _overview(counts, throughput)
+                processes = await registry_queries.live_processes(conn)
+            overview = dataclasses.replace(_overview(counts, throughput), processes=processes)
             listed = [(queue or OTHER_QUEUES, task, n) for (queue, task), n in orphans.items()]
             listed.sort(key=lambda item: (-item[2], item[0], item[1]))
             overview.without_worker.extend(listed[:MAX_WITHOUT_WORKER])

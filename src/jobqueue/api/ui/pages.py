@@ -37,7 +37,7 @@ from jobqueue.api.ui._render import MAX_SHOWN_BYTES, error_page, json_preview, r
 from jobqueue.api.ui.schemas import OverviewOut, WorkersOut
 from jobqueue.errors import InvalidJobRequest, JobQueueError
 from jobqueue.jobs import JobFilter, JobStatus
-from jobqueue.service.dashboard import timeline
+from jobqueue.service.dashboard import Overview, timeline
 
 MAX_ID = 2**63 - 1  # bigint
 PAGE_SIZE = 50
@@ -50,10 +50,18 @@ PAGE = needs(Role.READ, login_page=True)
 """The pages' rule: ``read``, and the login form for a browser without a session."""
 
 
-def _workers(runtime: Runtime) -> WorkersOut | None:
-    if runtime.workers is None:
+def _workers(runtime: Runtime, overview: Overview) -> WorkersOut | None:
+    """Busy and total runner slots over every live process: this one's now, the others' as of
+    their last registry renewal; None when no process runs workers."""
+    own_id = None if runtime.pool is None else runtime.pool.config.worker_id
+    others = [p for p in overview.processes if p.worker_id != own_id]
+    busy = sum(p.busy for p in others)
+    total = sum(sum(p.slots.values()) for p in others)
+    if runtime.workers is not None:
+        own_busy, own_total = runtime.workers()
+        busy, total = busy + own_busy, total + own_total
+    if total == 0 and runtime.workers is None:
         return None
-    busy, total = runtime.workers()
     return WorkersOut(busy=busy, total=total)
 
 
@@ -66,20 +74,23 @@ def _workers(runtime: Runtime) -> WorkersOut | None:
 async def overview_data(runtime: RuntimeDep, dashboard: Dashboard) -> OverviewOut:
     """The overview the dashboard's front page shows and polls every 2 s: jobs per queue and
     status (the 50 largest queues; ``other_queues`` and ``other_counts`` sum up the rest), jobs
-    finished per minute over the last hour, the failure rate, busy workers.
+    finished per minute over the last hour, the failure rate, busy runner slots over every live
+    process (the process registry).
 
     Read at most once a second whatever the number of callers. Errors: 503 database
     unreachable. Like every response under ``/ui`` it is sent with ``Cache-Control: no-store``
     (``api/middleware.py``).
     """
-    return OverviewOut.of(await dashboard.overview(), _workers(runtime))
+    overview = await dashboard.overview()
+    return OverviewOut.of(overview, _workers(runtime, overview))
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
 async def overview_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     """The overview page (see :func:`overview_data`)."""
     try:
-        data = OverviewOut.of(await runtime.dashboard.overview(), _workers(runtime))
+        overview = await runtime.dashboard.overview()
+        data = OverviewOut.of(overview, _workers(runtime, overview))
     except JobQueueError as exc:
         return error_page(request, exc)
     return render_page(request, "overview.html", {"nav": "overview", "data": data.for_template()})

@@ -49,7 +49,9 @@ class OverviewOut(BaseModel):
     (``done``/``failed``) per minute over the last hour, oldest first, 61 minutes (the first
     and the last partial);
     ``failure_rate``: ``failed / (done + failed)`` over that hour, 0 to 1, null when none
-    finished; ``workers``: this process's pool, null when it runs no workers;
+    finished; ``workers``: busy and total runner slots over every live process (this one's now,
+    the others' as of their last registry renewal, at most 10 s old), null when none runs
+    workers;
     ``without_worker``: todo jobs no live process can run (no process serves the queue with
     the task), most first, at most 20 pairs.
     """
