@@ -55,6 +55,24 @@ class QueueNotFound(JobQueueError):
         super().__init__(f"queue {name[:100]!r} is not known; known queues: {shown or 'none'}")
 
 
+class ScheduleNotFound(JobQueueError):
+    """No schedule has the given name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name[:100]!r} does not exist")
+
+
+class ScheduleExists(JobQueueError):
+    """A schedule of that name exists already (``POST /schedules`` creates, ``PATCH`` changes)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"schedule {name[:100]!r} exists already: change it with PATCH /schedules/{name[:100]}"
+        )
+
+
 class InvalidJobRequest(JobQueueError):
     """A job request that cannot be stored as given; the message says what to fix."""
 

@@ -237,6 +237,18 @@ class Settings(BaseSettings):
         description="/healthz fails once a background loop has kept failing this long, s "
         "(an orchestrator then restarts the process).",
     )
+    schedules: str = Field(
+        default="",
+        max_length=1_000_000,
+        description="Periodic jobs of the deployment: a JSON list of schedules, each "
+        '{"name", "cron", "task", "payload", "queue", "priority", "timezone"} as POST '
+        "/schedules takes them; written at each start of a worker process (docs/schedules.md).",
+    )
+    schedules_file: str = Field(
+        default="",
+        max_length=4096,
+        description="A file holding the same JSON list as JOBQUEUE_SCHEDULES (both may be set).",
+    )
     role: Literal["serve", "worker", "api"] = Field(
         default="serve",
         description="What this process runs: serve (the API and workers), worker (workers and "

@@ -44,8 +44,8 @@ async def test_check_constraints_have_the_names_and_texts_of_tables_py(
         if isinstance(constraint, CheckConstraint)
     }
     rows = await db.fetch(
-        "SELECT conname FROM pg_constraint WHERE contype = 'c'"
-        " AND conrelid IN ('jobs'::regclass, 'job_attempts'::regclass, 'processes'::regclass)"
+        "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = ANY($1::regclass[])",
+        list(metadata.tables),
     )
     assert {row["conname"] for row in rows} == declared
 

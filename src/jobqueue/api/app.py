@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue import __version__
@@ -29,19 +30,21 @@ from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
 from jobqueue.api.methods import HeadAsGet
 from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
-from jobqueue.api.routes import health, jobs, processes, queues
+from jobqueue.api.routes import health, jobs, processes, queues, schedules
 from jobqueue.api.routes import metrics as metrics_routes
+from jobqueue.api.routes.schedules import ScheduleIn
 from jobqueue.api.state import AppState, Runtime
 from jobqueue.backoff import RetryPolicy
 from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
 from jobqueue.db.registry import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
+from jobqueue.errors import ConfigurationError, InvalidJobRequest
 from jobqueue.jobs import JobStatus
-from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Supervisor
+from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Scheduler, Supervisor
 from jobqueue.metrics import Metrics
 from jobqueue.notify import JobsFinished, Listener, protocol
-from jobqueue.service import JobDefaults, JobService
+from jobqueue.service import JobDefaults, JobService, ScheduleSpec
 from jobqueue.service.dashboard import DashboardService
 from jobqueue.settings import Settings, parse_names
 from jobqueue.tasks import builtins
@@ -62,6 +65,9 @@ LISTEN_START_TIMEOUT_SECONDS = 5.0
 without it, in seconds."""
 
 __all__ = ["builtins", "create_app", "open_database"]
+
+SCHEDULE_LIST = TypeAdapter(list[ScheduleIn])
+"""Parses the settings' schedules as ``POST /schedules`` parses one."""
 
 
 def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         app.include_router(jobs.router)
         app.include_router(queues.router)
         app.include_router(processes.router)
+        app.include_router(schedules.router)
         from jobqueue.api import ui  # the dashboard includes the jobs router again: import last
 
         ui.install(app)
@@ -216,6 +223,9 @@ async def _run(
         )
         if pruner.enabled:
             supervisor.add("pruner", pruner.run)
+    if pool is not None:
+        await _start_schedules(service, settings)
+        supervisor.add("scheduler", Scheduler(service.schedules).run)
     registry = ProcessRegistry(
         engine,
         process_info(settings, pool, tasks),
@@ -256,6 +266,54 @@ async def _run(
         stop=stop,
         pool=pool,
     )
+
+
+def schedule_specs(settings: Settings) -> list[ScheduleSpec]:
+    """The schedules of ``JOBQUEUE_SCHEDULES`` and ``JOBQUEUE_SCHEDULES_FILE``, checked as
+    ``POST /schedules`` checks a body.
+
+    Raises:
+        ConfigurationError: unreadable file, not a JSON list, a bad item, or a name twice.
+    """
+    texts = [("JOBQUEUE_SCHEDULES", settings.schedules)]
+    if settings.schedules_file:
+        try:
+            texts.append((settings.schedules_file, Path(settings.schedules_file).read_text()))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"JOBQUEUE_SCHEDULES_FILE: cannot read it: {exc}") from exc
+    specs: list[ScheduleSpec] = []
+    for source, text in texts:
+        if not text.strip():
+            continue
+        try:
+            items = SCHEDULE_LIST.validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigurationError(
+                f"{source}: give a JSON list of schedules; at {where or 'the top'}: {first['msg']}"
+            ) from None
+        specs.extend(item.spec() for item in items)
+    names = [spec.name for spec in specs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigurationError(f"schedules named twice in the settings: {', '.join(twice)}")
+    return specs
+
+
+async def _start_schedules(service: JobService, settings: Settings) -> None:
+    """Write the settings' schedules (a worker process does, at each start).
+
+    Raises:
+        ConfigurationError: a bad schedule (the message names it).
+    """
+    specs = schedule_specs(settings)
+    try:
+        await service.schedules.sync(specs)
+    except InvalidJobRequest as exc:
+        raise ConfigurationError(f"JOBQUEUE_SCHEDULES: {exc}") from exc
+    if specs:
+        log.info("schedules_written", schedules=[spec.name for spec in specs])
 
 
 def job_defaults(settings: Settings) -> JobDefaults:

@@ -1,8 +1,8 @@
 """The audit trail: one ``audit`` log event per admin action and per refused request (403).
 
-An admin action (cancel, retry, pause, resume; later schedules) logs who asked (the key's
-name, ``anonymous`` without keys, or the dashboard session's key name; ``via`` says which), the
-action, the job id and the outcome:
+An admin action (cancel, retry, a queue's pause and resume, a schedule's changes) logs who
+asked (the key's name, ``anonymous`` without keys, or the dashboard session's key name; ``via``
+says which), the action, the job id, queue or schedule (``target``) and the outcome:
 
 - ``ok``: done; ``status`` is the job's status afterwards (``cancelled``, or ``in_progress``
   for a cancel sent to a running job; ``todo`` after a retry);
@@ -56,7 +56,12 @@ class AuditRecord:
 
 @contextlib.contextmanager
 def audited(
-    request: Request, action: str, job_id: int | None = None, *, queue: str | None = None
+    request: Request,
+    action: str,
+    job_id: int | None = None,
+    *,
+    queue: str | None = None,
+    target: str | None = None,
 ) -> Iterator[AuditRecord]:
     """Log one ``audit`` event for the admin action run in the ``with`` block.
 
@@ -68,10 +73,15 @@ def audited(
         action: e.g. ``"cancel"``, ``"retry"``, ``"pause"``.
         job_id: the job acted on, if any.
         queue: the queue acted on, if any (a checked queue name: bounded).
+        target: another named thing acted on (a schedule's checked name: bounded).
     """
     record = AuditRecord()
-    target: dict[str, object] = {"job_id": job_id} if job_id is not None else {"queue": queue}
-    fields = {"action": action, **target, **who(request)}
+    named: dict[str, object] = {
+        key: value
+        for key, value in (("job_id", job_id), ("queue", queue), ("target", target))
+        if value is not None
+    }
+    fields = {"action": action, **named, **who(request)}
     try:
         yield record
     except JobQueueError as exc:

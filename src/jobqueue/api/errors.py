@@ -4,6 +4,8 @@
 |---------------------|--------|
 | JobNotFound         | 404    |
 | QueueNotFound       | 404    |
+| ScheduleNotFound    | 404    |
+| ScheduleExists      | 409    |
 | PayloadTooLarge     | 413    |
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
@@ -58,6 +60,8 @@ from jobqueue.errors import (
     PayloadTooLarge,
     PermissionDenied,
     QueueNotFound,
+    ScheduleExists,
+    ScheduleNotFound,
     TooManyWaiting,
 )
 from jobqueue.logs import Throttled
@@ -79,6 +83,8 @@ class ServiceNotReady(DatabaseUnavailable):
 STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (JobNotFound, 404),
     (QueueNotFound, 404),
+    (ScheduleNotFound, 404),
+    (ScheduleExists, 409),
     (PayloadTooLarge, 413),
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),

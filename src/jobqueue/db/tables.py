@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -165,3 +166,28 @@ queues = Table(
 )
 """One row per queue an operator paused or resumed; ``paused_at`` is set while it is paused.
 A queue without a row is not paused. The claim skips paused queues (``leases/_statements.py``)."""
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False, server_default="UTC"),
+    Column("task", Text, nullable=False),
+    Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("queue", Text, nullable=False, server_default="default"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("source", Text, nullable=False, server_default="api"),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("last_job_id", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("source IN ('api', 'settings')", name="source"),
+    Index("ix_schedules_due", "next_run_at", postgresql_where=text("NOT paused")),
+)
+"""Periodic jobs: one row per schedule (``service/_schedules.py``). ``next_run_at`` is the next
+slot (UTC); the scheduler enqueues one job per slot, with the idempotency key
+``schedule:<name>:<slot>`` so that two processes firing the same slot create one job.
+``source`` says whether the API or the settings (``JOBQUEUE_SCHEDULES``) defined it."""

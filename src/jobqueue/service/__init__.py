@@ -26,6 +26,7 @@ from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, En
 from jobqueue.service._intake import JobDefaults, JobRequest, prepare
 from jobqueue.service._queues import QueueInfo, Queues
 from jobqueue.service._reads import DEFAULT_MAX_PAGE_BYTES, Page, Reads
+from jobqueue.service._schedules import Fired, Schedules, ScheduleSpec
 from jobqueue.service._stats import TableStatsReader
 from jobqueue.tasks.registry import TaskRegistry
 
@@ -35,12 +36,15 @@ __all__ = [
     "Catalog",
     "Created",
     "EnqueueListener",
+    "Fired",
     "JobDefaults",
     "JobRequest",
     "JobService",
     "LiveNames",
     "Page",
     "QueueInfo",
+    "ScheduleSpec",
+    "Schedules",
 ]
 
 
@@ -93,6 +97,8 @@ class JobService:
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self.queues = Queues(engine, defaults.known_queues, self._tell_listeners, origin)
         """Queue use cases: list, pause, resume (``service/_queues.py``)."""
+        self.schedules = Schedules(engine, self.prepare, self.create_many)
+        """Schedule use cases: define, list, pause, fire (``service/_schedules.py``)."""
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:
             listener.subscribe(JobsFinished, self.waiters.finished)
