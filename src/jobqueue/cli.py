@@ -1,8 +1,8 @@
 """The ``jobqueue`` command (typer): serve, worker, api, migrate, enqueue, enqueue-batch, get,
-list, attempts, cancel, retry.
+list, attempts, cancel, retry, queues, pause, resume, workers, schedules.
 
 ``serve`` (API and workers), ``worker`` (workers only), ``api`` (API only) and ``migrate`` talk
-to the database; ``enqueue``, ``get`` and ``list`` are HTTP clients
+to the database; the others are HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
 machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
 ``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
@@ -381,3 +381,58 @@ def list_jobs(
         )
     if page["next_cursor"]:
         typer.echo(f"more: --cursor {page['next_cursor']}", err=True)
+
+
+QueueArg = Annotated[str, typer.Argument(help="The queue's name.")]
+
+
+@app.command()
+def queues(url: ServiceUrl = None, key: ServiceKey = None) -> None:
+    """Print every queue, one line each: name, paused, slots online, jobs per status, and how
+    long its oldest due job has waited."""
+    for queue in _request("GET", f"{_base(url)}/queues", key=key)["items"]:
+        counts = " ".join(f"{status}={n}" for status, n in queue["counts"].items())
+        oldest = queue["oldest_due_seconds"]
+        waited = "-" if oldest is None else f"{oldest:.1f}s"
+        state = "paused" if queue["paused"] else "active"
+        typer.echo(
+            f"{queue['name']:<20} {state:<7} slots={queue['slots_online']:<4} {counts}  "
+            f"oldest_due={waited}"
+        )
+
+
+@app.command()
+def pause(queue: QueueArg, url: ServiceUrl = None, key: ServiceKey = None) -> None:
+    """Pause a queue: no process claims its jobs until it is resumed (admin)."""
+    _print(_request("POST", f"{_base(url)}/queues/{queue}/pause", key=key))
+
+
+@app.command()
+def resume(queue: QueueArg, url: ServiceUrl = None, key: ServiceKey = None) -> None:
+    """Resume a paused queue (admin)."""
+    _print(_request("POST", f"{_base(url)}/queues/{queue}/resume", key=key))
+
+
+@app.command()
+def workers(url: ServiceUrl = None, key: ServiceKey = None) -> None:
+    """Print the live processes, one line each: id, role, busy/total slots, queues, last seen."""
+    listing = _request("GET", f"{_base(url)}/workers", key=key)
+    for process in listing["items"]:
+        slots = sum(process["queues"].values())
+        served = ",".join(f"{q}={n}" for q, n in process["queues"].items()) or "-"
+        typer.echo(
+            f"{process['worker_id']:<32} {process['role']:<6} busy={process['busy']}/{slots} "
+            f"queues={served} seen={process['seen_at']}"
+        )
+    typer.echo(f"{len(listing['items'])} processes, busy {listing['busy']}/{listing['slots']}")
+
+
+@app.command()
+def schedules(url: ServiceUrl = None, key: ServiceKey = None) -> None:
+    """Print every schedule, one line each: name, cron and time zone, task, next and last run."""
+    for item in _request("GET", f"{_base(url)}/schedules", key=key)["items"]:
+        state = "paused" if item["paused"] else "active"
+        typer.echo(
+            f"{item['name']:<24} {state:<7} {item['cron']!r} {item['timezone']} "
+            f"task={item['task']} next={item['next_run_at']} last={item['last_run_at'] or '-'}"
+        )
