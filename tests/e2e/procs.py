@@ -154,12 +154,12 @@ class ServerFactory:
         self.base_env = dict(base_env)
         self.servers: list[Server] = []
 
-    def _spawn(self, env: Mapping[str, str], port: int) -> Server:
-        name = f"server-{len(self.servers) + 1}"
+    def _spawn(self, env: Mapping[str, str], port: int, command: str = "serve") -> Server:
+        name = f"{command}-{len(self.servers) + 1}"
         log_path = self.workdir / f"{name}.log"
         log_file = log_path.open("ab")
         proc = subprocess.Popen(
-            [*JOBQUEUE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*JOBQUEUE, command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=self.workdir,
             env=child_env({**self.base_env, **env}),
             stdin=subprocess.DEVNULL,
@@ -170,8 +170,11 @@ class ServerFactory:
         self.servers.append(server)
         return server
 
-    async def start(self, env: Mapping[str, str], ready_timeout: float = 30.0) -> Server:
-        """Start ``jobqueue serve`` with ``env`` on a free port; return once /readyz is 200.
+    async def start(
+        self, env: Mapping[str, str], ready_timeout: float = 30.0, command: str = "serve"
+    ) -> Server:
+        """Start ``jobqueue <command>`` (``serve``, ``worker`` or ``api``) with ``env`` on a
+        free port; return once /readyz is 200.
 
         Retries on a new port when the chosen one was taken in the meantime.
 
@@ -180,7 +183,7 @@ class ServerFactory:
                 ``ready_timeout`` s (a failed test's report shows the end of each server log).
         """
         for _ in range(3):
-            server = self._spawn(env, free_port())
+            server = self._spawn(env, free_port(), command)
             if await _wait_ready(server, ready_timeout):
                 return server
             if "address already in use" not in server.tail().lower():
