@@ -22,6 +22,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+NOW = sa.text("now()")
+
+
 def upgrade() -> None:
     op.create_table(
         "schedules",
@@ -38,10 +41,16 @@ def upgrade() -> None:
         sa.Column("last_run_at", sa.DateTime(timezone=True)),
         sa.Column("last_job_id", sa.BigInteger),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
         ),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
+            "updated_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
         ),
         sa.CheckConstraint("source IN ('api', 'settings')", name="source"),
         sa.PrimaryKeyConstraint("name", name="pk_schedules"),

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -138,6 +139,28 @@ class BoundedMetric(Generic[M]):
         return child
 
 
+@dataclass(frozen=True, slots=True)
+class TableHealth:
+    """What an operator of a PostgreSQL queue watches (``pg_stat_user_tables`` and
+    ``pg_stat_activity``).
+
+    Attributes:
+        dead_tuples: dead row versions in ``jobs`` not yet vacuumed away (the claim walks past
+            them until vacuum runs).
+        live_tuples: live rows in ``jobs`` (the statistics' estimate).
+        last_autovacuum: the last autovacuum of ``jobs`` (None: never).
+        last_autoanalyze: the last autoanalyze of ``jobs`` (None: never).
+        oldest_transaction_seconds: the age of the oldest transaction on the server that holds
+            back vacuum (has a snapshot, ``backend_xmin``), in seconds; 0 when none.
+    """
+
+    dead_tuples: int
+    live_tuples: int
+    last_autovacuum: datetime | None
+    last_autoanalyze: datetime | None
+    oldest_transaction_seconds: float
+
+
 @dataclass
 class TableStats:
     """What the table gauges show: a snapshot taken at ``taken_at`` (monotonic seconds).
@@ -157,6 +180,35 @@ class TableStats:
     oldest_due_age_seconds: dict[str, float] = field(default_factory=dict)
     without_worker: dict[tuple[str, str], int] = field(default_factory=dict)
     taken_at: float = float("-inf")
+    estimated: bool = False
+    health: TableHealth | None = None
+
+
+def _health_gauges(health: TableHealth | None) -> Iterator[Metric]:
+    if health is None:
+        return
+    yield GaugeMetricFamily(
+        "jobqueue_table_dead_tuples",
+        "Dead row versions in the jobs table not yet vacuumed (pg_stat_user_tables).",
+        value=health.dead_tuples,
+    )
+    yield GaugeMetricFamily(
+        "jobqueue_table_live_tuples",
+        "Live rows in the jobs table (the statistics' estimate).",
+        value=health.live_tuples,
+    )
+    last = health.last_autovacuum
+    yield GaugeMetricFamily(
+        "jobqueue_table_last_autovacuum_timestamp_seconds",
+        "Unix time of the last autovacuum of the jobs table (0: never).",
+        value=0 if last is None else last.timestamp(),
+    )
+    yield GaugeMetricFamily(
+        "jobqueue_oldest_transaction_age_seconds",
+        "Age of the oldest transaction on the server that holds back vacuum (has a snapshot), "
+        "seconds: while it runs, no dead row of the jobs table can be removed.",
+        value=health.oldest_transaction_seconds,
+    )
 
 
 class _TableCollector(Collector):
@@ -166,11 +218,22 @@ class _TableCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self.metrics.table_stats
         jobs = GaugeMetricFamily(
-            "jobqueue_jobs", "Jobs in the table by queue and status.", labels=["queue", "status"]
+            "jobqueue_jobs",
+            "Jobs in the table by queue and status: todo and in_progress counted exactly; done, "
+            "failed and cancelled counted exactly up to 100,000 finished rows, above that the "
+            "planner's estimate (jobqueue_jobs_estimated is 1 then).",
+            labels=["queue", "status"],
         )
         for (queue, status), count in sorted(stats.counts.items()):
             jobs.add_metric([queue, status], count)
         yield jobs
+        yield GaugeMetricFamily(
+            "jobqueue_jobs_estimated",
+            "1 when the done, failed and cancelled values of jobqueue_jobs are the planner's "
+            "estimates (more than 100,000 finished rows), 0 when they are counts.",
+            value=1 if stats.estimated else 0,
+        )
+        yield from _health_gauges(stats.health)
         oldest = GaugeMetricFamily(
             "jobqueue_oldest_todo_age_seconds",
             "Seconds since the run_at of the oldest due todo job, by queue (0 when none).",
@@ -346,6 +409,8 @@ class Metrics:
         counts: Mapping[tuple[str | None, str], int],
         oldest_due_age_seconds: Mapping[str | None, float],
         without_worker: Mapping[tuple[str | None, str], int],
+        estimated: bool = False,
+        health: TableHealth | None = None,
     ) -> None:
         """Store a new snapshot of the table gauges, taken now, with bounded labels.
 
@@ -356,6 +421,8 @@ class Metrics:
             counts: ``{(queue, status): jobs}``.
             oldest_due_age_seconds: ``{queue: seconds}``.
             without_worker: ``{(queue, task): jobs}``.
+            estimated: the finished counts are the planner's estimates.
+            health: the jobs table's vacuum state and the oldest transaction.
         """
         folded_counts: dict[tuple[str, str], int] = {}
         for (queue, status), jobs in _largest_first(counts):
@@ -369,7 +436,9 @@ class Metrics:
         for (queue, task), jobs in _largest_first(without_worker):
             key = (self._queue(queue), self.tasks(task))
             orphans[key] = orphans.get(key, 0) + jobs
-        self.table_stats = TableStats(folded_counts, oldest, orphans, time.monotonic())
+        self.table_stats = TableStats(
+            folded_counts, oldest, orphans, time.monotonic(), estimated, health
+        )
 
     def _queue(self, queue: str | None) -> str:
         return OTHER if queue is None else self.queues(queue)

@@ -186,3 +186,14 @@ async def test_metrics_dashboard_api_calls_have_their_own_route_label(
     assert _value(s, http, method="POST", route="/ui/api/jobs/{job_id}/cancel", status="200") == 1
     assert _value(s, http, method="GET", route="/ui/api/overview", status="200") == 1
     assert _value(s, http, method="POST", route="/jobs/{job_id}/cancel", status="200") == 0
+
+
+async def test_metrics_table_health_and_estimated_flag_exported(start_app: AppFactory) -> None:
+    client = await start_app(workers_enabled=False)
+    await client.post("/jobs", json={"task": "echo"})
+    text = (await client.get("/metrics")).text
+    assert "jobqueue_jobs_estimated 0.0" in text
+    assert "jobqueue_table_dead_tuples " in text
+    assert "jobqueue_oldest_transaction_age_seconds " in text
+    assert "jobqueue_table_last_autovacuum_timestamp_seconds " in text
+    assert 'jobqueue_jobs{queue="default",status="todo"} 1.0' in text

@@ -4,9 +4,9 @@ Read-only statements: the grouped counts of the overview, the finished-per-minut
 last hour, the age of each queue's oldest due job, and the job search with a text filter on the
 description. Each function takes the connection from its caller; nothing here commits.
 
-The counts scan: ``count(*)`` per status has to visit the rows. Callers cache them (the
+The counts do not scan the whole table (``db/counts.py``); callers still cache them (the
 dashboard for about a second, the metrics for two), so open browsers and scrapers do not
-multiply that cost.
+multiply their cost.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     Text,
     any_,
     bindparam,
@@ -28,10 +29,12 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from jobqueue.db.counts import EXACT_FINISHED_LIMIT, finished_estimate
 from jobqueue.db.queries import page_of
 from jobqueue.db.tables import jobs, status_is
 from jobqueue.jobs import JobFilter, JobStatus
@@ -91,11 +94,14 @@ class QueueCounts:
         counts: the kept queues' counts.
         rest: every other queue's jobs added up, per status (empty when none).
         queues: how many distinct queues the table holds (kept ones included).
+        estimated: True when the ``done``, ``failed`` and ``cancelled`` counts are the
+            planner's estimates, not counts (see ``db/counts.py``).
     """
 
     counts: list[StatusCount]
     rest: dict[JobStatus, int]
     queues: int
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +140,13 @@ async def count_by_queue_and_status(
 ) -> QueueCounts:
     """Jobs per ``(queue, status)`` of at most ``limit`` queues, and the rest summed per status.
 
-    One statement: a grouped count over ``jobs``, the queues ranked (those in ``first`` ahead,
-    then by jobs, largest first, then by name), and the ones past ``limit`` added up in the
-    database, so the answer is at most ``(limit + 1) * statuses`` rows however many queues the
-    table holds.
+    Without a scan of the whole table (``db/counts.py``): ``todo`` and ``in_progress`` counted
+    exactly through their partial indexes; finished jobs counted exactly up to
+    :data:`~jobqueue.db.counts.EXACT_FINISHED_LIMIT` rows, estimated from the planner's
+    statistics above (``estimated`` in the answer). One more statement ranks the queues (those
+    in ``first`` ahead, then by jobs, largest first, then by name) and adds up the ones past
+    ``limit`` in the database, so the answer is at most ``(limit + 1) * statuses`` rows however
+    many queues the table holds.
 
     Args:
         limit: queues counted one by one, >= 1.
@@ -145,12 +154,37 @@ async def count_by_queue_and_status(
 
     Returns:
         the counts of the kept queues (by queue, then status; pairs with no job are absent),
-        the rest per status, and how many queues the table holds.
+        the rest per status, how many queues the table holds, and whether the finished
+        counts are estimates.
     """
-    counts = (
-        select(jobs.c.queue, jobs.c.status, func.count().label("jobs"))
-        .group_by(jobs.c.queue, jobs.c.status)
-        .cte("counts")
+    estimate = await finished_estimate(conn)
+    estimated = estimate is not None and estimate.total > EXACT_FINISHED_LIMIT
+    parameters: dict[str, Any] = {"first": list(first), "limit": limit}
+
+    def grouped(*statuses: JobStatus) -> Select[Any]:
+        return (
+            select(jobs.c.queue, jobs.c.status, func.count().label("jobs"))
+            .where(literal_column(status_is(*statuses)))
+            .group_by(jobs.c.queue, jobs.c.status)
+        )
+
+    finished: Select[Any]
+    if estimate is not None and estimated:
+        pairs = sorted(estimate.pairs.items())
+        parameters |= {
+            "est_queues": [queue for (queue, _status), _n in pairs],
+            "est_statuses": [status.value for (_queue, status), _n in pairs],
+            "est_jobs": [n for _pair, n in pairs],
+        }
+        finished = select(
+            func.unnest(bindparam("est_queues", type_=ARRAY(Text))).label("queue"),
+            func.unnest(bindparam("est_statuses", type_=ARRAY(Text))).label("status"),
+            func.unnest(bindparam("est_jobs", type_=ARRAY(BigInteger))).label("jobs"),
+        )
+    else:
+        finished = grouped(JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+    counts = union_all(grouped(JobStatus.TODO), grouped(JobStatus.IN_PROGRESS), finished).cte(
+        "counts"
     )
     preferred = func.bool_or(counts.c.queue == any_(bindparam("first", type_=ARRAY(Text))))
     rank = func.row_number().over(
@@ -169,7 +203,7 @@ async def count_by_queue_and_status(
         .group_by(kept, counts.c.status)
         .order_by(kept, counts.c.status)
     )
-    rows = list(await conn.execute(statement, {"first": list(first), "limit": limit}))
+    rows = list(await conn.execute(statement, parameters))
     return QueueCounts(
         counts=[
             StatusCount(row.queue, JobStatus(row.status), row.jobs)
@@ -178,6 +212,7 @@ async def count_by_queue_and_status(
         ],
         rest={JobStatus(row.status): row.jobs for row in rows if row.queue is None},
         queues=rows[0].queues if rows else 0,
+        estimated=estimated,
     )
 
 

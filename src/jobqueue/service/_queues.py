@@ -39,6 +39,8 @@ class QueueInfo:
         slots_online: runner slots live processes give it (their registry rows).
         oldest_due_seconds: how long its oldest due ``todo`` job has waited past its
             ``run_at``, in seconds; None when none is due.
+        counts_estimated: the ``done``, ``failed`` and ``cancelled`` counts are the planner's
+            estimates (``db/counts.py``); ``todo`` and ``in_progress`` are always exact.
     """
 
     name: str
@@ -48,6 +50,7 @@ class QueueInfo:
     paused_by: str | None = None
     slots_online: int = 0
     oldest_due_seconds: float | None = None
+    counts_estimated: bool = False
 
 
 class Queues:
@@ -145,6 +148,7 @@ class Queues:
                     None if state is None else state.paused_by,
                     served.get(name, 0),
                     oldest.get(name),
+                    counted.estimated,
                 )
             )
         return result

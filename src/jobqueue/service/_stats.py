@@ -1,5 +1,6 @@
-"""The table statistics behind the metrics' gauges: counts per queue and status, the age of
-each queue's oldest due job, and the ``todo`` jobs no live process can run.
+"""The table statistics behind the metrics' gauges: counts per queue and status (without a
+scan of the whole table: ``db/counts.py``), the age of each queue's oldest due job, the ``todo``
+jobs no live process can run, and the jobs table's vacuum state.
 
 Bounded in the database: the queries answer for at most the metrics' label limit of queues
 (the configured ones first, then the largest) and add up the rest, so a table holding 50,000
@@ -13,6 +14,7 @@ from collections.abc import Collection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db import dashboard_queries, registry
+from jobqueue.db.counts import table_health
 from jobqueue.db.engine import read
 from jobqueue.metrics import Metrics
 
@@ -54,11 +56,16 @@ class TableStatsReader:
                 orphans = await registry.jobs_without_worker(
                     conn, registry.PROCESS_LIVE_SECONDS, kept
                 )
+                health = await table_health(conn)
             by_pair: dict[tuple[str | None, str], int] = {
                 (row.queue, str(row.status)): row.jobs for row in counts.counts
             }
             by_pair.update({(None, str(status)): jobs for status, jobs in counts.rest.items()})
             queues = {queue for queue, _status in by_pair}
             self.metrics.set_table_stats(
-                by_pair, {queue: oldest.get(queue, 0.0) for queue in queues}, orphans
+                by_pair,
+                {queue: oldest.get(queue, 0.0) for queue in queues},
+                orphans,
+                counts.estimated,
+                health,
             )

@@ -81,6 +81,8 @@ class Overview:
             most jobs first, at most :data:`MAX_WITHOUT_WORKER` pairs (a rolling deploy that
             added a task to some processes only, or every worker of a queue stopped).
         generated_at: when it was read (UTC, the process's clock).
+        counts_estimated: the ``done``, ``failed`` and ``cancelled`` counts are the planner's
+            estimates (more than 100,000 finished rows: ``db/counts.py``).
         processes: the live processes of the registry (their busy slots as of their last
             renewal, at most 10 s old).
     """
@@ -93,6 +95,7 @@ class Overview:
     other_counts: dict[JobStatus, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     processes: list[registry_queries.LiveProcess] = field(default_factory=list)
+    counts_estimated: bool = False
 
     @property
     def total(self) -> int:
@@ -243,6 +246,7 @@ def _overview(counts: queries.QueueCounts, throughput: list[MinuteCount]) -> Ove
         throughput=throughput,
         other_queues=counts.queues - len(queues),
         other_counts=other,
+        counts_estimated=counts.estimated,
     )
 
 

@@ -56,6 +56,7 @@ class QueueOut(BaseModel):
                     "paused_by": None,
                     "slots_online": 20,
                     "oldest_due_seconds": 0.8,
+                    "counts_estimated": False,
                 }
             ]
         }
@@ -71,6 +72,11 @@ class QueueOut(BaseModel):
         default=None,
         description="Seconds the oldest due todo job has waited past its run_at; null: none due.",
     )
+    counts_estimated: bool = Field(
+        default=False,
+        description="True when done, failed and cancelled are the planner's estimates (more "
+        "than 100,000 finished rows in the table); todo and in_progress are always exact.",
+    )
 
     @classmethod
     def of(cls, info: QueueInfo) -> QueueOut:
@@ -83,6 +89,7 @@ class QueueOut(BaseModel):
             paused_by=info.paused_by,
             slots_online=info.slots_online,
             oldest_due_seconds=info.oldest_due_seconds,
+            counts_estimated=info.counts_estimated,
         )
 
 
@@ -112,8 +119,9 @@ async def list_queues(service: Service) -> QueueList:
     queue with jobs (at most 500), by name: jobs per status, paused or not, runner slots online
     (from the process registry), and the age of its oldest due job in seconds.
 
-    The counts are exact and scan the jobs table (cached by nothing): on a table of millions
-    of finished rows, keep their retention short (docs/deploy.md, "Retention").
+    ``todo`` and ``in_progress`` are counted exactly through their partial indexes; finished
+    jobs exactly up to 100,000 finished rows, above that from the planner's statistics
+    (``counts_estimated``): no read scans the whole table.
     """
     return QueueList(items=[QueueOut.of(q) for q in await service.queues.list()])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobqueue.service.dashboard import Overview
 
@@ -114,6 +114,11 @@ class OverviewOut(BaseModel):
     workers: WorkersOut | None
     without_worker: list[WithoutWorkerOut] = []
     generated_at: datetime
+    counts_estimated: bool = Field(
+        default=False,
+        description="True when done, failed and cancelled counts are the planner's estimates "
+        "(more than 100,000 finished rows); todo and in_progress are always exact.",
+    )
 
     @classmethod
     def of(cls, overview: Overview, workers: WorkersOut | None) -> OverviewOut:
@@ -145,6 +150,7 @@ class OverviewOut(BaseModel):
                 for queue, task, jobs in overview.without_worker
             ],
             generated_at=overview.generated_at,
+            counts_estimated=overview.counts_estimated,
         )
 
     def for_template(self) -> dict[str, Any]:
