@@ -6,6 +6,13 @@ to the database; the others are HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
 machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
 ``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
+
+Exit codes: 0 done; 1 the database cannot be used (``serve`` and ``migrate``: it cannot be
+reached, does not exist or refuses the login; a client command: the service answered 503, e.g.
+because its database is down), said in one line on stderr with a hint, never a traceback or the
+URL's password; 2 anything else that went wrong: a usage error (an option out of its range names
+the bound it breaks), invalid settings (one line per variable), an answer of 4xx or 5xx, a
+service that cannot be reached.
 """
 
 from __future__ import annotations
@@ -15,13 +22,22 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pydantic import ValidationError
 
-from jobqueue.errors import ConfigurationError
-from jobqueue.settings import Settings
+from jobqueue.encoding import MAX_ID
+from jobqueue.errors import ConfigurationError, DatabaseUnavailable
+from jobqueue.settings import (
+    TEN_YEARS_SECONDS,
+    Settings,
+    configured_variable_names,
+    settings_errors,
+    unknown_variables,
+)
 
 # The server side (FastAPI, SQLAlchemy, uvicorn) is imported inside `serve` and `migrate` only:
 # the client commands start in a fraction of the time without it.
@@ -33,7 +49,7 @@ ServiceUrl = Annotated[
     typer.Option(
         "--url",
         envvar="JOBQUEUE_URL",
-        help="Base URL of a running service [default: http://JOBQUEUE_HOST:JOBQUEUE_PORT].",
+        help="Base URL of a running service (default: http://JOBQUEUE_HOST:JOBQUEUE_PORT).",
         show_default=False,
     ),
 ]
@@ -49,14 +65,44 @@ ServiceKey = Annotated[
 ]
 
 
-def _fail(message: str) -> NoReturn:
+# The API's bounds (api/schemas.py, api/routes/jobs.py), so that the CLI refuses what the
+# service would refuse, as a usage error naming the bound (tests/unit/test_cli_options.py).
+MAX_PRIORITY = 100
+MAX_ATTEMPTS = 1000
+MAX_TIMEOUT_SECONDS = 86_400
+MAX_WAIT_SECONDS = 60
+MAX_PAGE_SIZE = 1000
+
+JobIdArgument = Annotated[int, typer.Argument(help="The job's id.", min=1, max=MAX_ID)]
+
+
+def _above_zero(maximum: float) -> Callable[[float | None], float | None]:
+    """An option callback that also refuses 0 (typer's ``min`` includes its bound), with
+    click's words for a range: ``0 is not in the range 0<x<=60``."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and value == 0:
+            raise typer.BadParameter(f"{value:g} is not in the range 0<x<={maximum:g}.")
+        return value
+
+    return check
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: <message>`` on stderr and exit with ``code`` (2 unless said)."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def _settings(**overrides: Any) -> Settings:
+    """The settings from the environment and ``.env`` (``overrides`` on top); exit 2 with one
+    line per problem, each naming its variable, when they are not valid."""
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        for line in settings_errors(exc):
+            typer.echo(f"error: invalid setting: {line}", err=True)
+        raise typer.Exit(code=2) from None
     except ValueError as exc:
         _fail(f"invalid settings: {exc}")
 
@@ -65,16 +111,54 @@ Host = Annotated[str | None, typer.Option(help="Bind address (JOBQUEUE_HOST).")]
 Port = Annotated[int | None, typer.Option(help="Port (JOBQUEUE_PORT).", min=1, max=65535)]
 
 
+def _warn_unknown_variables() -> None:
+    """Log a warning for each ``JOBQUEUE_*`` variable (environment or ``.env``) that jobqueue
+    does not read, with the one it most likely means. Never refuses: a newer release may read
+    it."""
+    import structlog
+
+    log = structlog.get_logger("jobqueue.settings")
+    for name, meant in unknown_variables(configured_variable_names(os.environ)):
+        guess = f": did you mean {meant}?" if meant else ""
+        log.warning(
+            "setting_unknown",
+            variable=name,
+            did_you_mean=meant,
+            detail=f"{name} is not a jobqueue setting and is ignored{guess} (.env.example lists "
+            "every setting)",
+        )
+
+
+def _check_database(settings: Settings) -> None:
+    """Open one connection to ``JOBQUEUE_DATABASE_URL`` (nothing to check when it is unset: the
+    embedded server is started later). Exits 1 with one line and a hint when the database
+    cannot be used, 2 when the URL itself is wrong."""
+    from jobqueue.db.reach import check_database
+
+    url = settings.database_url_value
+    if url is None:
+        return
+    try:
+        check_database(url, statement_cache=settings.db_statement_cache)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc), code=1)
+    except ConfigurationError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def serve(host: Host = None, port: Port = None) -> None:
     """Run the API and the worker pool (embedded PostgreSQL when JOBQUEUE_DATABASE_URL is unset).
 
-    Without JOBQUEUE_API_KEYS it listens on loopback only: another address is refused (exit 2)
-    unless JOBQUEUE_INSECURE=true. An IPv6 address may be written with or without brackets
-    (``[::1]``). The HTTP server's limits (connections, timeouts, header bounds) are in
-    ``api/server.py`` and docs/security.md. Stops gracefully on SIGTERM or Ctrl-C: running jobs
-    get JOBQUEUE_SHUTDOWN_GRACE_SECONDS. JOBQUEUE_ROLE (default serve) may make it a worker or
-    api process, like the commands of those names.
+    It first opens one connection to JOBQUEUE_DATABASE_URL: a database that cannot be reached,
+    does not exist or refuses the login stops it (exit 1, one line with a hint). Once running,
+    an outage is retried (/readyz answers 503 meanwhile). Without JOBQUEUE_API_KEYS it listens
+    on loopback only: another address is refused (exit 2) unless JOBQUEUE_INSECURE=true. An
+    IPv6 address may be written with or without brackets (``[::1]``). The HTTP server's limits
+    (connections, timeouts, header bounds) are in ``api/server.py`` and docs/security.md. Stops
+    gracefully on SIGTERM or Ctrl-C: running jobs get JOBQUEUE_SHUTDOWN_GRACE_SECONDS.
+    JOBQUEUE_ROLE (default serve) may make it a worker or api process, like the commands of
+    those names.
     """
     _serve(None, host, port)
 
@@ -106,8 +190,11 @@ def _serve(role: str | None, host: str | None, port: int | None) -> None:
 
     settings = _settings() if role is None else _settings(role=role)
     configure_logging(settings.log_format, settings.log_level)
+    _warn_unknown_variables()
     host = bind_address(host or settings.host)
-    _check_access(settings, host)
+    _refuse_open_bind(settings, host)
+    _check_database(settings)
+    _log_access(settings, host)
     prepare(settings)
     # uvicorn shuts down gracefully on SIGTERM or SIGINT (the lifespan: drain, final writes,
     # release), then re-raises the signal with the handler that was in place before it
@@ -138,13 +225,26 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _check_access(settings: Settings, host: str) -> None:
-    """Say in the log how access works; refuse a non-loopback ``host`` without keys.
+def _refuse_open_bind(settings: Settings, host: str) -> None:
+    """Refuse a non-loopback ``host`` without keys.
 
     Exits with code 2 when no key is configured, ``host`` is not loopback (``127.0.0.1``,
-    ``::1``, ``localhost``) and ``JOBQUEUE_INSECURE`` is not true. Key names and roles are
-    logged, never the keys.
+    ``::1``, ``localhost``) and ``JOBQUEUE_INSECURE`` is not true.
     """
+    from jobqueue.access import is_loopback_host
+
+    if settings.api_key_list or is_loopback_host(host) or settings.insecure:
+        return
+    _fail(
+        f"refusing to listen on {host!r} without API keys: anyone who can reach it could "
+        "read, create, cancel and retry jobs. Set JOBQUEUE_API_KEYS (see docs/security.md), "
+        "or listen on 127.0.0.1, or set JOBQUEUE_INSECURE=true to allow it anyway"
+    )
+
+
+def _log_access(settings: Settings, host: str) -> None:
+    """Say in the log how access works (after :func:`_refuse_open_bind`). Key names and roles
+    are logged, never the keys."""
     import structlog
 
     from jobqueue.access import is_loopback_host
@@ -167,12 +267,6 @@ def _check_access(settings: Settings, host: str) -> None:
             "loopback only (set JOBQUEUE_API_KEYS to listen elsewhere)",
         )
         return
-    if not settings.insecure:
-        _fail(
-            f"refusing to listen on {host!r} without API keys: anyone who can reach it could "
-            "read, create, cancel and retry jobs. Set JOBQUEUE_API_KEYS (see docs/security.md), "
-            "or listen on 127.0.0.1, or set JOBQUEUE_INSECURE=true to allow it anyway"
-        )
     log.warning(
         "access_insecure",
         host=host,
@@ -183,19 +277,33 @@ def _check_access(settings: Settings, host: str) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Migrate the database to the newest schema (a no-op when it is current)."""
+    """Migrate the database to the newest schema (a no-op when it is current).
+
+    A database that cannot be reached, does not exist or refuses the login: exit 1, one line
+    with a hint.
+    """
     from jobqueue.api.app import open_database
+    from jobqueue.db.engine import CONNECT_ERRORS
     from jobqueue.db.migrations import upgrade_to_head
+    from jobqueue.db.reach import explain_connect_error
     from jobqueue.logs import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
+    _warn_unknown_variables()
+    _check_database(settings)
     try:
         url, embedded = open_database(settings)
     except ConfigurationError as exc:
         _fail(str(exc))
     try:
         upgrade_to_head(url, settings.db_statement_cache)
+    except CONNECT_ERRORS as exc:
+        # Reachable a moment ago (the check above), gone now: still one line, not a traceback.
+        message = explain_connect_error(exc, url)
+        if message is None:
+            raise
+        _fail(message, code=1)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -211,9 +319,24 @@ def _request(method: str, url: str, key: str | None = None, **kwargs: Any) -> An
         _fail(f"cannot reach {url}: {exc} (is `jobqueue serve` running? see --url)")
     if response.status_code == 401:
         _fail(f"401: {response.text} (give the CLI a key: --key or JOBQUEUE_CLIENT_KEY)")
+    if response.status_code == 503:
+        _fail(
+            f"503 from {url}: {_detail(response)} (the service runs but cannot serve this now, "
+            "e.g. its database is down: its /readyz says which check fails; retry later)",
+            code=1,
+        )
     if response.status_code >= 400:
         _fail(f"{response.status_code}: {response.text}")
     return response.json()
+
+
+def _detail(response: httpx.Response) -> str:
+    """The ``detail`` of an error answer, else its text; on one line."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return " ".join((detail if isinstance(detail, str) else response.text).split())
 
 
 def _print(value: Any) -> None:
@@ -254,11 +377,27 @@ def enqueue(
     task: Annotated[str, typer.Argument(help="Task name, e.g. echo, sleep, fail, http.")],
     payload: Annotated[str, typer.Option(help="Payload as a JSON object.")] = "{}",
     queue: Annotated[str, typer.Option(help="Queue name.")] = "default",
-    priority: Annotated[int, typer.Option(help="-100..100, higher runs first.")] = 0,
+    priority: Annotated[
+        int,
+        typer.Option(help="Higher runs first.", min=-MAX_PRIORITY, max=MAX_PRIORITY),
+    ] = 0,
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Attempts in all.")] = None,
-    timeout_seconds: Annotated[float | None, typer.Option(help="Per attempt, seconds.")] = None,
-    delay_seconds: Annotated[float | None, typer.Option(help="First run after, seconds.")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="Attempts in all.", min=1, max=MAX_ATTEMPTS)
+    ] = None,
+    timeout_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="Per attempt, seconds (above 0).",
+            min=0,
+            max=MAX_TIMEOUT_SECONDS,
+            callback=_above_zero(MAX_TIMEOUT_SECONDS),
+        ),
+    ] = None,
+    delay_seconds: Annotated[
+        float | None,
+        typer.Option(help="First run after, seconds.", min=0, max=TEN_YEARS_SECONDS),
+    ] = None,
     run_at: Annotated[
         str | None, typer.Option(help="First run at, RFC 3339 with offset (2030-01-01T09:00Z).")
     ] = None,
@@ -268,7 +407,12 @@ def enqueue(
     url: ServiceUrl = None,
     key: ServiceKey = None,
 ) -> None:
-    """Create a job and print it as JSON."""
+    """Create a job and print it as JSON.
+
+    An option outside the API's range (``--priority`` -100..100, ``--max-attempts`` 1..1000,
+    ``--timeout-seconds`` above 0 up to 86400, ``--delay-seconds`` 0 up to ten years) is a
+    usage error (exit 2) naming the bound; NaN or infinity is refused too.
+    """
     job: dict[str, Any] = {
         "task": task,
         "payload": _json_object(payload, "--payload"),
@@ -309,9 +453,15 @@ def enqueue_batch(
 
 @app.command()
 def get(
-    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    job_id: JobIdArgument,
     wait: Annotated[
-        float | None, typer.Option(help="Wait up to this many seconds (<= 60) for the result.")
+        float | None,
+        typer.Option(
+            help="Wait up to this many seconds (above 0) for the result.",
+            min=0,
+            max=MAX_WAIT_SECONDS,
+            callback=_above_zero(MAX_WAIT_SECONDS),
+        ),
     ] = None,
     url: ServiceUrl = None,
     key: ServiceKey = None,
@@ -323,7 +473,7 @@ def get(
 
 @app.command()
 def attempts(
-    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    job_id: JobIdArgument,
     url: ServiceUrl = None,
     key: ServiceKey = None,
 ) -> None:
@@ -341,7 +491,7 @@ def attempts(
 
 @app.command()
 def cancel(
-    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    job_id: JobIdArgument,
     url: ServiceUrl = None,
     key: ServiceKey = None,
 ) -> None:
@@ -351,7 +501,7 @@ def cancel(
 
 @app.command()
 def retry(
-    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    job_id: JobIdArgument,
     url: ServiceUrl = None,
     key: ServiceKey = None,
 ) -> None:
@@ -364,7 +514,7 @@ def list_jobs(
     status: Annotated[str | None, typer.Option(help="todo, in_progress, done, failed…")] = None,
     queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
     task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
-    limit: Annotated[int, typer.Option(help="1..1000.")] = 20,
+    limit: Annotated[int, typer.Option(help="Jobs per page.", min=1, max=MAX_PAGE_SIZE)] = 20,
     cursor: Annotated[str | None, typer.Option(help="The next page: a printed cursor.")] = None,
     url: ServiceUrl = None,
     key: ServiceKey = None,

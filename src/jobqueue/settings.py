@@ -1,12 +1,17 @@
 """Service settings: environment variables with the ``JOBQUEUE_`` prefix, and a ``.env`` file.
 
 Built once, in ``create_app`` or the CLI, and passed down as arguments: no module reads settings
-from a global. Every variable, its default and its unit is listed in ``.env.example``.
+from a global. Every variable, its default and its unit is listed in ``.env.example``. A value
+out of range, or values that contradict each other, are refused (:func:`settings_errors` words
+the refusal); a ``JOBQUEUE_*`` variable that is no setting is not, but the CLI logs it with the
+setting it most likely means (:func:`unknown_variables`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -16,15 +21,34 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
 
 from jobqueue.access import MIN_SESSION_SECRET_LENGTH, ApiKey, parse_api_keys
+from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN
 
-_TASK_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+_TASK_NAME = re.compile(TASK_NAME_PATTERN)
+_QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
+
+ENV_PREFIX = "JOBQUEUE_"
+"""The prefix of every setting's environment variable (``FORWARDED_ALLOW_IPS`` aside)."""
+
+MIN_LEASE_SECONDS = 1.0
+"""The shortest ``JOBQUEUE_LEASE_SECONDS``. The heartbeat renews a lease every third of it, so a
+renewal has two thirds of the lease to reach PostgreSQL before the lease runs out: 0.67 s at
+1 s. Below that, ordinary delays (a pool wait, a slow commit, a task that blocks the event loop
+for a few hundred milliseconds) lose leases of healthy jobs, which then run again elsewhere."""
+
+MAX_CONCURRENCY = 1000
+"""The most worker slots one process runs (``JOBQUEUE_CONCURRENCY``, and a queue's ``name=N``)."""
+
+MAX_PAYLOAD_DEPTH = 200
+"""The highest ``JOBQUEUE_MAX_PAYLOAD_DEPTH``: pydantic-core's JSON serializer refuses values
+nested deeper than about 255 levels, so a deeper payload (or result) could be stored but every
+response that carries it would fail. 200 leaves room for the levels a response adds."""
 
 
 def parse_names(value: str) -> list[str]:
@@ -51,7 +75,7 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
 
     Raises:
         ValueError: no queue, a name that is not 1-100 of ``A-Za-z0-9_.:-``, a name given
-            twice, or N not an integer from 1 to 1000; the message says which.
+            twice, or N not an integer from 1 to :data:`MAX_CONCURRENCY`; the message says which.
     """
     queues: dict[str, int] = {}
     for item in parse_names(value):
@@ -60,8 +84,11 @@ def parse_queues(value: str, default_concurrency: int) -> dict[str, int]:
             raise ValueError(f"queue name {name!r} is not valid: use 1-100 letters, digits, '_.:-'")
         slots = default_concurrency
         if sep:
-            if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= 1000:
-                raise ValueError(f"queue {name!r}: concurrency must be 1 to 1000, got {number!r}")
+            valid = number.isascii() and number.isdigit() and 1 <= int(number) <= MAX_CONCURRENCY
+            if not valid:
+                raise ValueError(
+                    f"queue {name!r}: concurrency must be 1 to {MAX_CONCURRENCY}, got {number!r}"
+                )
             slots = int(number)
         if name in queues:
             raise ValueError(f"queue {name!r} is given twice: give each queue once")
@@ -83,8 +110,9 @@ class Settings(BaseSettings):
     ``**********``, and validation errors never echo an input (``hide_input_in_errors``).
 
     Raises:
-        pydantic.ValidationError: on a value of the wrong type or out of range; the message names
-            the variable.
+        pydantic.ValidationError: on a value of the wrong type or out of range, or values that
+            contradict each other (a request limit below the payload limit, a queue both served
+            and remote); :func:`settings_errors` gives one line per problem, naming the variable.
     """
 
     model_config = SettingsConfigDict(
@@ -103,7 +131,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".jobqueue"), description="Embedded PostgreSQL data.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    concurrency: PositiveInt = Field(default=10, description="Worker tasks in this process.")
+    concurrency: PositiveInt = Field(
+        default=10,
+        description=f"Worker tasks in this process, 1 to {MAX_CONCURRENCY} (more: run more "
+        "processes).",
+    )
     queues: str = Field(
         default="default",
         description="Queues this process runs, comma-separated; `name=N` gives a queue N slots "
@@ -113,7 +145,7 @@ class Settings(BaseSettings):
         default="",
         description="Queues that other processes serve, comma-separated: this one accepts jobs "
         "for them but does not run them. With JOBQUEUE_QUEUES they are the queues a job may "
-        "name (any other is a 422).",
+        "name (any other is a 422); a queue may not be in both.",
     )
     remote_tasks: str = Field(
         default="",
@@ -121,7 +153,13 @@ class Settings(BaseSettings):
         "them without importing their module (no enqueue-time payload check), but never "
         "claims them. For API-only processes and rolling deploys.",
     )
-    lease_seconds: PositiveFloat = Field(default=30.0, description="Lease of a claimed job, s.")
+    lease_seconds: PositiveFloat = Field(
+        default=30.0,
+        description=f"Lease of a claimed job, s; at least {MIN_LEASE_SECONDS:g}. The heartbeat "
+        "renews it every third, so a renewal has two thirds of the lease to reach PostgreSQL "
+        "(0.67 s at the minimum); a shorter lease is lost to ordinary database delays and its "
+        "job runs again.",
+    )
     poll_interval_seconds: PositiveFloat = Field(default=1.0, description="Safety-net poll, s.")
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, description="Drain time, s.")
     task_modules: str = Field(default="", description="Comma-separated modules to import.")
@@ -140,12 +178,16 @@ class Settings(BaseSettings):
         "a page stops before the job that would pass it (one job is always listed).",
     )
     max_payload_depth: int = Field(
-        default=64, ge=1, le=900, description="Nesting levels of a payload (the object is 1)."
+        default=64,
+        ge=1,
+        description="Nesting levels of objects and arrays in a payload (the payload object is "
+        "1), 1 to 200; it bounds a task's result too: a result nested deeper fails its attempt. "
+        "At most 200 because pydantic-core's JSON serializer fails at about 255 levels.",
     )
     max_request_bytes: PositiveInt = Field(
         default=16 * 1_048_576,
         description="Request body, bytes, refused with 413 before it is parsed (a 10,000-job "
-        "batch of 1.5 KB jobs fits).",
+        "batch of 1.5 KB jobs fits). At least max_payload_bytes.",
     )
     max_request_bytes_in_flight: PositiveInt = Field(
         default=64 * 1_048_576,
@@ -342,6 +384,66 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("lease_seconds")
+    @classmethod
+    def _check_lease(cls, value: float) -> float:
+        if value < MIN_LEASE_SECONDS:
+            raise ValueError(
+                f"JOBQUEUE_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS:g} s, got {value:g}: "
+                "the heartbeat renews a lease every third of it, and a shorter lease is lost to "
+                "ordinary database delays (every job would run again); set "
+                f"JOBQUEUE_LEASE_SECONDS={MIN_LEASE_SECONDS:g} or more (default 30)"
+            )
+        return value
+
+    @field_validator("concurrency")
+    @classmethod
+    def _check_concurrency(cls, value: int) -> int:
+        if value > MAX_CONCURRENCY:
+            raise ValueError(
+                f"JOBQUEUE_CONCURRENCY must be 1 to {MAX_CONCURRENCY}, got {value}: set "
+                f"JOBQUEUE_CONCURRENCY={MAX_CONCURRENCY} or less, and run more processes for "
+                "more jobs at once"
+            )
+        return value
+
+    @field_validator("max_payload_depth")
+    @classmethod
+    def _check_payload_depth(cls, value: int) -> int:
+        if value > MAX_PAYLOAD_DEPTH:
+            raise ValueError(
+                f"JOBQUEUE_MAX_PAYLOAD_DEPTH must be 1 to {MAX_PAYLOAD_DEPTH}, got {value}: "
+                "JSON nested deeper than about 255 levels cannot be serialised, so such a job "
+                f"could be stored but never read back; set JOBQUEUE_MAX_PAYLOAD_DEPTH="
+                f"{MAX_PAYLOAD_DEPTH} or less (default 64)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_request_fits_payload(self) -> Settings:
+        if self.max_request_bytes < self.max_payload_bytes:
+            raise ValueError(
+                f"JOBQUEUE_MAX_REQUEST_BYTES ({self.max_request_bytes}) is smaller than "
+                f"JOBQUEUE_MAX_PAYLOAD_BYTES ({self.max_payload_bytes}): a payload of the allowed "
+                "size could never arrive; set JOBQUEUE_MAX_REQUEST_BYTES to at least "
+                f"{self.max_payload_bytes}, or lower JOBQUEUE_MAX_PAYLOAD_BYTES"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_queue_lists_disjoint(self) -> Settings:
+        served = parse_queues(self.queues, default_concurrency=1)
+        both = [name for name in parse_names(self.remote_queues) if name in served]
+        if both:
+            listed = ", ".join(repr(name) for name in both)
+            what = f"queue {listed} is" if len(both) == 1 else f"queues {listed} are"
+            raise ValueError(
+                f"{what} in both JOBQUEUE_QUEUES and JOBQUEUE_REMOTE_QUEUES: list a "
+                "queue this process runs in JOBQUEUE_QUEUES only, and one that only other "
+                "processes run in JOBQUEUE_REMOTE_QUEUES only"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_body_budget(self) -> Settings:
         if self.max_request_bytes_in_flight < self.max_request_bytes:
@@ -434,3 +536,91 @@ class Settings(BaseSettings):
     def task_module_names(self) -> list[str]:
         """The modules to import at start so that their ``@task`` functions register."""
         return parse_names(self.task_modules)
+
+
+OTHER_VARIABLES: dict[str, str] = {
+    "JOBQUEUE_URL": "the CLI's --url",
+    "JOBQUEUE_CLIENT_KEY": "the CLI's --key",
+    "JOBQUEUE_TEST_ADMIN_URL": "the test suite's PostgreSQL server (tests/conftest.py)",
+}
+"""``JOBQUEUE_*`` variables the project reads outside :class:`Settings`, and who reads them."""
+
+
+def variable_name(field: str) -> str:
+    """The environment variable of a :class:`Settings` field, e.g. ``JOBQUEUE_CONCURRENCY``
+    for ``concurrency`` (``FORWARDED_ALLOW_IPS``, uvicorn's name, for ``forwarded_allow_ips``);
+    ``field`` upper-cased when it is not a field."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field.upper()
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``JOBQUEUE_*`` variable jobqueue reads: the settings' (with the aliases) and
+    :data:`OTHER_VARIABLES`; upper case."""
+    names = {f"{ENV_PREFIX}{field.upper()}" for field in Settings.model_fields}
+    for info in Settings.model_fields.values():
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update(str(choice).upper() for choice in info.validation_alias.choices)
+    names.update(OTHER_VARIABLES)
+    return frozenset(name for name in names if name.startswith(ENV_PREFIX))
+
+
+def unknown_variables(names: Iterable[str]) -> list[tuple[str, str | None]]:
+    """The ``JOBQUEUE_*`` names among ``names`` that jobqueue does not read (typos, say), each
+    with the known variable it most likely means.
+
+    Names are compared in upper case, as the settings are read (``jobqueue_port`` sets
+    ``JOBQUEUE_PORT``). Unknown variables are never refused (a newer release may read them);
+    the caller logs them.
+
+    Args:
+        names: environment variable names, e.g. ``os.environ`` and the keys of ``.env``.
+
+    Returns:
+        ``[(name, likely_meant_or_None)]`` sorted by name, each name once (upper case), e.g.
+        ``[("JOBQUEUE_CONCURENCY", "JOBQUEUE_CONCURRENCY")]``; the guess is
+        :func:`difflib.get_close_matches` of the part after the prefix.
+    """
+    known = known_variables()
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
+    unknown: dict[str, str | None] = {}
+    for raw in names:
+        name = raw.upper()
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        matches = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+        unknown[name] = f"{ENV_PREFIX}{matches[0]}" if matches else None
+    return sorted(unknown.items())
+
+
+def configured_variable_names(environ: Mapping[str, str]) -> list[str]:
+    """The variable names a :class:`Settings` built with the defaults could read: those of
+    ``environ`` and the keys of the ``.env`` file in the working directory (when there is one),
+    upper case.
+
+    Raises:
+        OSError or UnicodeDecodeError: ``.env`` exists but cannot be read (building the
+            :class:`Settings` fails the same way first).
+    """
+    from_file = DotEnvSettingsSource(Settings).env_vars
+    return sorted({name.upper() for name in (*environ, *from_file)})
+
+
+def settings_errors(error: ValidationError) -> list[str]:
+    """One line per problem of a failed :class:`Settings`, each naming its variable, e.g.
+    ``JOBQUEUE_PORT: Input should be less than or equal to 65535``. Never the value given (it
+    may be a secret): only what the validators themselves put in their messages."""
+    lines: list[str] = []
+    for item in error.errors(include_url=False, include_input=False, include_context=False):
+        message = item["msg"].removeprefix("Value error, ")
+        if item["loc"]:
+            name = variable_name(str(item["loc"][0]))
+            if not message.startswith(name):
+                message = f"{name}: {message}"
+        lines.append(message)
+    return lines

@@ -64,7 +64,7 @@ def status_and_detail(sent: list[Message]) -> tuple[int, str]:
 async def test_create_job_content_length_over_limit_is_413_without_reading_body(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(max_request_bytes=1_000_000)
+    client = await start_app(max_request_bytes=1_000_000, max_payload_bytes=1_000_000)
     reads = 0
 
     async def receive() -> Message:
@@ -85,7 +85,7 @@ async def test_create_job_content_length_over_limit_is_413_without_reading_body(
 async def test_create_job_streamed_body_over_limit_is_413_after_reading_only_the_limit(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(max_request_bytes=200_000)
+    client = await start_app(max_request_bytes=200_000, max_payload_bytes=200_000)
     read = 0
 
     async def receive() -> Message:
@@ -108,7 +108,7 @@ async def test_create_job_streamed_body_over_limit_is_413_after_reading_only_the
 async def test_batch_body_over_limit_is_413_and_creates_nothing(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(max_request_bytes=10_000)
+    client = await start_app(max_request_bytes=10_000, max_payload_bytes=10_000)
     body = {"jobs": [{"task": "echo", "payload": {"n": n}} for n in range(1000)]}
 
     response = await client.post("/jobs/batch", json=body)
@@ -119,7 +119,9 @@ async def test_batch_body_over_limit_is_413_and_creates_nothing(
 
 
 async def test_batch_body_under_limit_is_201(start_app: AppFactory) -> None:
-    client = await start_app(max_request_bytes=10_000, workers_enabled=False)
+    client = await start_app(
+        max_request_bytes=10_000, max_payload_bytes=10_000, workers_enabled=False
+    )
     body = {"jobs": [{"task": "echo", "payload": {"n": n}} for n in range(100)]}
     assert len(json.dumps(body)) < 10_000
 
@@ -130,7 +132,7 @@ async def test_batch_body_under_limit_is_201(start_app: AppFactory) -> None:
 
 
 async def test_get_with_body_over_limit_is_413(start_app: AppFactory) -> None:
-    client = await start_app(max_request_bytes=100)
+    client = await start_app(max_request_bytes=100, max_payload_bytes=100)
 
     response = await client.request("GET", "/jobs", content=b"x" * 101)
 
@@ -192,6 +194,27 @@ async def test_create_job_payload_depth_counts_arrays_and_follows_setting(
     too_deep = await client.post("/jobs", json={"payload": {"a": [[{}]]}})
     assert (ok.status_code, too_deep.status_code) == (201, 422)
     assert "more than 3 levels" in too_deep.json()["detail"]
+
+
+async def test_payload_at_highest_depth_setting_is_stored_and_read_back(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # JOBQUEUE_MAX_PAYLOAD_DEPTH at its highest allowed value (200): a job as deep as that is
+    # created, read alone and in a page (the response adds levels of its own); with 900 a
+    # deep POST /jobs answered 500 after inserting, as the response could not be serialised.
+    client = await start_app(max_payload_depth=200, workers_enabled=False)
+
+    created = await client.post("/jobs", json={"payload": nested(200)})
+    too_deep = await client.post("/jobs", json={"payload": nested(201)})
+    job_id = created.json()["id"]
+    read = await client.get(f"/jobs/{job_id}")
+    page = await client.get("/jobs")
+
+    assert (created.status_code, too_deep.status_code) == (201, 422), created.text
+    assert (read.status_code, read.json()["payload"]) == (200, nested(200))
+    assert page.status_code == 200
+    assert [(job["id"], job["payload"]) for job in page.json()["items"]] == [(job_id, nested(200))]
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
 
 
 async def test_batch_payload_too_deep_is_422_naming_index(
@@ -283,7 +306,10 @@ async def test_create_job_declared_body_over_bytes_in_flight_is_503_without_read
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     client = await start_app(
-        max_request_bytes=600_000, max_request_bytes_in_flight=1_000_000, workers_enabled=False
+        max_request_bytes=600_000,
+        max_payload_bytes=600_000,
+        max_request_bytes_in_flight=1_000_000,
+        workers_enabled=False,
     )
     app: Any = client.app
     bodies = app.state.jobqueue.bodies
@@ -321,7 +347,10 @@ async def test_create_job_streamed_body_passing_bytes_in_flight_is_503(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     client = await start_app(
-        max_request_bytes=600_000, max_request_bytes_in_flight=1_000_000, workers_enabled=False
+        max_request_bytes=600_000,
+        max_payload_bytes=600_000,
+        max_request_bytes_in_flight=1_000_000,
+        workers_enabled=False,
     )
     app: Any = client.app
     bodies = app.state.jobqueue.bodies

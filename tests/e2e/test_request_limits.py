@@ -72,6 +72,7 @@ async def test_serve_streamed_body_over_limit_is_413_once_limit_is_passed(
             "JOBQUEUE_DATABASE_URL": database_url,
             "JOBQUEUE_WORKERS_ENABLED": "false",
             "JOBQUEUE_MAX_REQUEST_BYTES": "1000000",
+            "JOBQUEUE_MAX_PAYLOAD_BYTES": "1000000",
         }
     )
     reader, writer = await open_post(server.url, "Transfer-Encoding: chunked\r\n")

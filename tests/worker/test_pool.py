@@ -112,7 +112,7 @@ async def test_pool_attempt_past_timeout_fails_with_timeout_error(
 async def test_pool_heartbeat_keeps_lease_of_job_longer_than_lease(
     start_app: AppFactory, runs: Runs, db: asyncpg.Connection
 ) -> None:
-    client = await start_app(lease_seconds=0.6, rescue_interval_seconds=0.1)
+    client = await start_app(lease_seconds=1.0, rescue_interval_seconds=0.1)
     response = await client.post("/jobs", json={"task": "block", "payload": {"seconds": 2}})
     job = await wait_for_status(client, response.json()["id"], {"done"})
     assert job["result"] == "finished"

@@ -101,7 +101,7 @@ async def test_supervisor_loop_that_raises_is_restarted_counted_and_reported(
 ) -> None:
     fault = Fault()
     _inject_module(loop, fault, monkeypatch)
-    client = await start_app(lease_seconds=0.6, rescue_interval_seconds=0.1, concurrency=1)
+    client = await start_app(lease_seconds=1.0, rescue_interval_seconds=0.1, concurrency=1)
     supervisor = client.runtime.loops
     assert isinstance(supervisor, Supervisor)
     supervisor.restart_max_seconds = 0.5

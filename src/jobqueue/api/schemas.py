@@ -16,10 +16,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from pydantic_core import PydanticCustomError
 
 from jobqueue.encoding import MAX_ID
-from jobqueue.jobs import Attempt, Job, JobStatus
+from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, Attempt, Job, JobStatus
 
-QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-TASK_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 MAX_QUEUE_LENGTH = 100
 MAX_TASK_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
@@ -169,7 +167,7 @@ class JobCreate(BaseModel):
         default="echo",
         min_length=1,
         max_length=MAX_TASK_LENGTH,
-        pattern=TASK_PATTERN,
+        pattern=TASK_NAME_PATTERN,
         description="A registered task name.",
     )
     payload: dict[str, Any] = Field(
@@ -182,7 +180,7 @@ class JobCreate(BaseModel):
         default="default",
         min_length=1,
         max_length=MAX_QUEUE_LENGTH,
-        pattern=QUEUE_PATTERN,
+        pattern=QUEUE_NAME_PATTERN,
         description="Queue name.",
     )
     priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first.")

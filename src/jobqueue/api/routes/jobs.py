@@ -26,8 +26,6 @@ from jobqueue.api.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_QUEUE_LENGTH,
     MAX_TASK_LENGTH,
-    QUEUE_PATTERN,
-    TASK_PATTERN,
     AttemptList,
     AttemptOut,
     BatchCreate,
@@ -43,7 +41,7 @@ from jobqueue.api.schemas import (
 )
 from jobqueue.encoding import MAX_ID
 from jobqueue.errors import InvalidJobRequest
-from jobqueue.jobs import JobFilter, JobStatus
+from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, JobFilter, JobStatus
 from jobqueue.service import JobRequest
 
 
@@ -242,11 +240,13 @@ async def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     queue: Annotated[
         str | None,
-        Query(max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_PATTERN, description="Only this queue."),
+        Query(
+            max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_NAME_PATTERN, description="Only this queue."
+        ),
     ] = None,
     task: Annotated[
         str | None,
-        Query(max_length=MAX_TASK_LENGTH, pattern=TASK_PATTERN, description="Only this task."),
+        Query(max_length=MAX_TASK_LENGTH, pattern=TASK_NAME_PATTERN, description="Only this task."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size."), DecimalInteger] = 50,
     cursor: Annotated[

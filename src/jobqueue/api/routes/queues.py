@@ -17,7 +17,8 @@ from jobqueue.api.audit import audited, who
 from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import Service
 from jobqueue.api.guard import GuardedRoute
-from jobqueue.api.schemas import MAX_QUEUE_LENGTH, QUEUE_PATTERN, ErrorOut
+from jobqueue.api.schemas import MAX_QUEUE_LENGTH, ErrorOut
+from jobqueue.jobs import QUEUE_NAME_PATTERN
 from jobqueue.service import QueueInfo
 
 router = APIRouter(
@@ -29,7 +30,7 @@ QueueName = Annotated[
     Path(
         min_length=1,
         max_length=MAX_QUEUE_LENGTH,
-        pattern=QUEUE_PATTERN,
+        pattern=QUEUE_NAME_PATTERN,
         description="The queue's name: 1 to 100 of A-Z a-z 0-9 _ . : -",
     ),
 ]

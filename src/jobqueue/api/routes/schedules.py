@@ -19,18 +19,13 @@ from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.bodies import Utf8JsonRoute
 from jobqueue.api.deps import Service
 from jobqueue.api.guard import GuardedRoute
-from jobqueue.api.schemas import (
-    MAX_QUEUE_LENGTH,
-    MAX_TASK_LENGTH,
-    QUEUE_PATTERN,
-    TASK_PATTERN,
-    ErrorOut,
-)
+from jobqueue.api.schemas import MAX_QUEUE_LENGTH, MAX_TASK_LENGTH, ErrorOut
+from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN
 from jobqueue.service import ScheduleSpec
 from jobqueue.service._cron import MAX_CRON_LENGTH
 from jobqueue.service._schedules import ScheduleRow
 
-NAME_PATTERN = QUEUE_PATTERN
+NAME_PATTERN = QUEUE_NAME_PATTERN
 """A schedule's name: 1 to 100 of ``A-Za-z0-9_.:-`` (like a queue's)."""
 
 
@@ -82,10 +77,10 @@ class ScheduleIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=NAME_PATTERN)
     cron: str = Field(min_length=1, max_length=MAX_CRON_LENGTH, description=CRON_HELP)
-    task: str = Field(min_length=1, max_length=MAX_TASK_LENGTH, pattern=TASK_PATTERN)
+    task: str = Field(min_length=1, max_length=MAX_TASK_LENGTH, pattern=TASK_NAME_PATTERN)
     payload: dict[str, Any] = Field(default_factory=dict)
     queue: str = Field(
-        default="default", min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_PATTERN
+        default="default", min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_NAME_PATTERN
     )
     priority: int = Field(default=0, ge=-100, le=100)
     timezone: str = Field(default="UTC", min_length=1, max_length=64, description=TIMEZONE_HELP)
@@ -108,11 +103,11 @@ class SchedulePatch(BaseModel):
         default=None, min_length=1, max_length=MAX_CRON_LENGTH, description=CRON_HELP
     )
     task: str | None = Field(
-        default=None, min_length=1, max_length=MAX_TASK_LENGTH, pattern=TASK_PATTERN
+        default=None, min_length=1, max_length=MAX_TASK_LENGTH, pattern=TASK_NAME_PATTERN
     )
     payload: dict[str, Any] | None = None
     queue: str | None = Field(
-        default=None, min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_PATTERN
+        default=None, min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_NAME_PATTERN
     )
     priority: int | None = Field(default=None, ge=-100, le=100)
     timezone: str | None = Field(
