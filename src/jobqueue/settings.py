@@ -234,6 +234,13 @@ class Settings(BaseSettings):
         description="uvicorn's FORWARDED_ALLOW_IPS: proxies (addresses, networks, or *) whose "
         "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed.",
     )
+    root_path: str = Field(
+        default="",
+        max_length=200,
+        pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+        description="The path prefix a reverse proxy serves the service under, e.g. /jobqueue "
+        "(the proxy strips it; links in the dashboard and the API docs get it back).",
+    )
     max_attempts: int = Field(default=3, ge=1, le=1000, description="Default attempts per job.")
     backoff_base_seconds: float = Field(
         default=1.0, ge=0, le=TEN_YEARS_SECONDS, description="Retry backoff base, s."

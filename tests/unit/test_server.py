@@ -52,6 +52,7 @@ def test_uvicorn_options_carry_the_edge_settings() -> None:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": None,
+        "root_path": "",
     }
     assert issubclass(protocol, GuardedHttpToolsProtocol)
     assert issubclass(protocol, HttpToolsProtocol)
@@ -119,3 +120,13 @@ def test_cli_client_default_url_from_host(
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.setenv("JOBQUEUE_HOST", host)
     assert cli._base(None) == url
+
+
+def test_uvicorn_options_root_path_from_settings() -> None:
+    settings = Settings(_env_file=None, root_path="/jobqueue")
+    assert uvicorn_options(settings, None)["root_path"] == "/jobqueue"
+
+
+def test_settings_root_path_must_be_a_path_prefix() -> None:
+    with pytest.raises(ValueError, match="root_path"):
+        Settings(_env_file=None, root_path="jobqueue/")

@@ -74,6 +74,7 @@ def uvicorn_options(settings: Settings, metrics: Metrics | None) -> dict[str, An
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": None,
+        "root_path": settings.root_path,
     }
 
 
