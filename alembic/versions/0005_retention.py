@@ -1,21 +1,17 @@
-"""Retention: an index that finds old finished jobs, and a NOTIFY when active jobs are deleted.
+"""Retention: a NOTIFY when active jobs are deleted.
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-07
 
-- ``ix_jobs_finished`` on ``(status, finished_at)`` over ``done``, ``failed`` and ``cancelled``
-  rows: the pruner (``maintenance/pruner.py``) takes the oldest finished jobs of one status a
-  batch at a time from it, instead of scanning the table (River's
-  ``river_job_state_and_finalized_at_index``). ``IF NOT EXISTS``: on a large table, build it
-  beforehand without blocking writes, ``CREATE INDEX CONCURRENTLY ix_jobs_finished ON jobs
-  (status, finished_at) WHERE status IN ('done', 'failed', 'cancelled')``, and this migration
-  keeps it (docs/deploy.md, "Retention").
 - ``jobs_deleted``: a statement-level trigger that, when a DELETE removes ``todo`` or
   ``in_progress`` jobs (by hand: the pruner deletes finished jobs only), sends the "finished"
   message of the NOTIFY protocol (``f:<ids>``, or ``f:*`` when the ids do not fit in one
   payload; ``notify/protocol.py``) so that long-polls waiting on them read them again and answer
   404 at once instead of at their deadline. A DELETE of finished jobs sends nothing.
+
+The pruner needs no index (``db/retention.py`` says why: an index over finished rows would cost
+every finish an index insert).
 """
 
 from collections.abc import Sequence
@@ -29,10 +25,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX IF NOT EXISTS ix_jobs_finished ON jobs (status, finished_at)"
-        " WHERE status IN ('done', 'failed', 'cancelled')"
-    )
     op.execute(
         """
         CREATE FUNCTION jobqueue_notify_deleted() RETURNS trigger
@@ -63,4 +55,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS jobs_deleted ON jobs")
     op.execute("DROP FUNCTION IF EXISTS jobqueue_notify_deleted()")
-    op.execute("DROP INDEX IF EXISTS ix_jobs_finished")

@@ -47,9 +47,14 @@ def upgrade() -> None:
         sa.Column("slots", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     )
     op.add_column("processes", sa.Column("busy", sa.Integer, nullable=False, server_default="0"))
+    op.add_column(
+        "processes",
+        sa.Column("finished", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("processes", "finished")
     op.drop_column("processes", "busy")
     op.drop_column("processes", "slots")
     op.drop_column("processes", "role")

@@ -139,6 +139,42 @@ class BoundedMetric(Generic[M]):
         return child
 
 
+class FinishedPerMinute:
+    """Jobs this process ended ``done`` or ``failed``, per minute (Unix time // 60), over the
+    last :data:`THROUGHPUT_MINUTES` minutes: what the process registry carries for the
+    dashboard's throughput chart.
+
+    Args:
+        clock: Unix seconds.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.minutes: dict[int, list[int]] = {}
+
+    def add(self, outcome: str) -> None:
+        """Count one ended attempt; only ``done`` and ``failed`` are counted."""
+        if outcome not in ("done", "failed"):
+            return
+        minute = int(self.clock() // 60)
+        counts = self.minutes.get(minute)
+        if counts is None:
+            counts = self.minutes[minute] = [0, 0]
+            for old in [m for m in self.minutes if m <= minute - THROUGHPUT_MINUTES]:
+                del self.minutes[old]
+        counts[0 if outcome == "done" else 1] += 1
+
+    def snapshot(self) -> dict[str, list[int]]:
+        """``{"<unix minute>": [done, failed]}`` of the last :data:`THROUGHPUT_MINUTES`
+        minutes with any count."""
+        first = int(self.clock() // 60) - THROUGHPUT_MINUTES + 1
+        return {str(m): list(c) for m, c in self.minutes.items() if m >= first}
+
+
+THROUGHPUT_MINUTES = 61
+"""Minutes of throughput a process keeps and announces (the chart's hour, both ends partial)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TableHealth:
     """What an operator of a PostgreSQL queue watches (``pg_stat_user_tables`` and
@@ -279,6 +315,7 @@ class Metrics:
         self.workers = workers
         self.workers_seen = (0, 0)
         self.table_stats = TableStats()
+        self.throughput = FinishedPerMinute()
         self.queues = LabelBound(label_limit)
         self.tasks = LabelBound(label_limit)
         self.methods = LabelBound(len(HTTP_METHODS), fixed=HTTP_METHODS)
@@ -396,9 +433,11 @@ class Metrics:
         self.tasks.reserve(sorted(tasks))
 
     def count_finished(self, items: Iterable[tuple[str, str, str]]) -> None:
-        """Count ended attempts given as ``(queue, task, outcome)`` triples."""
+        """Count ended attempts given as ``(queue, task, outcome)`` triples (and the ``done``
+        and ``failed`` ones per minute, for the registry: :attr:`throughput`)."""
         for queue, task, outcome in items:
             self.finished.labels(queue, task, outcome).inc()
+            self.throughput.add(outcome)
 
     def table_stats_stale(self) -> bool:
         """True when the table gauges are older than ``TABLE_STATS_TTL_SECONDS``."""

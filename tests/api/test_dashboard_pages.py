@@ -12,7 +12,7 @@ import httpx
 from jobqueue.tasks.registry import TaskRegistry
 from tests.conftest import AppFactory
 from tests.helpers import wait_for_status
-from tests.ui.support import set_status
+from tests.ui.support import announce_finished, set_status
 
 STATUSES = ["todo", "in_progress", "done", "failed", "cancelled"]
 
@@ -40,7 +40,9 @@ def next_link(page: str) -> str | None:
 
 async def seed_counts(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
     """default: 2 todo, 1 in_progress, 2 done, 1 failed (plus 1 done two hours ago, outside
-    the last hour); emails: 2 todo, 1 cancelled."""
+    the last hour); emails: 2 todo, 1 cancelled. The throughput chart comes from the live
+    processes' registry rows: one says it ended 2 done and 1 failed this minute, another 5 done
+    two hours ago (outside the hour)."""
     default = await create(client, 7)
     emails = await create(client, 3, queue="emails")
     await set_status(db, default[:2], "done")
@@ -51,6 +53,8 @@ async def seed_counts(client: httpx.AsyncClient, db: asyncpg.Connection) -> None
         "UPDATE jobs SET finished_at = now() - interval '2 hours' WHERE id = $1", default[6]
     )
     await set_status(db, emails[:1], "cancelled")
+    await announce_finished(db, done=2, failed=1)
+    await announce_finished(db, done=5, failed=0, minutes_ago=120)
 
 
 async def test_overview_json_counts_jobs_per_queue_and_status(

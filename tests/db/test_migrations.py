@@ -63,22 +63,6 @@ async def test_list_failed_jobs_walks_partial_status_index(db: asyncpg.Connectio
     assert "Sort" not in plan
 
 
-async def test_prune_batch_walks_finished_index_without_sort(db: asyncpg.Connection) -> None:
-    await db.execute(
-        "INSERT INTO jobs (task, status, finished_at)"
-        " SELECT 'echo', 'done', now() - make_interval(secs => g) FROM generate_series(1, 20000) g"
-    )
-    await db.execute("INSERT INTO jobs (task) SELECT 'echo' FROM generate_series(1, 20000)")
-    await db.execute("ANALYZE jobs")
-    rows = await db.fetch(
-        "EXPLAIN SELECT id FROM jobs WHERE status = 'done'"
-        " AND finished_at < now() - interval '1 hour' ORDER BY finished_at LIMIT 1000"
-    )
-    plan = "\n".join(row[0] for row in rows)
-    assert "ix_jobs_finished" in plan
-    assert "Sort" not in plan
-
-
 async def test_heartbeat_update_is_hot(db: asyncpg.Connection) -> None:
     await db.execute(
         "INSERT INTO jobs (task, status, lease_expires_at) VALUES ('echo', 'in_progress', now())"

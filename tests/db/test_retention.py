@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import pytest
 from prometheus_client import generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jobqueue.db import retention
 from jobqueue.db.engine import create_engine
 from jobqueue.db.retention import PRUNE_LOCK_KEY
 from jobqueue.jobs import JobStatus
@@ -30,8 +32,9 @@ async def _job(
     """A job row of ``status`` that finished ``finished_hours_ago`` hours ago, with one attempt
     row; its id."""
     job_id: int = await db.fetchval(
-        "INSERT INTO jobs (task, queue, status, finished_at) VALUES ('echo', $1, $2,"
-        " now() - make_interval(hours => $3::int)) RETURNING id",
+        "INSERT INTO jobs (task, queue, status, finished_at, created_at) VALUES ('echo', $1, $2,"
+        " now() - make_interval(hours => $3::int),"
+        " now() - make_interval(hours => coalesce($3::int, 0))) RETURNING id",
         queue,
         status,
         None if finished_hours_ago is None else int(finished_hours_ago),
@@ -102,10 +105,10 @@ async def test_pruner_many_due_jobs_deleted_in_batches(
     db: asyncpg.Connection, pruner_of: PrunerFactory
 ) -> None:
     await db.execute(
-        "INSERT INTO jobs (task, status, finished_at)"
-        " SELECT 'echo', 'done', now() - interval '2 hours' FROM generate_series(1, 2500)"
+        "INSERT INTO jobs (task, status, finished_at, created_at) SELECT 'echo', 'done',"
+        " now() - interval '2 hours', now() - interval '2 hours' FROM generate_series(1, 2500)"
     )
-    pruner = pruner_of(AGES, batch_size=1000)
+    pruner = pruner_of(AGES, batch_size=1000)  # three windows
     assert await pruner.prune_once() == {JobStatus.DONE: 2500, JobStatus.CANCELLED: 0}
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
 
@@ -125,8 +128,8 @@ async def test_pruner_two_at_once_delete_each_job_once(
     db: asyncpg.Connection, pruner_of: PrunerFactory
 ) -> None:
     await db.execute(
-        "INSERT INTO jobs (task, status, finished_at)"
-        " SELECT 'echo', 'done', now() - interval '2 hours' FROM generate_series(1, 3000)"
+        "INSERT INTO jobs (task, status, finished_at, created_at) SELECT 'echo', 'done',"
+        " now() - interval '2 hours', now() - interval '2 hours' FROM generate_series(1, 3000)"
     )
     first, second = pruner_of(AGES, 500), pruner_of(AGES, 500)
     results = await asyncio.gather(first.prune_once(), second.prune_once())
@@ -194,3 +197,25 @@ async def test_delete_of_finished_jobs_notifies_nothing(
         assert await asyncio.wait_for(heard.get(), 10) == "marker"
     finally:
         await listener.close()
+
+
+async def test_pruner_stops_at_rows_too_young_to_be_due(
+    db: asyncpg.Connection, pruner_of: PrunerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = await _job(db, "done", 2)
+    await db.execute(
+        "INSERT INTO jobs (task, status, finished_at) SELECT 'echo', 'done', now()"
+        " FROM generate_series(1, 5000)"
+    )
+    windows: list[int] = []
+    pruner = pruner_of(AGES, batch_size=100)
+    real = retention.prune_window
+
+    async def counted(*args: Any) -> Any:
+        windows.append(1)
+        return await real(*args)
+
+    monkeypatch.setattr(retention, "prune_window", counted)
+    assert await pruner.prune_once() == {JobStatus.DONE: 1, JobStatus.CANCELLED: 0}
+    assert len(windows) == 1  # the first window held young rows: the walk stopped there
+    assert old not in await _ids(db)

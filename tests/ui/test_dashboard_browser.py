@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from tests.ui.support import (
     CHROMIUM,
     PageErrors,
+    announce_finished,
     launch_chromium,
     screenshot,
     serve,
@@ -108,6 +109,7 @@ async def test_overview_shows_counts_and_refreshes_live(
     await set_status(db, default[2:3], "failed")
     await set_status(db, default[3:4], "in_progress")
     await set_status(db, emails[:1], "cancelled")
+    await announce_finished(db, done=2, failed=1)
     page, errors = await open_page(browser, f"{app_url}/ui")
 
     def cell(queue: str, status: str) -> Locator:

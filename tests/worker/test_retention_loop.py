@@ -1,5 +1,5 @@
-"""The app runs the pruner when a retention age is set: a finished job leaves the table once it
-is older than its age, and its metric and log follow."""
+"""Finished jobs in a running app: the pruner deletes them once they are older than their age
+(with its metric), and the overview's throughput counts the ones this process ended."""
 
 from __future__ import annotations
 
@@ -37,3 +37,13 @@ async def test_app_every_age_zero_runs_no_pruner(start_app: AppFactory) -> None:
     assert isinstance(loops, Supervisor)
     assert "pruner" not in loops.states
     assert "rescuer" in loops.states
+
+
+async def test_overview_throughput_counts_jobs_this_process_ran(start_app: AppFactory) -> None:
+    client = await start_app()
+    ids = [(await client.post("/jobs", json={"task": "echo"})).json()["id"] for _ in range(3)]
+    failing = await client.post("/jobs", json={"task": "fail", "max_attempts": 1})
+    for job_id in [*ids, failing.json()["id"]]:
+        await client.get(f"/jobs/{job_id}", params={"wait_seconds": "10"})
+    data = (await client.get("/ui/api/overview")).json()
+    assert (data["done_last_hour"], data["failed_last_hour"]) == (3, 1)

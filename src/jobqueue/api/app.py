@@ -230,6 +230,7 @@ async def _run(
         engine,
         process_info(settings, pool, tasks),
         busy=(lambda: 0) if pool is None else (lambda: pool.busy_slots()[0]),
+        finished=metrics.throughput.snapshot,
         on_catalog=service.catalog.update,
     )
     supervisor.add("registry", registry.run)
@@ -258,7 +259,9 @@ async def _run(
     stack.push_async_callback(stop)
     state.runtime = Runtime(
         service=service,
-        dashboard=DashboardService(engine),
+        dashboard=DashboardService(
+            engine, own=(registry.info.worker_id, metrics.throughput.snapshot)
+        ),
         listener=listener,
         loops=supervisor,
         workers=None if pool is None else pool.busy_slots,

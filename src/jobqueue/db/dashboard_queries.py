@@ -1,7 +1,7 @@
 """The dashboard's reads (``/ui``), in SQLAlchemy Core on the tables of ``db/tables.py``.
 
-Read-only statements: the grouped counts of the overview, the finished-per-minute series of the
-last hour, the age of each queue's oldest due job, and the job search with a text filter on the
+Read-only statements: the grouped counts of the overview, the age of each queue's oldest due
+job, and the job search with a text filter on the
 description. Each function takes the connection from its caller; nothing here commits.
 
 The counts do not scan the whole table (``db/counts.py``); callers still cache them (the
@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -38,27 +37,6 @@ from jobqueue.db.counts import EXACT_FINISHED_LIMIT, finished_estimate
 from jobqueue.db.queries import page_of
 from jobqueue.db.tables import jobs, status_is
 from jobqueue.jobs import JobFilter, JobStatus
-
-# One row per minute from the minute holding ``now() - 1 hour`` to the current one (61 rows,
-# the first and last partial), zeros included, so the chart needs no gap filling. Only
-# ``done`` and ``failed`` count as finished: a cancelled job was not processed.
-_FINISHED_PER_MINUTE = text(f"""
-WITH minutes AS (
-    SELECT generate_series(date_trunc('minute', now() - interval '1 hour'),
-                           date_trunc('minute', now()), interval '1 minute') AS minute
-), finished AS (
-    SELECT date_trunc('minute', finished_at) AS minute,
-           count(*) FILTER (WHERE {status_is(JobStatus.DONE)}) AS done,
-           count(*) FILTER (WHERE {status_is(JobStatus.FAILED)}) AS failed
-    FROM jobs
-    WHERE {status_is(JobStatus.DONE, JobStatus.FAILED)}
-      AND finished_at > now() - interval '1 hour'
-    GROUP BY 1
-)
-SELECT m.minute, coalesce(f.done, 0) AS done, coalesce(f.failed, 0) AS failed
-FROM minutes AS m LEFT JOIN finished AS f ON f.minute = m.minute
-ORDER BY m.minute
-""")
 
 _SUMMARY_COLUMNS = (
     jobs.c.id,
@@ -238,17 +216,6 @@ async def oldest_due_age_by_queue(
     )
     parameters = {} if kept is None else {"kept": list(kept)}
     return {row.queue: float(row.age_seconds) for row in await conn.execute(statement, parameters)}
-
-
-async def finished_per_minute(conn: AsyncConnection) -> list[MinuteCount]:
-    """Jobs that reached ``done`` or ``failed`` per minute over the last hour (database clock).
-
-    Returns:
-        61 rows, oldest first, one per minute from the minute holding ``now() - 1 hour`` to the
-        current minute (both partial), zeros included.
-    """
-    rows = await conn.execute(_FINISHED_PER_MINUTE)
-    return [MinuteCount(row.minute, row.done, row.failed) for row in rows]
 
 
 async def search_jobs(

@@ -72,10 +72,17 @@ class LiveProcess:
     busy: int
     started_at: datetime
     seen_at: datetime
+    finished: dict[str, list[int]]
 
 
-async def announce_process(conn: AsyncConnection, info: ProcessInfo, busy: int = 0) -> None:
-    """Insert or renew this process's row (``seen_at = now()``), with ``busy`` slots now."""
+async def announce_process(
+    conn: AsyncConnection,
+    info: ProcessInfo,
+    busy: int = 0,
+    finished: dict[str, list[int]] | None = None,
+) -> None:
+    """Insert or renew this process's row (``seen_at = now()``), with ``busy`` slots now and
+    the jobs it ``finished`` per minute (``{"<unix minute>": [done, failed]}``)."""
     values = {
         "worker_id": info.worker_id,
         "host": info.host,
@@ -86,6 +93,7 @@ async def announce_process(conn: AsyncConnection, info: ProcessInfo, busy: int =
         "tasks": list(info.tasks),
         "slots": dict(info.slots),
         "busy": busy,
+        "finished": finished or {},
     }
     statement = insert(processes).values(**values, seen_at=func.now())
     statement = statement.on_conflict_do_update(
@@ -95,6 +103,7 @@ async def announce_process(conn: AsyncConnection, info: ProcessInfo, busy: int =
             "tasks": statement.excluded.tasks,
             "slots": statement.excluded.slots,
             "busy": statement.excluded.busy,
+            "finished": statement.excluded.finished,
             "seen_at": func.now(),
         },
     )
@@ -134,6 +143,7 @@ async def live_processes(
             processes.c.busy,
             processes.c.started_at,
             processes.c.seen_at,
+            processes.c.finished,
         )
         .where(_live_cutoff(fresh_seconds))
         .order_by(processes.c.started_at, processes.c.worker_id)

@@ -1,26 +1,35 @@
-"""Retention: delete finished jobs older than an age, one bounded batch per transaction.
+"""Retention: delete finished jobs older than their status's age, walking the table in id order
+one bounded window per transaction.
 
-SQLAlchemy Core on the tables (DESIGN.md: retention is not a measured hot path). Each batch is
-one short transaction that first takes a transaction-level advisory lock without waiting
-(``pg_try_advisory_xact_lock``, PostgreSQL manual, "Advisory Locks"): while one process prunes,
-another's batch finds the lock taken and skips its round, and the lock ends with the batch's
-commit, so it also holds behind pgbouncer in transaction mode (a session lock would not).
+No index serves this on purpose: an index over finished rows (``(status, finished_at)``, as
+River has) costs every finish an index insert, measured at about 15 % of the drain rate
+(docs/performance.md). Instead a round walks the primary key from the lowest id, a window of
+``window`` rows at a time: ids grow with ``created_at``, and a job cannot finish before it was
+created, so the due rows are at the low end, and the walk stops at the first window holding a
+row created after the youngest cutoff (no later row can be due). What a round reads beyond the
+due rows is the rows created before that cutoff that are not due yet (still active, or of a
+status kept longer): few, in a queue whose rows turn over.
 
-The batch takes the oldest finished jobs of one status through ``ix_jobs_finished`` with
-``FOR UPDATE SKIP LOCKED`` (a row some other statement holds is left for the next round, never
-waited on), and deletes them; their ``job_attempts`` rows go with them (``ON DELETE CASCADE``).
-Claims never wait on it: they lock ``todo`` rows only.
+Each window is one short transaction that first takes a transaction-level advisory lock without
+waiting (``pg_try_advisory_xact_lock``, PostgreSQL manual, "Advisory Locks"): while one process
+prunes, another's finds the lock taken and skips its round; the lock ends with the commit, so it
+also holds behind pgbouncer in transaction mode (a session lock would not). Due rows are locked
+``FOR UPDATE SKIP LOCKED`` (a row some other statement holds is left for the next round) and
+deleted with their ``job_attempts`` rows (``ON DELETE CASCADE``). Claims never wait on it: they
+lock ``todo`` rows only.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jobqueue.db.tables import jobs
 from jobqueue.jobs import JobStatus
 
 PRUNE_LOCK_KEY: Final = zlib.crc32(b"jobqueue.pruner")
@@ -29,43 +38,90 @@ PRUNE_LOCK_KEY: Final = zlib.crc32(b"jobqueue.pruner")
 PRUNABLE: Final = (JobStatus.DONE, JobStatus.CANCELLED, JobStatus.FAILED)
 """The statuses the pruner deletes; ``todo`` and ``in_progress`` jobs are never pruned."""
 
+_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 
-async def prune_batch(
-    conn: AsyncConnection, status: JobStatus, older_than_seconds: float, limit: int
-) -> dict[str, int] | None:
-    """Delete up to ``limit`` jobs of ``status`` finished more than ``older_than_seconds`` ago
-    (database clock), oldest first. Run it in a transaction of its own (``engine.write``).
+_WINDOW = text("""
+SELECT max(id) AS last_id, max(created_at) AS last_created, count(*) AS rows
+FROM (SELECT id, created_at FROM jobs WHERE id > CAST(:after AS bigint) ORDER BY id
+      LIMIT CAST(:window AS int)) AS w
+""")
+
+# Ages are seconds; 0 keeps that status (the clause is false). Status values are our enum's.
+_DELETE = text("""
+WITH due AS (
+    SELECT id FROM jobs
+    WHERE id > CAST(:after AS bigint) AND id <= CAST(:last AS bigint)
+      AND ((status = 'done' AND CAST(:done AS float8) > 0
+            AND finished_at < now() - make_interval(secs => CAST(:done AS float8)))
+        OR (status = 'cancelled' AND CAST(:cancelled AS float8) > 0
+            AND finished_at < now() - make_interval(secs => CAST(:cancelled AS float8)))
+        OR (status = 'failed' AND CAST(:failed AS float8) > 0
+            AND finished_at < now() - make_interval(secs => CAST(:failed AS float8))))
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM jobs AS j USING due WHERE j.id = due.id RETURNING j.queue, j.status
+)
+SELECT queue, status, count(*) AS jobs FROM gone GROUP BY queue, status
+""")
+
+_NOW = text("SELECT now()")
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedWindow:
+    """What one window did.
+
+    Attributes:
+        deleted: jobs deleted per ``(queue, status)``.
+        last_id: the highest id of the window (the next window starts after it); None when
+            the window was empty (the end of the table).
+        done: True when no later row can be due: the window was the table's last, or it held
+            a row created after the youngest cutoff.
+    """
+
+    deleted: dict[tuple[str, JobStatus], int]
+    last_id: int | None
+    done: bool
+
+
+async def prune_window(
+    conn: AsyncConnection, after: int, ages: Mapping[JobStatus, float], window: int
+) -> PrunedWindow | None:
+    """Delete the due jobs among the ``window`` rows after id ``after``. Run it in a transaction
+    of its own (``engine.write``).
+
+    Args:
+        after: the last id of the previous window (0 at the start of a round).
+        ages: seconds each final status is kept; 0 or missing: kept for ever.
+        window: rows read per window.
 
     Returns:
-        the deleted jobs counted per queue (``{}`` when none were due), or None when another
-        process holds the pruner's lock (nothing was deleted).
+        what the window did, or None when another process holds the pruner's lock (nothing was
+        read or deleted).
 
     Raises:
-        ValueError: ``status`` is not a final status, or ``older_than_seconds`` or ``limit``
-            is not positive.
+        ValueError: an age for a status that is not final, a negative age, or no positive age.
     """
-    if status not in PRUNABLE:
-        raise ValueError(f"only finished jobs are pruned, not {status.value!r}")
-    if older_than_seconds <= 0 or limit <= 0:
-        raise ValueError("older_than_seconds and limit must be positive")
-    locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(PRUNE_LOCK_KEY)))
-    if not locked:
+    if any(status not in PRUNABLE or age < 0 for status, age in ages.items()):
+        raise ValueError(f"bad retention ages {dict(ages)!r}")
+    kept = [age for age in ages.values() if age > 0]
+    if not kept:
+        raise ValueError("no retention age is set: nothing can be pruned")
+    if not (await conn.execute(_LOCK, {"key": PRUNE_LOCK_KEY})).scalar():
         return None
-    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
-    # The status is rendered into the SQL (an enum value, never user text) so that the planner
-    # can use the partial index ix_jobs_finished; a generic plan for "status = $1" could not.
-    status_value: Any = bindparam("status", status.value, literal_execute=True)
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.status == status_value, jobs.c.finished_at < cutoff)
-        .order_by(jobs.c.finished_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    deleted = (
-        jobs.delete().where(jobs.c.id.in_(due.scalar_subquery())).returning(jobs.c.queue)
-    ).cte("deleted")
-    rows = await conn.execute(
-        select(deleted.c.queue, func.count().label("jobs")).group_by(deleted.c.queue)
-    )
-    return {queue: int(count) for queue, count in rows}
+    now: datetime = (await conn.execute(_NOW)).scalar_one()
+    bounds = (await conn.execute(_WINDOW, {"after": after, "window": window})).one()
+    if bounds.last_id is None:
+        return PrunedWindow({}, None, True)
+    parameters = {
+        "after": after,
+        "last": bounds.last_id,
+        "done": float(ages.get(JobStatus.DONE, 0.0)),
+        "cancelled": float(ages.get(JobStatus.CANCELLED, 0.0)),
+        "failed": float(ages.get(JobStatus.FAILED, 0.0)),
+    }
+    rows = await conn.execute(_DELETE, parameters)
+    deleted = {(row.queue, JobStatus(row.status)): int(row.jobs) for row in rows}
+    youngest_cutoff = now.timestamp() - min(kept)
+    done = bounds.rows < window or bounds.last_created.timestamp() > youngest_cutoff
+    return PrunedWindow(deleted, bounds.last_id, done)

@@ -104,13 +104,6 @@ jobs = Table(
         unique=True,
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
-    # The pruner's index: the oldest finished jobs of one status (maintenance/pruner.py).
-    Index(
-        "ix_jobs_finished",
-        "status",
-        "finished_at",
-        postgresql_where=text(status_is(JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)),
-    ),
     Index(
         "ix_jobs_status_id",
         "status",
@@ -148,6 +141,7 @@ processes = Table(
     Column("role", Text, nullable=False, server_default="serve"),
     Column("slots", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("busy", Integer, nullable=False, server_default="0"),
+    Column("finished", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
 )

@@ -2,8 +2,9 @@
 
 ``done``, ``cancelled`` and ``failed`` jobs each have an age (``JOBQUEUE_RETENTION_DONE_SECONDS``
 and the others; 0 keeps them for ever), counted from ``finished_at`` on the database clock.
-Every ``interval_seconds`` the pruner deletes what is due in batches of ``batch_size`` jobs, one
-short transaction each (``db/retention.py``), until a batch comes back short. Every process
+Every ``interval_seconds`` the pruner walks the table in id order, a window of ``batch_size``
+rows per short transaction (``db/retention.py``), deleting the due jobs, until no later row can
+be due. Every process
 with workers runs it; an advisory lock taken per batch lets one prune at a time, and a process
 that finds it taken skips its round (Oban's and River's pruners are leader-only for the same
 reason: two pruners would only fight over the same rows).
@@ -29,8 +30,9 @@ from jobqueue.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-PRUNE_BATCH = 1000
-"""Jobs deleted per transaction: small enough that each holds its row locks for milliseconds."""
+PRUNE_BATCH = 2000
+"""Rows read per transaction (at most as many deleted): small enough that each holds its row
+locks for milliseconds."""
 
 
 class Pruner:
@@ -42,7 +44,7 @@ class Pruner:
             ``failed``); 0 or a missing status: kept for ever.
         interval_seconds: the period between rounds, in seconds.
         metrics: pruned jobs are counted in ``jobqueue_jobs_pruned_total{queue,status}``.
-        batch_size: jobs per delete transaction.
+        batch_size: rows read per transaction (a window of the table in id order).
 
     Raises:
         ValueError: an age is negative, or is given for a status that is not final.
@@ -71,43 +73,45 @@ class Pruner:
         return bool(self.ages)
 
     async def prune_once(self) -> dict[JobStatus, int] | None:
-        """One round: delete every due job, status by status, a batch per transaction.
+        """One round: walk the table from its lowest id, a window of ``batch_size`` rows per
+        transaction, deleting the due jobs, until no later row can be due.
 
         Returns:
-            the jobs deleted per status, or None when another process was pruning (this round
-            stopped at its first batch that found the lock taken).
+            the jobs deleted per status (every status with an age, 0 when none was due), or
+            None when another process was pruning (this round stopped at its first window
+            that found the lock taken).
 
         Raises:
             DatabaseUnavailable: the database cannot be reached (what was deleted stays so).
         """
-        pruned: dict[JobStatus, int] = {}
-        for status, age in self.ages.items():
-            while True:
-                started = time.perf_counter()
-                async with write(self.engine) as conn:
-                    per_queue = await retention.prune_batch(conn, status, age, self.batch_size)
-                if per_queue is None:
-                    log.debug("prune_skipped", reason="another process is pruning")
-                    return None
-                count = sum(per_queue.values())
-                pruned[status] = pruned.get(status, 0) + count
-                if count:
-                    self._record(status, per_queue, count, started)
-                if count < self.batch_size:
-                    break
-                await asyncio.sleep(0)  # let claims and requests in between batches
-        return pruned
+        pruned = dict.fromkeys(self.ages, 0)
+        after = 0
+        while True:
+            started = time.perf_counter()
+            async with write(self.engine) as conn:
+                window = await retention.prune_window(conn, after, self.ages, self.batch_size)
+            if window is None:
+                log.debug("prune_skipped", reason="another process is pruning")
+                return None
+            if window.deleted:
+                self._record(window.deleted, started)
+                for (_queue, status), jobs in window.deleted.items():
+                    pruned[status] += jobs
+            if window.done or window.last_id is None:
+                return pruned
+            after = window.last_id
+            await asyncio.sleep(0)  # let claims and requests in between windows
 
-    def _record(
-        self, status: JobStatus, per_queue: Mapping[str, int], count: int, started: float
-    ) -> None:
-        for queue, jobs in per_queue.items():
+    def _record(self, deleted: Mapping[tuple[str, JobStatus], int], started: float) -> None:
+        by_status: dict[str, int] = {}
+        for (queue, status), jobs in deleted.items():
             self.metrics.pruned.labels(queue, status.value).inc(jobs)
+            by_status[status.value] = by_status.get(status.value, 0) + jobs
         log.info(
             "jobs_pruned",
-            status=status.value,
-            jobs=count,
-            queues=len(per_queue),
+            jobs=sum(by_status.values()),
+            by_status=by_status,
+            queues=len({queue for queue, _status in deleted}),
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 

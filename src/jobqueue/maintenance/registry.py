@@ -46,6 +46,8 @@ class ProcessRegistry:
         engine: the process's engine.
         info: what this process announces.
         busy: returns this process's busy slots now (0 without workers).
+        finished: returns the jobs this process ended per minute (``{"<unix minute>": [done,
+            failed]}``: ``Metrics.throughput.snapshot``), for the dashboard's chart.
         on_catalog: told the live processes' ``(tasks, queues)`` after each renewal.
         interval_seconds: the renewal period, in seconds.
     """
@@ -55,12 +57,14 @@ class ProcessRegistry:
         engine: AsyncEngine,
         info: registry.ProcessInfo,
         busy: Callable[[], int] = lambda: 0,
+        finished: Callable[[], dict[str, list[int]]] = dict,
         on_catalog: CatalogListener | None = None,
         interval_seconds: float = ANNOUNCE_SECONDS,
     ) -> None:
         self.engine = engine
         self.info = info
         self.busy = busy
+        self.finished = finished
         self.on_catalog = on_catalog
         self.interval_seconds = interval_seconds
 
@@ -72,7 +76,7 @@ class ProcessRegistry:
             DatabaseUnavailable: the database cannot be reached.
         """
         async with write(self.engine) as conn:
-            await registry.announce_process(conn, self.info, self.busy())
+            await registry.announce_process(conn, self.info, self.busy(), self.finished())
             await registry.forget_silent_processes(conn, SILENT_SECONDS)
             catalog = await registry.live_catalog(conn)
         if self.on_catalog is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from jobqueue.db.engine import read
 from jobqueue.encoding import decode_cursor, one_page
 from jobqueue.errors import InvalidJobRequest
 from jobqueue.jobs import Attempt, Job, JobFilter, JobStatus
+from jobqueue.metrics import THROUGHPUT_MINUTES
 
 __all__ = [
     "DashboardService",
@@ -76,7 +78,7 @@ class Overview:
         other_queues: how many queues with jobs are not in ``queues``.
         other_counts: their jobs per status (zeros included), added up.
         throughput: jobs finished (``done``/``failed``) per minute over the last hour, oldest
-            first, 61 minutes (see :func:`jobqueue.db.dashboard_queries.finished_per_minute`).
+            first, 61 minutes (the live processes' counts: :meth:`DashboardService._throughput`).
         without_worker: ``todo`` jobs that no live process can run, as ``(queue, task, jobs)``,
             most jobs first, at most :data:`MAX_WITHOUT_WORKER` pairs (a rolling deploy that
             added a task to some processes only, or every worker of a queue stopped).
@@ -157,9 +159,14 @@ class DashboardService:
     """
 
     def __init__(
-        self, engine: AsyncEngine, cache_seconds: float = 1.0, max_queues: int = MAX_QUEUES
+        self,
+        engine: AsyncEngine,
+        cache_seconds: float = 1.0,
+        max_queues: int = MAX_QUEUES,
+        own: tuple[str, Callable[[], dict[str, list[int]]]] | None = None,
     ) -> None:
         self.engine = engine
+        self.own = own
         self.cache_seconds = cache_seconds
         self.max_queues = max_queues
         self._lock = asyncio.Lock()
@@ -169,10 +176,10 @@ class DashboardService:
     async def overview(self) -> Overview:
         """Counts per queue and status and the last hour's throughput.
 
-        Four statements on one connection: one grouped count over ``jobs`` by queue and status
-        (bounded to ``max_queues`` queues in the database, the rest added up there), one count
-        of finished jobs per minute, the ``todo`` jobs no live process can run, and the live
-        processes. Concurrent
+        A few statements on one connection, none scanning the whole table: the counts by queue
+        and status (``db/counts.py``, bounded to ``max_queues`` queues, the rest added up), the
+        ``todo`` jobs no live process can run, and the live processes, whose registry rows carry
+        the jobs each finished per minute (the throughput chart: :meth:`_throughput`). Concurrent
         callers share one read, and a read serves for ``cache_seconds``.
 
         Raises:
@@ -185,19 +192,41 @@ class DashboardService:
                 return cached
             async with read(self.engine) as conn:
                 counts = await queries.count_by_queue_and_status(conn, limit=self.max_queues)
-                throughput = await queries.finished_per_minute(conn)
                 orphans = await registry_queries.jobs_without_worker(
                     conn,
                     registry_queries.PROCESS_LIVE_SECONDS,
                     [row.queue for row in counts.counts],
                 )
                 processes = await registry_queries.live_processes(conn)
+            throughput = self._throughput(processes)
             overview = dataclasses.replace(_overview(counts, throughput), processes=processes)
             listed = [(queue or OTHER_QUEUES, task, n) for (queue, task), n in orphans.items()]
             listed.sort(key=lambda item: (-item[2], item[0], item[1]))
             overview.without_worker.extend(listed[:MAX_WITHOUT_WORKER])
             self._cached, self._cached_at = overview, loop.time()
             return overview
+
+    def _throughput(self, processes: Sequence[registry_queries.LiveProcess]) -> list[MinuteCount]:
+        """Jobs ended ``done``/``failed`` per minute over the last hour, added up over the live
+        processes' registry rows (this process's own counts taken live, the others' as of their
+        last renewal, at most 10 s old). A process that stopped takes its counts with it."""
+        per_process = {p.worker_id: p.finished for p in processes}
+        if self.own is not None:
+            own_id, own_counts = self.own
+            per_process[own_id] = own_counts()
+        now_minute = int(time.time() // 60)
+        first = now_minute - THROUGHPUT_MINUTES + 1
+        totals = {minute: [0, 0] for minute in range(first, now_minute + 1)}
+        for counts in per_process.values():
+            for minute_text, (done, failed) in counts.items():
+                slot = totals.get(int(minute_text))
+                if slot is not None:
+                    slot[0] += done
+                    slot[1] += failed
+        return [
+            MinuteCount(datetime.fromtimestamp(minute * 60, UTC), done, failed)
+            for minute, (done, failed) in sorted(totals.items())
+        ]
 
     async def search(
         self, where: JobFilter, *, limit: int = 50, cursor: str | None = None
