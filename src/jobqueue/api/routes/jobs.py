@@ -101,7 +101,11 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
         "refused before it is read), or a payload is over JOBQUEUE_MAX_PAYLOAD_BYTES.",
     },
     415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
-    422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
+    422: {
+        "model": ErrorOut,
+        "description": "A field is wrong; the detail says which. A schema violation's detail "
+        "lists at most 20 errors; when there were more, error_count gives how many.",
+    },
     503: {
         "model": ErrorOut,
         "description": "The database is not reachable, or the service is receiving as many "
@@ -173,7 +177,8 @@ async def create_job(
     ``run_at`` that is not an RFC 3339 date-time with an offset (a Unix timestamp, a date
     alone, a naive time), both ``run_at`` and ``delay_seconds``, a payload nesting deeper
     than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``, two ``Idempotency-Key`` headers or one that is not
-    visible ASCII; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
+    visible ASCII (a schema violation's 422 lists at most 20 errors, with ``error_count`` when
+    there were more); 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
     ``JOBQUEUE_MAX_REQUEST_BYTES``; 408 body not received within
     ``JOBQUEUE_BODY_TIMEOUT_SECONDS``; 409 idempotency conflict; 503 database unreachable, or
     the bodies in flight at their budget. No error creates a row.
