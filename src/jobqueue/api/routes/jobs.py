@@ -204,12 +204,20 @@ async def create_job(
     "/batch",
     status_code=status.HTTP_201_CREATED,
     response_model=BatchOut,
-    responses=WRITE_ERRORS,
+    responses={
+        200: {
+            "model": BatchOut,
+            "description": "Every spec's idempotency key names an existing matching job: "
+            "nothing was created (a replay).",
+        },
+        **WRITE_ERRORS,
+    },
     openapi_extra=needs(Role.WRITE),
 )
 async def create_jobs(
     body: BatchCreate,
     service: Service,
+    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -223,7 +231,10 @@ async def create_jobs(
 
     Answers 201 with ``{"ids": [...]}`` in request order (ids only: a batch of 10,000 full jobs
     would cost more to send than to store). A spec whose ``idempotency_key`` names an existing
-    matching job gives that job's id instead of a new one.
+    matching job gives that job's id instead of a new one. When that is so for every spec,
+    nothing is created and the answer is 200, as for a replay of ``POST /jobs``: a batch sent
+    again after a lost answer gets the same ids with 200; 201 means at least one job was
+    created.
 
     Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
     ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown queue 'x'…``,
@@ -236,7 +247,10 @@ async def create_jobs(
             "the Idempotency-Key header is not supported on /jobs/batch: set idempotency_key on "
             "each job of the batch instead"
         )
-    return BatchOut(ids=await service.create_batch([_request(spec) for spec in body.jobs]))
+    batch = await service.create_batch([_request(spec) for spec in body.jobs])
+    if batch.created == 0:
+        response.status_code = status.HTTP_200_OK
+    return BatchOut(ids=batch.ids)
 
 
 @router.get(
