@@ -7,6 +7,7 @@
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
 | BodyNotUtf8         | 400    |
+| DuplicateKey        | 400    |
 | TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
@@ -53,6 +54,7 @@ from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     BodyNotUtf8,
     DatabaseUnavailable,
+    DuplicateKey,
     IdempotencyConflict,
     InvalidCursor,
     InvalidJobRequest,
@@ -88,6 +90,7 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),
     (BodyNotUtf8, 400),
+    (DuplicateKey, 400),
     (TooManyWaiting, 429),
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
