@@ -10,6 +10,7 @@ The tree::
     │   └── PayloadTooLarge    payload over JOBQUEUE_MAX_PAYLOAD_BYTES    (API: 413)
     ├── InvalidCursor          a pagination cursor we did not issue      (API: 400)
     ├── BodyNotUtf8            a request body that is not UTF-8 JSON     (API: 400)
+    ├── DuplicateKey           a JSON object of the body names a key twice (API: 400)
     ├── TooManyWaiting         the process's long-poll slots are taken   (API: 429)
     ├── JobStateConflict       the job's status does not allow the action (API: 409)
     ├── IdempotencyConflict    a key reused for a different request      (API: 409)
@@ -133,6 +134,13 @@ class BodyNotUtf8(JobQueueError):
     """A request body that is not JSON encoded as UTF-8: a byte order mark, UTF-16 or UTF-32,
     or bytes that are not valid UTF-8 (RFC 8259, section 8.1: JSON exchanged between systems
     MUST be UTF-8, without a byte order mark). The message says what was found."""
+
+
+class DuplicateKey(JobQueueError):
+    """A JSON object in a request body names the same key twice (``{"task": "a", "task":
+    "b"}``): RFC 8259, section 4, says the names within an object SHOULD be unique and leaves
+    what a parser does with a repeated one to it; this service refuses it rather than pick one.
+    The message names the key and where the object is."""
 
 
 class TooManyWaiting(JobQueueError):

@@ -197,3 +197,41 @@ async def test_metrics_table_health_and_estimated_flag_exported(start_app: AppFa
     assert "jobqueue_oldest_transaction_age_seconds " in text
     assert "jobqueue_table_last_autovacuum_timestamp_seconds " in text
     assert 'jobqueue_jobs{queue="default",status="todo"} 1.0' in text
+
+
+async def test_metrics_docs_openapi_and_swagger_assets_have_their_own_route_labels(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(workers_enabled=False)
+    for path in (
+        "/docs",
+        "/openapi.json",
+        "/docs/static/swagger-ui.css",
+        "/docs/static/swagger-ui-bundle.js",
+        "/docs/oauth2-redirect",
+        "/ui/static/dashboard.css",
+    ):
+        assert (await client.get(path)).status_code == 200, path
+    assert (await client.head("/openapi.json")).status_code == 200
+    assert (await client.get("/docs/static/no-such-file.js")).status_code == 404
+    assert (await client.get("/no/such/path")).status_code == 404
+    assert (await client.get("/openapi.json/x")).status_code == 404
+
+    s = _samples((await client.get("/metrics")).text)
+    http = "jobqueue_http_requests_total"
+    counted = {
+        (labels["method"], labels["route"], labels["status"]): value
+        for (name, label_items), value in s.items()
+        if name == http and value > 0
+        for labels in [dict(label_items)]
+    }
+    assert counted == {
+        ("GET", "/docs", "200"): 1,
+        ("GET", "/openapi.json", "200"): 1,
+        ("HEAD", "/openapi.json", "200"): 1,
+        ("GET", "/docs/static/{path}", "200"): 2,
+        ("GET", "/docs/static/{path}", "404"): 1,
+        ("GET", "/docs/oauth2-redirect", "200"): 1,
+        ("GET", "/ui/static/{path}", "200"): 1,
+        ("GET", "unmatched", "404"): 2,
+    }

@@ -456,6 +456,45 @@ async def test_batch_idempotency_keys_repeat_and_match_existing(
     assert await db.fetchval("SELECT count(*) FROM jobs") == 3
 
 
+async def test_batch_sent_again_with_every_key_matching_is_200_with_the_same_ids(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    specs = [
+        {"task": "echo", "payload": {"n": 1}, "idempotency_key": "r1"},
+        {"task": "echo", "payload": {"n": 2}, "idempotency_key": "r2"},
+        {"task": "echo", "payload": {"n": 2}, "idempotency_key": "r2"},
+    ]
+    first = await client.post("/jobs/batch", json={"jobs": specs})
+    again = await client.post("/jobs/batch", json={"jobs": specs})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert len(set(first.json()["ids"])) == 2
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 2
+
+
+async def test_batch_of_replays_and_one_new_job_is_201(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    existing = await _create(client, task="echo", idempotency_key="a")
+    response = await client.post(
+        "/jobs/batch",
+        json={"jobs": [{"task": "echo", "idempotency_key": "a"}, {"task": "echo"}]},
+    )
+    assert response.status_code == 201
+    assert response.json()["ids"][0] == existing["id"]
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 2
+
+
+async def test_batch_of_replays_and_one_new_key_is_201(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await _create(client, task="echo", idempotency_key="a")
+    specs = [{"task": "echo", "idempotency_key": "a"}, {"task": "echo", "idempotency_key": "b"}]
+    response = await client.post("/jobs/batch", json={"jobs": specs})
+    assert response.status_code == 201
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 2
+
+
 async def test_batch_idempotency_conflict_rolls_back_whole_batch(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:

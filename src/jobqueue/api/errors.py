@@ -10,6 +10,7 @@
 | InvalidJobRequest   | 422    |
 | InvalidCursor       | 400    |
 | BodyNotUtf8         | 400    |
+| DuplicateKey        | 400    |
 | TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
@@ -21,23 +22,31 @@
 | MalformedHost       | 400 (RFC 9112, section 3.2) |
 | malformed JSON      | 400    |
 | body not sent as JSON | 415  |
-| schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``) |
+| schema violations   | 422 (FastAPI's list of ``{loc, msg, type}``, bounded: see below) |
 
-Bodies are ``{"detail": ...}`` like FastAPI's own errors. A 503 never carries the driver's
-words (``database "x" is not currently accepting connections``, class names): they would tell an
-unauthenticated caller about the deployment, and they are in the log instead
-(``database_unavailable``, at most once a second).
+Bodies are ``{"detail": ...}`` like FastAPI's own errors. A schema violation's 422 is bounded
+whatever the request: it lists at most :data:`MAX_LISTED_ERRORS` errors and, when there were
+more, adds ``"error_count"`` (how many there were) and a ``"note"`` saying the rest were left out;
+an error's ``input`` is never sent, its ``msg`` is cut at :data:`MAX_MESSAGE_CHARS` characters,
+its ``loc`` at :data:`MAX_LOC_ITEMS` items of at most :data:`MAX_LOC_PART_CHARS` characters
+(an unknown field's name is client text), and its ``ctx`` values like ``loc``'s parts. A batch
+of 10,000 bad jobs is answered in about 2 KB, not 1.1 MB.
+
+A 503 never carries the driver's words (``database "x" is not currently accepting
+connections``, class names): they would tell an unauthenticated caller about the deployment,
+and they are in the log instead (``database_unavailable``, at most once a second).
 """
 
 from __future__ import annotations
 
+import math
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -48,6 +57,7 @@ from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     BodyNotUtf8,
     DatabaseUnavailable,
+    DuplicateKey,
     IdempotencyConflict,
     InvalidCursor,
     InvalidJobRequest,
@@ -89,6 +99,7 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (InvalidJobRequest, 422),
     (InvalidCursor, 400),
     (BodyNotUtf8, 400),
+    (DuplicateKey, 400),
     (TooManyWaiting, 429),
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
@@ -166,8 +177,39 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             {"detail": f"the request body is not valid JSON: {message}"}, status_code=400
         )
-    cleaned = [_without_input(error) for error in errors]
-    return JSONResponse({"detail": jsonable_encoder(cleaned)}, status_code=422)
+    return JSONResponse(validation_body(errors), status_code=422)
+
+
+MAX_LISTED_ERRORS = 20
+"""How many schema violations a 422 lists; ``error_count`` says how many there were."""
+MAX_MESSAGE_CHARS = 300
+"""The longest ``msg`` of a listed error, in characters (a longer one is cut, ending in ``…``)."""
+MAX_LOC_ITEMS = 10
+"""The most items of a listed error's ``loc``; a deeper one keeps its first 9 and ``"…"``."""
+MAX_LOC_PART_CHARS = 100
+"""The longest string in a listed error's ``loc`` or ``ctx``, in characters (cut, with ``…``)."""
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The body of a schema violation's 422: ``{"detail": [...]}`` as FastAPI makes it, and
+    when errors were left out ``"error_count"`` (how many there were) and a ``"note"`` saying so.
+
+    ``detail`` holds the first :data:`MAX_LISTED_ERRORS` errors, each as
+    :func:`bounded_error` makes it, so the answer stays a few KB however many errors a body
+    makes (a 10,000-job batch with a bad field in each) and however large the values in it.
+
+    Args:
+        errors: pydantic's errors (``RequestValidationError.errors()``).
+    """
+    listed = [bounded_error(error) for error in errors[:MAX_LISTED_ERRORS]]
+    body: dict[str, Any] = {"detail": listed}
+    if len(errors) > len(listed):
+        body["error_count"] = len(errors)
+        body["note"] = (
+            f"only the first {len(listed)} of {len(errors)} errors are listed; the other "
+            f"{len(errors) - len(listed)} were left out"
+        )
+    return body
 
 
 # The strict models' type errors ("Input should be a valid integer") say what was expected;
@@ -175,13 +217,58 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _TYPE_ERRORS = frozenset({"int_type", "float_type", "string_type", "dict_type", "list_type"})
 
 
-def _without_input(error: Any) -> dict[str, Any]:
-    """A validation error without its ``input`` (which may be large or secret), its message
-    naming the JSON type that was sent when the type was wrong."""
-    cleaned = {k: v for k, v in error.items() if k != "input"}
+def bounded_error(error: Any) -> dict[str, Any]:
+    """A validation error as a 422 lists it: JSON-ready, without its ``input`` (which may be
+    large or secret), its message naming the JSON type that was sent when the type was wrong,
+    and every part bounded: ``msg`` to :data:`MAX_MESSAGE_CHARS` characters, ``loc`` to
+    :data:`MAX_LOC_ITEMS` items and its strings (and ``ctx``'s) to
+    :data:`MAX_LOC_PART_CHARS`; a ``ctx`` value that is not a string, number, boolean or
+    null is sent as its text, cut the same way.
+
+    Args:
+        error: one of pydantic's error dicts (``type``, ``loc``, ``msg``, ``input``, ``ctx``).
+    """
+    msg = str(error.get("msg", ""))
     if error.get("type") in _TYPE_ERRORS and "input" in error:
-        cleaned["msg"] = f"{error['msg']}, not {_json_kind(error['input'])}"
-    return cleaned
+        msg = f"{msg}, not {_json_kind(error['input'])}"
+    bounded: dict[str, Any] = {
+        "type": _cut(str(error.get("type", "")), MAX_LOC_PART_CHARS),
+        "loc": _bounded_loc(error.get("loc", ())),
+        "msg": _cut(msg, MAX_MESSAGE_CHARS),
+    }
+    ctx = error.get("ctx")
+    if isinstance(ctx, Mapping):
+        bounded["ctx"] = {
+            _cut(str(key), MAX_LOC_PART_CHARS): _bounded_value(value)
+            for key, value in list(ctx.items())[:MAX_LOC_ITEMS]
+        }
+    return bounded
+
+
+def _bounded_loc(loc: Any) -> list[Any]:
+    parts = [_bounded_value(part) for part in list(loc)[: MAX_LOC_ITEMS + 1]]
+    if len(parts) > MAX_LOC_ITEMS:
+        parts = [*parts[: MAX_LOC_ITEMS - 1], "…"]
+    return parts
+
+
+def _bounded_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and -_JSON_INT_BOUND <= value <= _JSON_INT_BOUND:
+        return value
+    if isinstance(value, float) and math.isfinite(value):  # json.dumps refuses NaN here
+        return value
+    if isinstance(value, int):  # str() of one past 4,300 digits raises
+        return "a very large integer"
+    return _cut(str(value), MAX_LOC_PART_CHARS)
+
+
+_JSON_INT_BOUND = 2**64
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def _json_kind(value: Any) -> str:

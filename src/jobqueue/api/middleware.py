@@ -15,7 +15,12 @@ The route label is the matched route's template (``/jobs/{job_id}``), never the 
 router included twice (the dashboard serves the job API again under ``/ui/api``) keeps one
 route object per route in FastAPI >= 0.120, whose template lacks the prefix:
 :func:`route_template` puts the prefix back, so the dashboard's calls are counted apart
-(``/ui/api/jobs/{job_id}``).
+(``/ui/api/jobs/{job_id}``). FastAPI records the route in the scope for its own routes only;
+for the app's other routes (``/openapi.json``, and the mounts serving files: Swagger UI's
+assets under ``/docs/static``, the dashboard's under ``/ui/static``) :func:`route_template`
+finds the route by the endpoint the router put in the scope, so they are labelled
+``/openapi.json``, ``/docs/static/{path}`` and ``/ui/static/{path}``. Only a request that no
+route matched is ``unmatched``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -49,14 +55,16 @@ INCLUDED_PREFIXES: tuple[str, ...] = (UI_API_PREFIX,)
 
 def route_template(scope: Scope, prefixes: Sequence[str] = INCLUDED_PREFIXES) -> str:
     """The template of the route that served ``scope`` (``/jobs/{job_id}``), with the prefix
-    of a second inclusion put back (``/ui/api/jobs/{job_id}``); ``unmatched`` when no route
-    matched. Its values are the app's templates only: a bounded label and log field.
+    of a second inclusion put back (``/ui/api/jobs/{job_id}``); a mount's is its path and
+    ``/{path}`` (``/docs/static/{path}``, also for a file it does not have); ``unmatched``
+    when no route matched. Its values are the app's templates only: a bounded label and log
+    field.
 
     Args:
         scope: the ASGI scope after routing.
         prefixes: the literal prefixes a router is included under a second time.
     """
-    route: Any = scope.get("route")
+    route: Any = scope.get("route") or _route_of_endpoint(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str) or not template:
         return "unmatched"
@@ -71,6 +79,22 @@ def route_template(scope: Scope, prefixes: Sequence[str] = INCLUDED_PREFIXES) ->
         if path.startswith(prefix) and regex.match(path[len(prefix) :]):
             return prefix + template
     return template
+
+
+def _route_of_endpoint(scope: Scope) -> BaseRoute | None:
+    """The app's route (a plain ``Route`` or a ``Mount``) whose endpoint the router put in
+    ``scope``: FastAPI sets ``scope["route"]`` for its own routes only. None when no route
+    matched (no endpoint), or the endpoint is not one of the app's top-level routes."""
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, Mount) and route.app is endpoint:
+            return route
+        if isinstance(route, Route) and route.endpoint is endpoint:
+            return route
+    return None
 
 
 def request_id_of(scope: Scope) -> str:

@@ -22,7 +22,13 @@ from jobqueue.metrics import Metrics
 from jobqueue.notify import FinishWaiters, JobsFinished, Listener
 from jobqueue.service._admin import Admin
 from jobqueue.service._catalog import Catalog, LiveNames
-from jobqueue.service._enqueue import INSERT_CHUNK, Created, EnqueueListener, Enqueuer
+from jobqueue.service._enqueue import (
+    INSERT_CHUNK,
+    Created,
+    CreatedIds,
+    EnqueueListener,
+    Enqueuer,
+)
 from jobqueue.service._intake import JobDefaults, JobRequest, prepare
 from jobqueue.service._queues import QueueInfo, Queues
 from jobqueue.service._reads import DEFAULT_MAX_PAGE_BYTES, Page, Reads
@@ -35,6 +41,7 @@ __all__ = [
     "INSERT_CHUNK",
     "Catalog",
     "Created",
+    "CreatedIds",
     "EnqueueListener",
     "Fired",
     "JobDefaults",
@@ -139,8 +146,9 @@ class JobService:
         """Create jobs all or nothing; see :meth:`Enqueuer.create_many`."""
         return await self._enqueue.create_many(requests)
 
-    async def create_batch(self, requests: Sequence[JobRequest]) -> list[int]:
-        """Create jobs all or nothing, ids only; see :meth:`Enqueuer.create_batch`."""
+    async def create_batch(self, requests: Sequence[JobRequest]) -> CreatedIds:
+        """Create jobs all or nothing, ids and the number created only; see
+        :meth:`Enqueuer.create_batch`."""
         return await self._enqueue.create_batch(requests)
 
     async def get(self, job_id: int) -> Job:

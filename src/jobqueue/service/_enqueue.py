@@ -52,6 +52,15 @@ class Created:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CreatedIds:
+    """The answer of a batch enqueue: the jobs' ids in request order, and how many of them were
+    created by this call (the others' idempotency keys named existing jobs)."""
+
+    ids: list[int]
+    created: int
+
+
 class Enqueuer:
     """Creates jobs.
 
@@ -207,9 +216,10 @@ class Enqueuer:
         self._committed(inserted)
         return results
 
-    async def create_batch(self, requests: Sequence[JobRequest]) -> list[int]:
+    async def create_batch(self, requests: Sequence[JobRequest]) -> CreatedIds:
         """Create jobs all or nothing, like :meth:`create_many`, and return only their ids (in
-        request order; a matching idempotency key gives the existing job's id).
+        request order; a matching idempotency key gives the existing job's id) and how many
+        jobs were created: 0 when every request's key named an existing job (a replay).
 
         The common case (no idempotency keys, at most ``INSERT_CHUNK`` jobs) is one statement
         that returns ids only: no row is read back or turned into a ``Job``.
@@ -218,14 +228,17 @@ class Enqueuer:
             as :meth:`create_many`.
         """
         if len(requests) > INSERT_CHUNK or any(r.idempotency_key for r in requests):
-            return [created.job.id for created in await self.create_many(requests)]
+            results = await self.create_many(requests)
+            return CreatedIds(
+                [result.job.id for result in results], sum(result.created for result in results)
+            )
         new_jobs = await self._prepare_all(requests)
         async with connect(self.engine) as conn:
             ids = await queries.insert_job_ids(
                 conn, new_jobs, self._notice(job.queue for job in new_jobs)
             )
         self._committed(new_jobs)
-        return ids
+        return CreatedIds(ids, len(ids))
 
 
 async def _match(

@@ -4,8 +4,9 @@ Roles (``api/auth.py``): the reads need ``read``, creating needs ``write``, canc
 ``admin``; without configured keys everything is allowed. Each route declares its role with
 ``openapi_extra=needs(...)``; the router's route class checks it before the body is read
 (``api/guard.py``), so no route here spends a dependency on it, and then checks that a body is
-UTF-8 JSON (``api/bodies.py``). The request models and URL parameters are strict
-(``api/schemas.py``). Cancel and retry leave an ``audit`` log event (``api/audit.py``).
+UTF-8 JSON whose objects name no key twice (``api/bodies.py``). The request models and URL
+parameters are strict (``api/schemas.py``). Cancel and retry leave an ``audit`` log event
+(``api/audit.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from jobqueue.service import JobRequest
 
 class JobsRoute(GuardedRoute, Utf8JsonRoute):
     """The job routes: the access check first (from the headers, before a byte of the body is
-    read), then the UTF-8 JSON check of the body."""
+    read), then the body's UTF-8 and duplicate key checks."""
 
 
 class JobIdConvertor(Convertor[str]):
@@ -84,8 +85,8 @@ CLIENT_CLOSED_REQUEST = 499
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorOut,
-        "description": "The body is not valid JSON, or not encoded as UTF-8 without a byte "
-        "order mark (RFC 8259, section 8.1).",
+        "description": "The body is not valid JSON, not encoded as UTF-8 without a byte "
+        "order mark (RFC 8259, section 8.1), or has an object naming a key twice.",
     },
     408: {
         "model": ErrorOut,
@@ -99,7 +100,11 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
         "refused before it is read), or a payload is over JOBQUEUE_MAX_PAYLOAD_BYTES.",
     },
     415: {"model": ErrorOut, "description": "The body was not sent as application/json."},
-    422: {"model": ErrorOut, "description": "A field is wrong; the detail says which."},
+    422: {
+        "model": ErrorOut,
+        "description": "A field is wrong; the detail says which. A schema violation's detail "
+        "lists at most 20 errors; when there were more, error_count gives how many.",
+    },
     503: {
         "model": ErrorOut,
         "description": "The database is not reachable, or the service is receiving as many "
@@ -164,17 +169,19 @@ async def create_job(
     its job row exists. The header must be sent once, in visible ASCII (422 otherwise: a
     header's other bytes arrive as Latin-1); the field takes any text.
 
-    Errors: 400 malformed JSON, or a body not encoded as UTF-8 (UTF-16, UTF-32, a byte order
-    mark); 415 not sent as JSON; 422 unknown task or queue (the message lists the known ones:
-    ``JOBQUEUE_QUEUES`` and ``JOBQUEUE_REMOTE_QUEUES``), wrong types (strict: ``true`` is not
-    a number, ``"5"`` is not an integer), U+0000 in a string, a non-object payload, a
-    ``run_at`` that is not an RFC 3339 date-time with an offset (a Unix timestamp, a date
-    alone, a naive time), both ``run_at`` and ``delay_seconds``, a payload nesting deeper
-    than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``, two ``Idempotency-Key`` headers or one that is not
-    visible ASCII; 413 payload over ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over
-    ``JOBQUEUE_MAX_REQUEST_BYTES``; 408 body not received within
-    ``JOBQUEUE_BODY_TIMEOUT_SECONDS``; 409 idempotency conflict; 503 database unreachable, or
-    the bodies in flight at their budget. No error creates a row.
+    Errors: 400 malformed JSON, a body not encoded as UTF-8 (UTF-16, UTF-32, a byte order
+    mark), or an object in it naming a key twice (``{"task": "a", "task": "b"}``: the message
+    names the key and the object); 415 not sent as JSON; 422 unknown task or queue (the
+    message lists the known ones: ``JOBQUEUE_QUEUES`` and ``JOBQUEUE_REMOTE_QUEUES``), wrong
+    types (strict: ``true`` is not a number, ``"5"`` is not an integer), U+0000 in a string,
+    a non-object payload, a ``run_at`` that is not an RFC 3339 date-time with an offset (a
+    Unix timestamp, a date alone, a naive time), both ``run_at`` and ``delay_seconds``, a
+    payload nesting deeper than ``JOBQUEUE_MAX_PAYLOAD_DEPTH``, two ``Idempotency-Key``
+    headers or one that is not visible ASCII (a schema violation's 422 lists at most 20
+    errors, with ``error_count`` when there were more); 413 payload over
+    ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or body over ``JOBQUEUE_MAX_REQUEST_BYTES``; 408 body not
+    received within ``JOBQUEUE_BODY_TIMEOUT_SECONDS``; 409 idempotency conflict; 503 database
+    unreachable, or the bodies in flight at their budget. No error creates a row.
     """
     sent = len(request.headers.getlist("idempotency-key"))
     if sent > 1:
@@ -197,12 +204,20 @@ async def create_job(
     "/batch",
     status_code=status.HTTP_201_CREATED,
     response_model=BatchOut,
-    responses=WRITE_ERRORS,
+    responses={
+        200: {
+            "model": BatchOut,
+            "description": "Every spec's idempotency key names an existing matching job: "
+            "nothing was created (a replay).",
+        },
+        **WRITE_ERRORS,
+    },
     openapi_extra=needs(Role.WRITE),
 )
 async def create_jobs(
     body: BatchCreate,
     service: Service,
+    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -216,7 +231,10 @@ async def create_jobs(
 
     Answers 201 with ``{"ids": [...]}`` in request order (ids only: a batch of 10,000 full jobs
     would cost more to send than to store). A spec whose ``idempotency_key`` names an existing
-    matching job gives that job's id instead of a new one.
+    matching job gives that job's id instead of a new one. When that is so for every spec,
+    nothing is created and the answer is 200, as for a replay of ``POST /jobs``: a batch sent
+    again after a lost answer gets the same ids with 200; 201 means at least one job was
+    created.
 
     Errors: as ``POST /jobs``; a bad spec fails the whole batch, and the message (or the
     ``loc`` of a 422) names its index, e.g. ``jobs[3]: unknown queue 'x'…``,
@@ -229,7 +247,10 @@ async def create_jobs(
             "the Idempotency-Key header is not supported on /jobs/batch: set idempotency_key on "
             "each job of the batch instead"
         )
-    return BatchOut(ids=await service.create_batch([_request(spec) for spec in body.jobs]))
+    batch = await service.create_batch([_request(spec) for spec in body.jobs])
+    if batch.created == 0:
+        response.status_code = status.HTTP_200_OK
+    return BatchOut(ids=batch.ids)
 
 
 @router.get(
