@@ -179,13 +179,14 @@ async def retention() -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     async with database("retention") as name, processes(name, ("serve", settings)) as [port]:
         db = await asyncpg.connect(database_url(name))
+        sampling_db = await asyncpg.connect(database_url(name))
         base = f"http://{HOST}:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             stop = asyncio.Event()
 
             async def sampler() -> None:
                 while not stop.is_set():
-                    samples.append(await sample(client, db))
+                    samples.append(await sample(client, sampling_db))
                     await asyncio.sleep(5)
 
             sampling = asyncio.create_task(sampler())
@@ -203,11 +204,12 @@ async def retention() -> dict[str, Any]:
                 await asyncio.sleep(1)
             seconds = time.monotonic() - started
             await asyncio.sleep(15)  # one retention age and a pruner round after the last
-            samples.append(await sample(client, db))
             stop.set()
             await sampling
+            samples.append(await sample(client, db))
         pruned = await db.fetchval("SELECT count(*) FROM jobs")
         await db.close()
+        await sampling_db.close()
     return {
         "jobs": RETENTION_JOBS,
         "seconds": round(seconds, 1),
