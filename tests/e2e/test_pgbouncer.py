@@ -341,7 +341,11 @@ async def test_pgbouncer_concurrent_migrate_processes_reach_head_and_hold_no_loc
     try:
         assert await direct.fetchval("SELECT version_num FROM alembic_version") == head_revision()
         # A lock left behind on a pooled server connection would block the next migration.
-        held = await direct.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        # (this database's only: other tests' processes take advisory locks of their own)
+        held = await direct.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         assert held == 0
     finally:
         await direct.close()

@@ -75,7 +75,8 @@ async def _pause_stops_both_workers(client: httpx.AsyncClient, db: asyncpg.Conne
     # A claim that began in the millisecond between the pause's now() and its commit may still
     # start a job; none may start a second after it (the bound).
     late = await db.fetchval(
-        "SELECT count(*) FROM jobs WHERE started_at > $1 + interval '1 second'", paused_at
+        "SELECT count(*) FROM jobs WHERE started_at > $1::timestamptz + interval '1 second'",
+        paused_at,
     )
     waiting = await db.fetchval("SELECT count(*) FROM jobs WHERE status = 'todo'")
     assert late == 0
