@@ -183,12 +183,16 @@ def _serve(role: str | None, host: str | None, port: int | None) -> None:
     :func:`serve`."""
     import uvicorn
 
-    from jobqueue.api.app import create_app
+    from jobqueue.api.app import create_app, schedule_specs
     from jobqueue.api.server import bind_address, prepare, uvicorn_options
     from jobqueue.api.state import state_of
     from jobqueue.logs import configure_logging
 
     settings = _settings() if role is None else _settings(role=role)
+    try:
+        schedule_specs(settings)  # a bad JOBQUEUE_SCHEDULES stops here, before any database work
+    except ConfigurationError as exc:
+        _fail(str(exc))
     configure_logging(settings.log_format, settings.log_level)
     _warn_unknown_variables()
     host = bind_address(host or settings.host)
@@ -580,9 +584,19 @@ def workers(url: ServiceUrl = None, key: ServiceKey = None) -> None:
 @app.command()
 def schedules(url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Print every schedule, one line each: name, cron and time zone, task, next and last run."""
-    for item in _request("GET", f"{_base(url)}/schedules", key=key)["items"]:
-        state = "paused" if item["paused"] else "active"
-        typer.echo(
-            f"{item['name']:<24} {state:<7} {item['cron']!r} {item['timezone']} "
-            f"task={item['task']} next={item['next_run_at']} last={item['last_run_at'] or '-'}"
-        )
+    after = ""
+    while True:
+        page = _request("GET", f"{_base(url)}/schedules", key=key, params={"after": after})
+        for item in page["items"]:
+            _print_schedule(item)
+        if not page["next_after"]:
+            return
+        after = page["next_after"]
+
+
+def _print_schedule(item: dict[str, Any]) -> None:
+    state = "paused" if item["paused"] else "active"
+    typer.echo(
+        f"{item['name']:<24} {state:<7} {item['cron']!r} {item['timezone']} "
+        f"task={item['task']} next={item['next_run_at']} last={item['last_run_at'] or '-'}"
+    )

@@ -27,6 +27,11 @@ TASK_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 field, ``@task`` names, ``JOBQUEUE_REMOTE_TASKS``): safe in a URL, a metric label and a log."""
 
 QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+
+SCHEDULE_KEY_PREFIX = "schedule:"
+"""Idempotency keys that start with this are the scheduler's (``schedule:<name>:<slot>``, one
+job per slot): a client may not send one, or it could take a slot's key and so cancel or
+postpone the slot's job."""
 """What a queue name may be: 1 to 100 ASCII letters, digits and ``_.:-``."""
 
 

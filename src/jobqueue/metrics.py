@@ -415,6 +415,14 @@ class Metrics:
             ),
             (queue, free),
         )
+        self.schedule_slots = Counter(
+            "jobqueue_schedule_slots_total",
+            "Slots of schedules, by outcome: fired (its job created, or found by its key), "
+            "failed (its job could not be created: logged schedule_fire_failed), skipped (a "
+            "catch-up after downtime passed over older missed slots).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.loop_restarts = Counter(
             "jobqueue_loop_restarts_total",
             "Background loops restarted by the supervisor after an unexpected error, by loop.",

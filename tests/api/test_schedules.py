@@ -13,6 +13,7 @@ import structlog
 
 from jobqueue.api.app import schedule_specs
 from jobqueue.errors import ConfigurationError
+from jobqueue.service import ScheduleSpec
 from jobqueue.settings import Settings
 from tests.api.test_audit import audits
 from tests.api.test_auth import ADMIN_KEY, READ_KEY, bearer, keyed_app
@@ -224,3 +225,98 @@ async def test_settings_schedule_with_unknown_task_stops_the_start(start_app: Ap
     bad = json.dumps([{**NIGHTLY, "task": "nope"}])
     with pytest.raises(ConfigurationError, match="schedule 'nightly': unknown task 'nope'"):
         await start_app(schedules=bad)
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        {"headers": {"Idempotency-Key": "schedule:nightly:2026-12-07T16:43:00+00:00"}},
+        {"json_extra": {"idempotency_key": "schedule:nightly:x"}},
+    ],
+)
+async def test_client_key_with_schedule_prefix_is_422(
+    start_app: AppFactory, send: dict[str, Any]
+) -> None:
+    client = await _api(start_app)
+    body = {"task": "echo", **send.get("json_extra", {})}
+    response = await client.post("/jobs", json=body, headers=send.get("headers", {}))
+    assert response.status_code == 422
+    assert "reserved for the jobs of schedules" in response.text
+    batch = await client.post(
+        "/jobs/batch", json={"jobs": [{"task": "echo", "idempotency_key": "schedule:a:b"}]}
+    )
+    assert batch.status_code == 422
+
+
+@pytest.mark.parametrize("timezone", ["Europe", "localtime", "__pycache__", "Factory", "../etc"])
+async def test_schedule_folder_or_host_zone_is_422_on_create_and_patch(
+    start_app: AppFactory, timezone: str
+) -> None:
+    client = await _api(start_app)
+    created = await client.post("/schedules", json={**NIGHTLY, "timezone": timezone})
+    assert created.status_code == 422
+    assert "not an IANA time zone" in created.json()["detail"]
+    await client.post("/schedules", json=NIGHTLY)
+    patched = await client.patch("/schedules/nightly", json={"timezone": timezone})
+    assert patched.status_code == 422
+
+
+@pytest.mark.parametrize("name", [".", "..", "-", "::"])
+async def test_schedule_name_without_letter_or_digit_is_422(
+    start_app: AppFactory, name: str
+) -> None:
+    client = await _api(start_app)
+    response = await client.post("/schedules", json={**NIGHTLY, "name": name})
+    assert response.status_code == 422
+
+
+async def test_schedule_payload_over_64_kib_is_422(start_app: AppFactory) -> None:
+    client = await _api(start_app)
+    big = {**NIGHTLY, "payload": {"blob": "x" * 70_000}}
+    response = await client.post("/schedules", json=big)
+    assert response.status_code == 422
+    assert "at most 65536 bytes" in response.json()["detail"]
+
+
+async def test_schedules_list_pages_by_name(start_app: AppFactory) -> None:
+    client = await _api(start_app)
+    for name in ("c", "a", "b"):
+        await client.post("/schedules", json={**NIGHTLY, "name": name})
+    first = (await client.get("/schedules", params={"limit": 2})).json()
+    assert [s["name"] for s in first["items"]] == ["a", "b"]
+    assert first["next_after"] == "b"
+    rest = (await client.get("/schedules", params={"limit": 2, "after": "b"})).json()
+    assert ([s["name"] for s in rest["items"]], rest["next_after"]) == (["c"], None)
+
+
+async def test_scheduler_many_due_schedules_fire_in_one_round(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await _api(start_app)
+    await db.execute(
+        "INSERT INTO schedules (name, cron, task, next_run_at)"
+        " SELECT 's' || g, '* * * * *', 'echo', now() - interval '1 second'"
+        " FROM generate_series(1, 1200) g"
+    )
+    fired = await client.runtime.service.schedules.fire_due()
+    assert len(fired) == 1200
+    assert all(f.job_id is not None for f in fired)
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1200
+    text = (await client.get("/metrics")).text
+    assert 'jobqueue_schedule_slots_total{outcome="fired"} 1200.0' in text
+
+
+async def test_settings_schedule_restart_keeps_next_slot_for_the_catch_up(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await _api(start_app)
+    spec = ScheduleSpec(name="set-min", cron="* * * * *", task="echo")
+    await client.runtime.service.schedules.sync([spec])
+    await _due(db, "set-min", 3)  # every worker was down over three slots
+    await client.runtime.service.schedules.sync([spec])  # a worker starts again
+    fired = await client.runtime.service.schedules.fire_due()
+    assert [f.name for f in fired] == ["set-min"]  # the one catch-up job
+    moved = ScheduleSpec(name="set-min", cron="0 3 * * *", task="echo")
+    await client.runtime.service.schedules.sync([moved])
+    row = (await client.get("/schedules/set-min")).json()
+    assert row["next_run_at"].endswith("T03:00:00Z")  # a new cron moves the next slot

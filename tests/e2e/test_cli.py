@@ -358,3 +358,21 @@ async def test_cli_client_command_service_database_down_exits_1_with_one_line(
             "service runs but cannot serve this now, e.g. its database is down: its /readyz "
             "says which check fails; retry later)\n"
         )
+
+
+async def test_cli_serve_bad_schedules_setting_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = '[{"name": "x", "cron": "* * *", "task": "echo"}]'
+    result = await run_cli(
+        "serve",
+        cwd=tmp_path,
+        env={
+            "JOBQUEUE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "JOBQUEUE_SCHEDULES": bad,
+        },
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: JOBQUEUE_SCHEDULES: schedule 'x': cron '* * *' must have five fields (minute "
+        "hour day-of-month month day-of-week), e.g. '*/5 * * * *', or be one of @yearly, "
+        "@annually, @monthly, @weekly, @daily, @midnight, @hourly"
+    ]

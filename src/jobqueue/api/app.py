@@ -45,6 +45,7 @@ from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Scheduler, Su
 from jobqueue.metrics import Metrics
 from jobqueue.notify import JobsFinished, Listener, protocol
 from jobqueue.service import JobDefaults, JobService, ScheduleSpec
+from jobqueue.service._schedules import check_definition
 from jobqueue.service.dashboard import DashboardService
 from jobqueue.settings import Settings, parse_names
 from jobqueue.tasks import builtins
@@ -273,7 +274,8 @@ async def _run(
 
 def schedule_specs(settings: Settings) -> list[ScheduleSpec]:
     """The schedules of ``JOBQUEUE_SCHEDULES`` and ``JOBQUEUE_SCHEDULES_FILE``, checked as
-    ``POST /schedules`` checks a body.
+    ``POST /schedules`` checks a body (the shape, the name, cron, time zone and payload size;
+    the task and queue when a worker writes them at start).
 
     Raises:
         ConfigurationError: unreadable file, not a JSON list, a bad item, or a name twice.
@@ -296,7 +298,13 @@ def schedule_specs(settings: Settings) -> list[ScheduleSpec]:
             raise ConfigurationError(
                 f"{source}: give a JSON list of schedules; at {where or 'the top'}: {first['msg']}"
             ) from None
-        specs.extend(item.spec() for item in items)
+        for item in items:
+            spec = item.spec()
+            try:
+                check_definition(spec)
+            except InvalidJobRequest as exc:
+                raise ConfigurationError(f"{source}: schedule {spec.name!r}: {exc}") from None
+            specs.append(spec)
     names = [spec.name for spec in specs]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

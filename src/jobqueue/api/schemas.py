@@ -12,11 +12,18 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from jobqueue.encoding import MAX_ID
-from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, Attempt, Job, JobStatus
+from jobqueue.jobs import (
+    QUEUE_NAME_PATTERN,
+    SCHEDULE_KEY_PREFIX,
+    TASK_NAME_PATTERN,
+    Attempt,
+    Job,
+    JobStatus,
+)
 
 MAX_QUEUE_LENGTH = 100
 MAX_TASK_LENGTH = 200
@@ -129,6 +136,22 @@ def idempotency_key_header(value: object) -> object:
             "the Idempotency-Key header must be visible ASCII (letters, digits, punctuation "
             "and spaces): put other text in the body's idempotency_key field",
         )
+    return client_key(value)
+
+
+def client_key(value: object) -> object:
+    """Refuse an idempotency key of the scheduler's (``schedule:…``: see
+    :data:`jobqueue.jobs.SCHEDULE_KEY_PREFIX`).
+
+    Raises:
+        PydanticCustomError: type ``reserved_key``.
+    """
+    if isinstance(value, str) and value.startswith(SCHEDULE_KEY_PREFIX):
+        raise PydanticCustomError(
+            "reserved_key",
+            "idempotency keys starting with 'schedule:' are reserved for the jobs of "
+            "schedules: use another key",
+        )
     return value
 
 
@@ -210,11 +233,12 @@ class JobCreate(BaseModel):
         allow_inf_nan=False,
         description="First run after this many seconds (not with run_at: the service checks).",
     )
-    idempotency_key: str | None = Field(
+    idempotency_key: Annotated[str | None, AfterValidator(client_key)] = Field(
         default=None,
         min_length=1,
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-        description="Requests with the same key create one job (also the Idempotency-Key header).",
+        description="Requests with the same key create one job (also the Idempotency-Key "
+        "header). Keys starting with 'schedule:' are reserved for the jobs of schedules.",
     )
 
 

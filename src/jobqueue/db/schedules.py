@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,9 +46,16 @@ def _row(row: Any) -> ScheduleRow:
     return ScheduleRow(**row._asdict())
 
 
-async def list_schedules(conn: AsyncConnection) -> list[ScheduleRow]:
-    """Every schedule, by name (at most :data:`MAX_SCHEDULES`)."""
-    statement = select(*_COLUMNS).order_by(schedules.c.name).limit(MAX_SCHEDULES)
+async def list_schedules(
+    conn: AsyncConnection, after: str = "", limit: int = MAX_SCHEDULES
+) -> list[ScheduleRow]:
+    """Schedules by name: the ``limit`` first whose name sorts after ``after`` (keyset)."""
+    statement = (
+        select(*_COLUMNS)
+        .where(schedules.c.name > after)
+        .order_by(schedules.c.name)
+        .limit(min(limit, MAX_SCHEDULES))
+    )
     return [_row(row) for row in await conn.execute(statement)]
 
 
@@ -71,7 +78,8 @@ async def insert_schedule(
 ) -> ScheduleRow | None:
     """Insert a schedule; None when the name is taken (and not ``replace``). With ``replace``
     (the settings' schedules at start) an existing row gets the new definition and keeps its
-    pause state and last run.
+    pause state, its last run and its next slot (so a slot missed while every worker was down
+    still gets its catch-up job); only a new cron or time zone moves the next slot.
 
     Args:
         values: name, cron, timezone, task, payload (JSON-able), queue, priority, source,
@@ -80,10 +88,16 @@ async def insert_schedule(
     row_values = dict(values)
     statement = insert(schedules).values(**row_values)
     if replace:
-        keep = ("name", "paused", "last_run_at", "last_job_id", "created_at")
-        changed = {
+        keep = ("name", "paused", "last_run_at", "last_job_id", "created_at", "next_run_at")
+        changed: dict[str, Any] = {
             column: statement.excluded[column] for column in row_values if column not in keep
         }
+        rescheduled = (schedules.c.cron != statement.excluded.cron) | (
+            schedules.c.timezone != statement.excluded.timezone
+        )
+        changed["next_run_at"] = case(
+            (rescheduled, statement.excluded.next_run_at), else_=schedules.c.next_run_at
+        )
         upsert = statement.on_conflict_do_update(
             index_elements=[schedules.c.name], set_={**changed, "updated_at": func.now()}
         )

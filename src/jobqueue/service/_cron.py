@@ -9,13 +9,15 @@
   expression with a fixed minute and hour: a time that does not exist (spring forward) runs at
   the first minute after the gap, once; a time that occurs twice (fall back) runs once, at its
   first occurrence. Expressions with ``*`` in the minute or hour field run on every real
-  minute or hour that matches. docs/schedules.md has an example of each transition.
+  minute or hour that matches (the repeated hour twice, as two instants). docs/schedules.md
+  has an example of each transition.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronsim import CronSim, CronSimError
 
@@ -63,20 +65,29 @@ def expression(cron: str) -> str:
     return text
 
 
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    """The IANA zone names of the time zone database (``zoneinfo.available_timezones``: the
+    system's, else the ``tzdata`` package's), without the host-dependent ``localtime`` and the
+    technical ``posixrules`` and ``Factory``."""
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name`` (e.g. ``Europe/Paris``, ``UTC``).
+    """The IANA time zone ``name`` (e.g. ``Europe/Paris``, ``UTC``): one of the database's zone
+    names, so never a folder of it (``Europe``), a file path, or the host's ``localtime``.
 
     Raises:
         InvalidSchedule: no such zone.
     """
-    try:
-        if len(name) > 64 or not name.isascii() or name.startswith(("/", ".")) or ".." in name:
-            raise ValueError(name)
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if name not in _known_zones():
         raise InvalidSchedule(
             f"timezone {name[:64]!r} is not an IANA time zone name, e.g. 'UTC' or 'Europe/Paris'"
-        ) from None
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidSchedule(f"timezone {name[:64]!r} cannot be loaded") from None
 
 
 def next_run(cron: str, timezone: str, after: datetime) -> datetime:

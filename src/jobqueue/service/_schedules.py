@@ -22,6 +22,7 @@ stays and fires again at its next slot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,8 +39,9 @@ from jobqueue.errors import (
     ScheduleExists,
     ScheduleNotFound,
 )
-from jobqueue.jobs import NewJob
-from jobqueue.service._cron import expression, last_run, next_run, zone
+from jobqueue.jobs import SCHEDULE_KEY_PREFIX, NewJob
+from jobqueue.metrics import Metrics
+from jobqueue.service._cron import InvalidSchedule, expression, last_run, next_run, zone
 from jobqueue.service._enqueue import Created
 from jobqueue.service._intake import JobRequest
 
@@ -47,8 +49,13 @@ log = structlog.get_logger("jobqueue.scheduler")
 
 ScheduleRow = rows.ScheduleRow
 
-FIRE_BATCH = 100
-"""Due schedules one round fires at most (the rest in the next round, a second later)."""
+MAX_SCHEDULE_PAYLOAD_BYTES = 65_536
+"""The largest payload a schedule's jobs may carry, bytes of compact JSON: a page of 100
+schedules stays under about 6.4 MiB."""
+
+FIRE_BATCH = 500
+"""Due schedules fired per transaction (their jobs created in one enqueue); a round goes on
+with the next batch until none is due."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +81,29 @@ class Fired:
     job_id: int | None
 
 
+def check_definition(spec: ScheduleSpec) -> None:
+    """Check a schedule's own fields: a name with a letter or digit, a payload of at most
+    :data:`MAX_SCHEDULE_PAYLOAD_BYTES`, the cron expression and the time zone. (The job it makes
+    is checked against the known tasks and queues when it is created.)
+
+    Raises:
+        InvalidSchedule: the first rule broken, saying what to fix.
+    """
+    if not any(c.isalnum() for c in spec.name):
+        raise InvalidSchedule(f"schedule name {spec.name!r} needs a letter or a digit")
+    size = len(json.dumps(spec.payload or {}, separators=(",", ":")).encode())
+    if size > MAX_SCHEDULE_PAYLOAD_BYTES:
+        raise InvalidSchedule(
+            f"a schedule's payload is at most {MAX_SCHEDULE_PAYLOAD_BYTES} bytes of JSON, "
+            f"got {size}: put large data elsewhere and pass a reference"
+        )
+    expression(spec.cron)
+    zone(spec.timezone)
+
+
 def slot_key(name: str, slot: datetime) -> str:
     """The idempotency key of ``name``'s job for ``slot``."""
-    return f"schedule:{name}:{slot.isoformat()}"
+    return f"{SCHEDULE_KEY_PREFIX}{name}:{slot.isoformat()}"
 
 
 class Schedules:
@@ -86,6 +113,7 @@ class Schedules:
         engine: the process's engine.
         prepare: checks a job request as an enqueue would (raises its errors).
         create_many: creates jobs as :meth:`JobService.create_many` does.
+        metrics: slots are counted in ``jobqueue_schedule_slots_total{outcome}``.
     """
 
     def __init__(
@@ -93,14 +121,15 @@ class Schedules:
         engine: AsyncEngine,
         prepare: Callable[[JobRequest], NewJob],
         create_many: Callable[[Sequence[JobRequest]], Awaitable[list[Created]]],
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.engine = engine
         self.prepare = prepare
         self.create_many = create_many
 
     def _check(self, spec: ScheduleSpec) -> None:
-        expression(spec.cron)
-        zone(spec.timezone)
+        check_definition(spec)
         self.prepare(
             JobRequest(
                 task=spec.task, payload=spec.payload, queue=spec.queue, priority=spec.priority
@@ -120,10 +149,11 @@ class Schedules:
             "next_run_at": next_run(spec.cron, spec.timezone, now),
         }
 
-    async def list_all(self) -> list[ScheduleRow]:
-        """Every schedule, by name. Raises: DatabaseUnavailable."""
+    async def list_all(self, after: str = "", limit: int = rows.MAX_SCHEDULES) -> list[ScheduleRow]:
+        """Schedules by name, the ``limit`` first after the name ``after``.
+        Raises: DatabaseUnavailable."""
         async with read(self.engine) as conn:
-            return await rows.list_schedules(conn)
+            return await rows.list_schedules(conn, after, limit)
 
     async def get(self, name: str) -> ScheduleRow:
         """One schedule. Raises: ScheduleNotFound; DatabaseUnavailable."""
@@ -220,58 +250,90 @@ class Schedules:
         return updated
 
     async def fire_due(self) -> list[Fired]:
-        """One scheduler round: create the job of each due schedule's latest slot and move it
-        to its next slot. Nothing when another process's round holds the lock.
+        """Fire every due schedule: batches of :data:`FIRE_BATCH`, each one transaction that
+        creates the batch's jobs in one enqueue and moves each schedule to its next slot.
+        Nothing when another process's round holds the lock.
 
         Raises:
             DatabaseUnavailable: what was fired stays fired; the rest is tried next round.
         """
         fired: list[Fired] = []
+        while True:
+            batch = await self._fire_batch()
+            if batch is None:
+                return fired
+            fired.extend(batch)
+            if len(batch) < FIRE_BATCH:
+                return fired
+
+    async def _fire_batch(self) -> list[Fired] | None:
         async with write(self.engine) as conn:
             if not await rows.try_lock_round(conn):
-                return fired
+                return None
             now = await rows.database_now(conn)
-            for schedule in await rows.due_schedules(conn, FIRE_BATCH):
-                slot = max(
-                    last_run(schedule.cron, schedule.timezone, now) or schedule.next_run_at,
-                    schedule.next_run_at,
-                )
-                if slot > schedule.next_run_at:
-                    log.warning(
-                        "schedule_slots_skipped",
-                        schedule=schedule.name,
-                        first_missed=schedule.next_run_at.isoformat(),
-                        running=slot.isoformat(),
-                    )
-                job_id = await self._fire(schedule, slot)
+            due = await rows.due_schedules(conn, FIRE_BATCH)
+            slots = [self._slot(schedule, now) for schedule in due]
+            requests = [_request(s, slot) for s, slot in zip(due, slots, strict=True)]
+            job_ids = await self._create(requests, due)
+            for schedule, slot, job_id in zip(due, slots, job_ids, strict=True):
                 values = {
                     "next_run_at": next_run(schedule.cron, schedule.timezone, now),
                     "last_run_at": slot,
                     "last_job_id": job_id,
                 }
                 await rows.update_schedule(conn, schedule.name, values)
-                fired.append(Fired(schedule.name, slot, job_id))
-        return fired
+        for schedule, slot, job_id in zip(due, slots, job_ids, strict=True):
+            outcome = "fired" if job_id is not None else "failed"
+            self.metrics.schedule_slots.labels(outcome).inc()
+            log.info("schedule_fired", schedule=schedule.name, slot=slot.isoformat(), job_id=job_id)
+        fired = zip(due, slots, job_ids, strict=True)
+        return [Fired(s.name, slot, job_id) for s, slot, job_id in fired]
 
-    async def _fire(self, schedule: ScheduleRow, slot: datetime) -> int | None:
-        request = JobRequest(
-            task=schedule.task,
-            payload=schedule.payload,
-            queue=schedule.queue,
-            priority=schedule.priority,
-            description=f"schedule {schedule.name} at {slot.isoformat()}",
-            idempotency_key=slot_key(schedule.name, slot),
+    def _slot(self, schedule: ScheduleRow, now: datetime) -> datetime:
+        """The slot to fire: the latest at or before ``now`` (one catch-up after downtime)."""
+        slot = max(
+            last_run(schedule.cron, schedule.timezone, now) or schedule.next_run_at,
+            schedule.next_run_at,
         )
+        if slot > schedule.next_run_at:
+            self.metrics.schedule_slots.labels("skipped").inc()
+            log.warning(
+                "schedule_slots_skipped",
+                schedule=schedule.name,
+                first_missed=schedule.next_run_at.isoformat(),
+                running=slot.isoformat(),
+            )
+        return slot
+
+    async def _create(
+        self, requests: list[JobRequest], due: Sequence[ScheduleRow]
+    ) -> list[int | None]:
+        """The jobs of ``requests`` in one enqueue; when one of them cannot be created, each
+        on its own (the others still are: ``None`` for the ones that failed)."""
+        if not requests:
+            return []
         try:
-            [created] = await self.create_many([request])
-        except (InvalidJobRequest, IdempotencyConflict) as exc:
-            log.warning("schedule_fire_failed", schedule=schedule.name, error=str(exc)[:300])
-            return None
-        log.info(
-            "schedule_fired",
-            schedule=schedule.name,
-            slot=slot.isoformat(),
-            job_id=created.job.id,
-            created=created.created,
-        )
-        return created.job.id
+            return [created.job.id for created in await self.create_many(requests)]
+        except (InvalidJobRequest, IdempotencyConflict):
+            pass
+        ids: list[int | None] = []
+        for request, schedule in zip(requests, due, strict=True):
+            try:
+                [created] = await self.create_many([request])
+                ids.append(created.job.id)
+            except (InvalidJobRequest, IdempotencyConflict) as exc:
+                log.warning("schedule_fire_failed", schedule=schedule.name, error=str(exc)[:300])
+                ids.append(None)
+        return ids
+
+
+def _request(schedule: ScheduleRow, slot: datetime) -> JobRequest:
+    """The job request of ``schedule``'s ``slot``, keyed so that the slot makes one job."""
+    return JobRequest(
+        task=schedule.task,
+        payload=schedule.payload,
+        queue=schedule.queue,
+        priority=schedule.priority,
+        description=f"schedule {schedule.name} at {slot.isoformat()}",
+        idempotency_key=slot_key(schedule.name, slot),
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobqueue.access import Role
@@ -140,9 +140,11 @@ class ScheduleOut(BaseModel):
 
 
 class ScheduleList(BaseModel):
-    """Every schedule, by name."""
+    """A page of schedules, by name; ``next_after``: pass it as ``after`` for the next page
+    (null on the last)."""
 
     items: list[ScheduleOut]
+    next_after: str | None = None
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -151,9 +153,23 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 @router.get("", response_model=ScheduleList, openapi_extra=needs(Role.READ))
-async def list_schedules(service: Service) -> ScheduleList:
-    """Every schedule by name, with its next slot and last run."""
-    return ScheduleList(items=[ScheduleOut.of(r) for r in await service.schedules.list_all()])
+async def list_schedules(
+    service: Service,
+    after: Annotated[
+        str, Query(max_length=MAX_QUEUE_LENGTH, description="The last name of the page before.")
+    ] = "",
+    limit: Annotated[int, Query(ge=1, le=500, description="Schedules per page.")] = 100,
+) -> ScheduleList:
+    """Schedules by name, with their next slot and last run, a page of ``limit`` (default 100,
+    at most 500) after the name ``after``; ``next_after`` names where the next page starts.
+    A schedule's payload is at most 64 KiB, so a page is bounded. Errors: 422 for a limit out
+    of range."""
+    found = await service.schedules.list_all(after, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return ScheduleList(
+        items=[ScheduleOut.of(r) for r in page], next_after=page[-1].name if more else None
+    )
 
 
 @router.get(

@@ -23,6 +23,9 @@ router = APIRouter(prefix="/ui", tags=["dashboard"], route_class=GuardedRoute)
 
 PAGE = needs(Role.READ, login_page=True)
 
+SCHEDULES_SHOWN = 500
+"""Schedules the page lists (by name; ``GET /schedules`` pages through all of them)."""
+
 
 @router.get("/queues", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
 async def queues_page(request: Request, service: Service) -> HTMLResponse:
@@ -41,7 +44,7 @@ async def schedules_page(request: Request, service: Service) -> HTMLResponse:
     """Every schedule: cron and time zone, the job it creates, next and last run (with a link
     to the last job), and Pause / Resume."""
     try:
-        schedules = await service.schedules.list_all()
+        schedules = await service.schedules.list_all(limit=SCHEDULES_SHOWN)
     except JobQueueError as exc:
         return error_page(request, exc)
     return render_page(request, "schedules.html", {"nav": "schedules", "schedules": schedules})
