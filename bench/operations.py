@@ -43,6 +43,7 @@ import asyncpg
 import httpx
 
 from bench.common import free_port, percentile
+from bench.httpload import Client, build_request
 from bench.load import ADMIN_URL, HOST, database_url, wait_ready
 
 FINISHED = int(os.environ.get("OPS_FINISHED", "5000000"))
@@ -275,20 +276,25 @@ async def split() -> dict[str, Any]:
 
 
 async def produce(port: int) -> int:
-    """``PRODUCERS`` clients creating single jobs for ``SPLIT_SECONDS``; how many were made."""
+    """``PRODUCERS`` keep-alive connections creating single jobs for ``SPLIT_SECONDS`` (the raw
+    client of ``bench/httpload.py``: httpx itself would be the bottleneck); how many were made."""
     deadline = time.monotonic() + SPLIT_SECONDS
     made = 0
-    limits = httpx.Limits(max_connections=PRODUCERS)
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits) as client:
+    request = build_request("POST", "/jobs", json.dumps({"task": "echo"}).encode())
 
-        async def producer() -> None:
-            nonlocal made
+    async def producer() -> None:
+        nonlocal made
+        client = Client(port)
+        await client.open()
+        try:
             while time.monotonic() < deadline:
-                response = await client.post("/jobs", json={"task": "echo"})
-                if response.status_code == 201:
+                status, _ = await client.request(request)
+                if status == 201:
                     made += 1
+        finally:
+            await client.close()
 
-        await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
+    await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
     return made
 
 
