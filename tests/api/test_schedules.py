@@ -320,3 +320,69 @@ async def test_settings_schedule_restart_keeps_next_slot_for_the_catch_up(
     await client.runtime.service.schedules.sync([moved])
     row = (await client.get("/schedules/set-min")).json()
     assert row["next_run_at"].endswith("T03:00:00Z")  # a new cron moves the next slot
+
+
+async def _other_worker(db: asyncpg.Connection, queues: dict[str, int]) -> None:
+    await db.execute(
+        "INSERT INTO processes (worker_id, host, pid, version, role, queues, tasks, slots)"
+        " VALUES ('other:1:abc', 'other', 1, '0', 'worker', $1, '{echo}', $2::jsonb)",
+        list(queues),
+        json.dumps(queues),
+    )
+
+
+async def test_schedule_on_a_queue_only_a_live_worker_serves_is_accepted_at_once(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await _api(start_app)
+    await _other_worker(db, {"reports": 1})
+    created = await client.post("/schedules", json={**NIGHTLY, "queue": "reports"})
+    assert created.status_code == 201, created.text
+
+
+async def test_worker_start_with_settings_schedule_on_another_workers_queue(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    await _other_worker(db, {"default": 4})
+    listed = json.dumps([{**NIGHTLY, "queue": "default"}])
+    client = await start_app(queues="reports=1", schedules=listed)
+    assert (await client.get("/schedules/nightly")).json()["queue"] == "default"
+
+
+async def test_schedules_list_after_with_nul_is_422(start_app: AppFactory) -> None:
+    client = await _api(start_app)
+    response = await client.get("/schedules", params={"after": "\x00"})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("cron", ["* * * * \u00a0*", "0\u30003 * * *", "0 3 * * *\n"])
+async def test_schedule_cron_with_unicode_or_control_space_is_422(
+    start_app: AppFactory, cron: str
+) -> None:
+    client = await _api(start_app)
+    response = await client.post("/schedules", json={**NIGHTLY, "cron": cron})
+    assert response.status_code == 422
+    assert "printable ASCII" in response.json()["detail"]
+
+
+async def test_schedules_page_says_when_more_than_it_shows(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await _api(start_app)
+    await db.execute(
+        "INSERT INTO schedules (name, cron, task, next_run_at)"
+        " SELECT 's' || lpad(g::text, 4, '0'), '@daily', 'echo', now() + interval '1 day'"
+        " FROM generate_series(1, 501) g"
+    )
+    page = (await client.get("/ui/schedules")).text
+    assert page.count("data-schedule=") == 500
+    assert 'id="schedules-more"' in page
+    assert "after=s0500" in page
+
+
+def test_settings_schedules_duplicate_key_refused() -> None:
+    settings = Settings(
+        _env_file=None, schedules='[{"name": "a", "cron": "@daily", "task": "echo", "name": "b"}]'
+    )
+    with pytest.raises(ConfigurationError, match="duplicate key 'name'"):
+        schedule_specs(settings)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobqueue import __version__
 from jobqueue.api import errors
 from jobqueue.api.auth import Access, add_security_scheme
+from jobqueue.api.bodies import loads_unique
 from jobqueue.api.docs import DOCS_URL, DocsPolicy, create_fastapi
 from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
@@ -39,7 +40,7 @@ from jobqueue.db.engine import asyncpg_dsn, create_engine, normalise_url
 from jobqueue.db.migrations import head_revision, upgrade_to_head
 from jobqueue.db.registry import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
-from jobqueue.errors import ConfigurationError, InvalidJobRequest
+from jobqueue.errors import ConfigurationError, DuplicateKey, InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Scheduler, Supervisor
 from jobqueue.metrics import Metrics
@@ -291,7 +292,11 @@ def schedule_specs(settings: Settings) -> list[ScheduleSpec]:
         if not text.strip():
             continue
         try:
-            items = SCHEDULE_LIST.validate_json(text)
+            document = loads_unique(text.encode())
+        except (DuplicateKey, ValueError, RecursionError) as exc:
+            raise ConfigurationError(f"{source}: not a JSON list of schedules: {exc}") from None
+        try:
+            items = SCHEDULE_LIST.validate_python(document, strict=True)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
@@ -319,6 +324,8 @@ async def _start_schedules(service: JobService, settings: Settings) -> None:
         ConfigurationError: a bad schedule (the message names it).
     """
     specs = schedule_specs(settings)
+    if specs:
+        await service.catalog.refresh()  # the tasks and queues other live processes announce
     try:
         await service.schedules.sync(specs)
     except InvalidJobRequest as exc:

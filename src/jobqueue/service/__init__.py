@@ -104,7 +104,9 @@ class JobService:
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self.queues = Queues(engine, defaults.known_queues, self._tell_listeners, origin)
         """Queue use cases: list, pause, resume (``service/_queues.py``)."""
-        self.schedules = Schedules(engine, self.prepare, self.create_many, self.metrics)
+        self.schedules = Schedules(
+            engine, self.prepare, self.create_many, self.metrics, self.catalog.refresh
+        )
         """Schedule use cases: define, list, pause, fire (``service/_schedules.py``)."""
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:

@@ -50,6 +50,10 @@ def expression(cron: str) -> str:
     """
     if len(cron) > MAX_CRON_LENGTH:
         raise InvalidSchedule(f"cron is longer than {MAX_CRON_LENGTH} characters")
+    if not cron.isascii() or not cron.isprintable():
+        raise InvalidSchedule(
+            f"cron {cron!r} must be printable ASCII: fields separated by spaces, e.g. '0 3 * * *'"
+        )
     text = NICKNAMES.get(cron.strip().lower(), cron.strip())
     if len(text.split()) != 5:
         raise InvalidSchedule(

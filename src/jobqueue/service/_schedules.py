@@ -38,6 +38,8 @@ from jobqueue.errors import (
     InvalidJobRequest,
     ScheduleExists,
     ScheduleNotFound,
+    UnknownQueue,
+    UnknownTask,
 )
 from jobqueue.jobs import SCHEDULE_KEY_PREFIX, NewJob
 from jobqueue.metrics import Metrics
@@ -114,6 +116,8 @@ class Schedules:
         prepare: checks a job request as an enqueue would (raises its errors).
         create_many: creates jobs as :meth:`JobService.create_many` does.
         metrics: slots are counted in ``jobqueue_schedule_slots_total{outcome}``.
+        refresh: reads the live processes' names again (``Catalog.refresh``); True when it
+            did. None: a definition naming an unknown task or queue is refused at once.
     """
 
     def __init__(
@@ -122,14 +126,26 @@ class Schedules:
         prepare: Callable[[JobRequest], NewJob],
         create_many: Callable[[Sequence[JobRequest]], Awaitable[list[Created]]],
         metrics: Metrics,
+        refresh: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.refresh = refresh
         self.engine = engine
         self.prepare = prepare
         self.create_many = create_many
 
-    def _check(self, spec: ScheduleSpec) -> None:
+    async def _check(self, spec: ScheduleSpec) -> None:
+        """:func:`check_definition`, then the job as an enqueue checks it; a task or queue
+        nobody announced is looked up in the registry once more (as enqueue does)."""
         check_definition(spec)
+        try:
+            self._check_job(spec)
+        except (UnknownTask, UnknownQueue):
+            if self.refresh is None or not await self.refresh():
+                raise
+            self._check_job(spec)
+
+    def _check_job(self, spec: ScheduleSpec) -> None:
         self.prepare(
             JobRequest(
                 task=spec.task, payload=spec.payload, queue=spec.queue, priority=spec.priority
@@ -171,7 +187,7 @@ class Schedules:
                 :data:`~jobqueue.db.schedules.MAX_SCHEDULES` schedules exist already.
             ScheduleExists: the name is taken. DatabaseUnavailable.
         """
-        self._check(spec)
+        await self._check(spec)
         async with write(self.engine) as conn:
             if await rows.count_schedules(conn) >= rows.MAX_SCHEDULES:
                 raise InvalidJobRequest(f"there are {rows.MAX_SCHEDULES} schedules already")
@@ -191,7 +207,7 @@ class Schedules:
         """
         for spec in specs:
             try:
-                self._check(spec)
+                await self._check(spec)
             except InvalidJobRequest as exc:
                 raise InvalidJobRequest(f"schedule {spec.name!r}: {exc}") from exc
         async with write(self.engine) as conn:
@@ -215,7 +231,7 @@ class Schedules:
             fields = ("cron", "task", "payload", "queue", "priority", "timezone")
             merged = {field: changes.get(field, getattr(current, field)) for field in fields}
             spec = ScheduleSpec(name=name, **merged)
-            self._check(spec)
+            await self._check(spec)
             values = {field: merged[field] for field in fields if field in changes}
             if "cron" in changes or "timezone" in changes:
                 now = await rows.database_now(conn)

@@ -156,7 +156,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 async def list_schedules(
     service: Service,
     after: Annotated[
-        str, Query(max_length=MAX_QUEUE_LENGTH, description="The last name of the page before.")
+        str,
+        Query(
+            max_length=MAX_QUEUE_LENGTH,
+            pattern=r"^[A-Za-z0-9_.:-]*$",
+            description="The last name of the page before (a schedule name, or empty).",
+        ),
     ] = "",
     limit: Annotated[int, Query(ge=1, le=500, description="Schedules per page.")] = 100,
 ) -> ScheduleList:

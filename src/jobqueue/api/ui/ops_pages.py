@@ -41,13 +41,19 @@ async def queues_page(request: Request, service: Service) -> HTMLResponse:
 
 @router.get("/schedules", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
 async def schedules_page(request: Request, service: Service) -> HTMLResponse:
-    """Every schedule: cron and time zone, the job it creates, next and last run (with a link
-    to the last job), and Pause / Resume."""
+    """The first :data:`SCHEDULES_SHOWN` schedules by name: cron and time zone, the job it
+    creates, next and last run (with a link to the last job), and Pause / Resume; a note says
+    when there are more (``GET /schedules`` pages through them all)."""
     try:
-        schedules = await service.schedules.list_all(limit=SCHEDULES_SHOWN)
+        found = await service.schedules.list_all(limit=SCHEDULES_SHOWN + 1)
     except JobQueueError as exc:
         return error_page(request, exc)
-    return render_page(request, "schedules.html", {"nav": "schedules", "schedules": schedules})
+    context = {
+        "nav": "schedules",
+        "schedules": found[:SCHEDULES_SHOWN],
+        "more_after": found[SCHEDULES_SHOWN - 1].name if len(found) > SCHEDULES_SHOWN else None,
+    }
+    return render_page(request, "schedules.html", context)
 
 
 @router.get("/processes", response_class=HTMLResponse, include_in_schema=False, openapi_extra=PAGE)
