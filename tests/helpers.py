@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,4 +113,29 @@ async def deafen(
     await db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         " WHERE datname = current_database() AND application_name = 'jobqueue-listen'"
+    )
+
+
+async def other_process(
+    db: asyncpg.Connection,
+    *,
+    worker_id: str = "other:1:abc",
+    tasks: Sequence[str] = (),
+    queues: Mapping[str, int] | None = None,
+    busy: int = 0,
+    finished: Mapping[str, list[int]] | None = None,
+) -> None:
+    """A live registry row of another (pretend) process: the ``tasks`` it runs, its ``queues``
+    with their slots, ``busy`` slots, and the jobs it ``finished`` per minute
+    (``{"<unix minute>": [done, failed]}``)."""
+    served = dict(queues or {})
+    await db.execute(
+        "INSERT INTO processes (worker_id, host, pid, version, role, queues, tasks, slots, busy,"
+        " finished) VALUES ($1, 'other', 1, '0', 'worker', $2, $3, $4::jsonb, $5, $6::jsonb)",
+        worker_id,
+        list(served),
+        list(tasks),
+        json.dumps(served),
+        busy,
+        json.dumps(dict(finished or {})),
     )

@@ -3,14 +3,12 @@ enqueue accepting what live processes announce."""
 
 from __future__ import annotations
 
-import json
-
 import asyncpg
 import pytest
 
 from jobqueue.settings import Settings
 from tests.conftest import AppClient, AppFactory
-from tests.helpers import wait_until
+from tests.helpers import other_process, wait_until
 
 
 async def _announced(client: AppClient, count: int = 1) -> list[dict[str, object]]:
@@ -20,24 +18,6 @@ async def _announced(client: AppClient, count: int = 1) -> list[dict[str, object
     await wait_until(listed, timeout=10, what="the registry rows")
     items: list[dict[str, object]] = (await client.get("/workers")).json()["items"]
     return items
-
-
-async def _other_process(
-    db: asyncpg.Connection,
-    tasks: list[str],
-    queues: dict[str, int],
-    busy: int = 0,
-    role: str = "worker",
-) -> None:
-    await db.execute(
-        "INSERT INTO processes (worker_id, host, pid, version, role, queues, tasks, slots, busy)"
-        " VALUES ('other:1:abc', 'other', 1, '0.0.1', $1, $2, $3, $4::jsonb, $5)",
-        role,
-        list(queues),
-        tasks,
-        json.dumps(queues),
-        busy,
-    )
 
 
 async def test_workers_lists_this_serve_process_with_its_slots(start_app: AppFactory) -> None:
@@ -87,7 +67,7 @@ async def test_enqueue_accepts_task_and_queue_a_live_process_announced(
     refused = await client.post("/jobs", json={"task": "resize", "queue": "images"})
     assert refused.status_code == 422
     assert refused.json()["detail"].startswith("unknown task 'resize'")
-    await _other_process(db, ["resize"], {"images": 3})
+    await other_process(db, tasks=["resize"], queues={"images": 3})
 
     # Within a second of the first miss the catalog is not read again (a client sending
     # unknown names costs one read a second); the registry loop or the next miss reads it.
@@ -104,7 +84,7 @@ async def test_overview_busy_slots_add_up_every_live_process(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     client = await start_app(queues="default=4")
-    await _other_process(db, ["echo"], {"default": 5}, busy=2)
+    await other_process(db, tasks=["echo"], queues={"default": 5}, busy=2)
     await _announced(client, count=2)
     workers = (await client.get("/ui/api/overview")).json()["workers"]
     assert workers == {"busy": 2, "total": 9}

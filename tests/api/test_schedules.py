@@ -18,7 +18,7 @@ from jobqueue.settings import Settings
 from tests.api.test_audit import audits
 from tests.api.test_auth import ADMIN_KEY, READ_KEY, bearer, keyed_app
 from tests.conftest import AppClient, AppFactory
-from tests.helpers import one
+from tests.helpers import one, other_process
 
 NIGHTLY = {
     "name": "nightly",
@@ -322,20 +322,11 @@ async def test_settings_schedule_restart_keeps_next_slot_for_the_catch_up(
     assert row["next_run_at"].endswith("T03:00:00Z")  # a new cron moves the next slot
 
 
-async def _other_worker(db: asyncpg.Connection, queues: dict[str, int]) -> None:
-    await db.execute(
-        "INSERT INTO processes (worker_id, host, pid, version, role, queues, tasks, slots)"
-        " VALUES ('other:1:abc', 'other', 1, '0', 'worker', $1, '{echo}', $2::jsonb)",
-        list(queues),
-        json.dumps(queues),
-    )
-
-
 async def test_schedule_on_a_queue_only_a_live_worker_serves_is_accepted_at_once(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
     client = await _api(start_app)
-    await _other_worker(db, {"reports": 1})
+    await other_process(db, tasks=["echo"], queues={"reports": 1})
     created = await client.post("/schedules", json={**NIGHTLY, "queue": "reports"})
     assert created.status_code == 201, created.text
 
@@ -343,7 +334,7 @@ async def test_schedule_on_a_queue_only_a_live_worker_serves_is_accepted_at_once
 async def test_worker_start_with_settings_schedule_on_another_workers_queue(
     start_app: AppFactory, db: asyncpg.Connection
 ) -> None:
-    await _other_worker(db, {"default": 4})
+    await other_process(db, tasks=["echo"], queues={"default": 4})
     listed = json.dumps([{**NIGHTLY, "queue": "default"}])
     client = await start_app(queues="reports=1", schedules=listed)
     assert (await client.get("/schedules/nightly")).json()["queue"] == "default"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.e2e.procs import REPO_ROOT, free_port
+from tests.helpers import other_process
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, ConsoleMessage, Page, Playwright
@@ -119,9 +119,5 @@ async def announce_finished(
     """A registry row of another (pretend) process that ended ``done`` and ``failed`` jobs in
     the minute ``minutes_ago`` minutes back: what the throughput chart adds up."""
     minute = int(time.time() // 60) - minutes_ago
-    await db.execute(
-        "INSERT INTO processes (worker_id, host, pid, version, role, queues, tasks, finished)"
-        " VALUES ($1, 'elsewhere', 1, '0', 'worker', '{}', '{}', $2::jsonb)",
-        f"elsewhere:1:{minute}",
-        json.dumps({str(minute): [done, failed]}),
-    )
+    finished = {str(minute): [done, failed]}
+    await other_process(db, worker_id=f"elsewhere:1:{minute}", finished=finished)

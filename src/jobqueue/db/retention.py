@@ -92,21 +92,15 @@ async def prune_window(
 
     Args:
         after: the last id of the previous window (0 at the start of a round).
-        ages: seconds each final status is kept; 0 or missing: kept for ever.
+        ages: seconds each final status is kept, at least one positive (0 or missing: kept for
+            ever), as :class:`~jobqueue.maintenance.Pruner` checked them.
         window: rows read per window.
 
     Returns:
         what the window did, or None when another process holds the pruner's lock (nothing was
         read or deleted).
-
-    Raises:
-        ValueError: an age for a status that is not final, a negative age, or no positive age.
     """
-    if any(status not in PRUNABLE or age < 0 for status, age in ages.items()):
-        raise ValueError(f"bad retention ages {dict(ages)!r}")
     kept = [age for age in ages.values() if age > 0]
-    if not kept:
-        raise ValueError("no retention age is set: nothing can be pruned")
     if not (await conn.execute(_LOCK, {"key": PRUNE_LOCK_KEY})).scalar():
         return None
     now: datetime = (await conn.execute(_NOW)).scalar_one()

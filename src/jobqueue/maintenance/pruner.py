@@ -85,6 +85,8 @@ class Pruner:
             DatabaseUnavailable: the database cannot be reached (what was deleted stays so).
         """
         pruned = dict.fromkeys(self.ages, 0)
+        if not self.ages:
+            return pruned
         after = 0
         while True:
             started = time.perf_counter()

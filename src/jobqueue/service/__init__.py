@@ -104,9 +104,7 @@ class JobService:
         self._admin = Admin(engine, self.metrics, self._tell_listeners, origin)
         self.queues = Queues(engine, defaults.known_queues, self._tell_listeners, origin)
         """Queue use cases: list, pause, resume (``service/_queues.py``)."""
-        self.schedules = Schedules(
-            engine, self.prepare, self.create_many, self.metrics, self.catalog.refresh
-        )
+        self.schedules = Schedules(engine, self._enqueue.check, self.create_many, self.metrics)
         """Schedule use cases: define, list, pause, fire (``service/_schedules.py``)."""
         self._stats = TableStatsReader(engine, self.metrics, defaults.known_queues)
         if listener is not None:

@@ -14,6 +14,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 LiveReader = Callable[[], Awaitable[tuple[frozenset[str], frozenset[str]]]]
 """Reads ``(tasks, queues)`` of the live processes from the registry."""
@@ -71,3 +74,15 @@ class Catalog:
             self._read_at = self.clock()
             self.update(*await self.reader())
             return True
+
+    async def retry(self, build: Callable[[], T], error: Exception) -> T:
+        """``build()`` again after reading the registry, for a check that failed with
+        ``error`` because it named a task or queue nobody announced.
+
+        Raises:
+            ``error``: the catalog allows no read now (:meth:`refresh` returned False); or
+            what ``build`` raises on its second try. DatabaseUnavailable.
+        """
+        if not await self.refresh():
+            raise error
+        return build()

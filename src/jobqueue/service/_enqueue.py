@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,8 +35,6 @@ from jobqueue.tasks.registry import TaskRegistry
 
 INSERT_CHUNK = 1000
 """Rows per INSERT statement in a batch (ten array parameters of this length each)."""
-
-T = TypeVar("T")
 
 EnqueueListener = Callable[[Mapping[str, float]], None]
 """Called after a commit with ``{queue: seconds until its earliest new job is due}``."""
@@ -131,12 +128,7 @@ class Enqueuer:
         """
         if request.idempotency_key is not None:
             return (await self.create_many([request]))[0]
-        try:
-            new_job = prepare(request, self.registry, self.defaults, self.catalog.live)
-        except (UnknownTask, UnknownQueue) as exc:
-            build = lambda: prepare(request, self.registry, self.defaults, self.catalog.live)  # noqa: E731
-            new_job = await self._after_refresh(build, exc)
-        job = await self._inserts.submit(new_job)
+        job = await self._inserts.submit(await self.check(request))
         self._committed([job])
         return Created(job, True)
 
@@ -157,13 +149,19 @@ class Enqueuer:
                 results.append(exc)
         return results
 
-    async def _after_refresh(self, build: Callable[[], T], error: InvalidJobRequest) -> T:
-        """``build()`` again after reading the registry, for a request that named a task or
-        queue nobody announced (``error``), which is raised when the catalog allows no read now
-        (see ``service/_catalog.py``)."""
-        if not await self.catalog.refresh():
-            raise error
-        return build()
+    async def check(self, request: JobRequest) -> NewJob:
+        """:func:`prepare` with the names live processes announced; a task or queue nobody
+        announced is looked up in the registry once more (``Catalog.retry``).
+
+        Raises:
+            the errors of :func:`prepare`; DatabaseUnavailable.
+        """
+        try:
+            return prepare(request, self.registry, self.defaults, self.catalog.live)
+        except (UnknownTask, UnknownQueue) as exc:
+            return await self.catalog.retry(
+                lambda: prepare(request, self.registry, self.defaults, self.catalog.live), exc
+            )
 
     async def _prepare_all(self, requests: Sequence[JobRequest]) -> list[NewJob]:
         count = len(requests)
@@ -178,7 +176,7 @@ class Enqueuer:
         try:
             return build()
         except (UnknownTask, UnknownQueue) as exc:
-            return await self._after_refresh(build, exc)
+            return await self.catalog.retry(build, exc)
 
     async def create_many(self, requests: Sequence[JobRequest]) -> list[Created]:
         """Create jobs all or nothing: one INSERT per chunk and one NOTIFY, in one transaction.

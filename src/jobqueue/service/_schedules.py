@@ -38,8 +38,6 @@ from jobqueue.errors import (
     InvalidJobRequest,
     ScheduleExists,
     ScheduleNotFound,
-    UnknownQueue,
-    UnknownTask,
 )
 from jobqueue.jobs import SCHEDULE_KEY_PREFIX, NewJob
 from jobqueue.metrics import Metrics
@@ -113,44 +111,31 @@ class Schedules:
 
     Args:
         engine: the process's engine.
-        prepare: checks a job request as an enqueue would (raises its errors).
+        check: checks a job request as an enqueue does, the registry's names included (raises
+            its errors): :meth:`JobService.check`.
         create_many: creates jobs as :meth:`JobService.create_many` does.
         metrics: slots are counted in ``jobqueue_schedule_slots_total{outcome}``.
-        refresh: reads the live processes' names again (``Catalog.refresh``); True when it
-            did. None: a definition naming an unknown task or queue is refused at once.
     """
 
     def __init__(
         self,
         engine: AsyncEngine,
-        prepare: Callable[[JobRequest], NewJob],
+        check: Callable[[JobRequest], Awaitable[NewJob]],
         create_many: Callable[[Sequence[JobRequest]], Awaitable[list[Created]]],
         metrics: Metrics,
-        refresh: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.metrics = metrics
-        self.refresh = refresh
         self.engine = engine
-        self.prepare = prepare
+        self.check = check
         self.create_many = create_many
 
     async def _check(self, spec: ScheduleSpec) -> None:
-        """:func:`check_definition`, then the job as an enqueue checks it; a task or queue
-        nobody announced is looked up in the registry once more (as enqueue does)."""
+        """:func:`check_definition`, then the job as an enqueue checks it."""
         check_definition(spec)
-        try:
-            self._check_job(spec)
-        except (UnknownTask, UnknownQueue):
-            if self.refresh is None or not await self.refresh():
-                raise
-            self._check_job(spec)
-
-    def _check_job(self, spec: ScheduleSpec) -> None:
-        self.prepare(
-            JobRequest(
-                task=spec.task, payload=spec.payload, queue=spec.queue, priority=spec.priority
-            )
+        job = JobRequest(
+            task=spec.task, payload=spec.payload, queue=spec.queue, priority=spec.priority
         )
+        await self.check(job)
 
     def _values(self, spec: ScheduleSpec, now: datetime, source: str) -> dict[str, Any]:
         return {
