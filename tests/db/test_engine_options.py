@@ -3,11 +3,14 @@ driver options given in the database URL."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db.engine import asyncpg_dsn, checkout, create_engine, normalise_url
+from jobqueue.db.reach import check_database
 from jobqueue.db.tables import jobs
 from jobqueue.errors import ConfigurationError
 
@@ -65,3 +68,35 @@ def test_asyncpg_dsn_drops_driver_options_keeps_the_rest() -> None:
         "&prepared_statement_cache_size=0&sslmode=disable"
     )
     assert asyncpg_dsn(url) == "postgresql://u:p@h:5432/db?sslmode=disable"
+
+
+async def test_engine_url_with_libpq_parameters_connects_and_names_itself(
+    database_url: str,
+) -> None:
+    # docs/deploy.md asks for ?sslmode=… on a managed PostgreSQL: SQLAlchemy passed it to
+    # asyncpg.connect as a keyword it does not know (a TypeError at start).
+    url = f"{database_url}?sslmode=disable&connect_timeout=5&application_name=billing-jobs"
+    await asyncio.to_thread(check_database, url)
+    engine = create_engine(url, 1, 5.0)
+    try:
+        sa_conn, driver = await checkout(engine)
+        try:
+            name = await driver.fetchval("SELECT current_setting('application_name')")
+        finally:
+            await sa_conn.close()
+    finally:
+        await engine.dispose()
+    assert name == "billing-jobs"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sslmode=sometimes", r"\?sslmode= must be one of allow, disable"),
+        ("connect_timeout=soon", r"\?connect_timeout= must be a positive number"),
+        ("connect_timeout=0", r"\?connect_timeout= must be a positive number"),
+    ],
+)
+def test_normalise_url_bad_libpq_parameter_names_it(query: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        normalise_url(f"postgresql://u@h:5432/db?{query}")

@@ -153,7 +153,7 @@ def normalise_url(url: str) -> str:
             "postgresql+asyncpg://user:password@127.0.0.1:5432/jobqueue"
         )
     normalised = parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    split_driver_options(normalised)
+    _libpq_arguments(split_driver_options(normalised)[0])
     return normalised
 
 
@@ -162,6 +162,55 @@ def asyncpg_dsn(url: str) -> str:
     the driver options (see :data:`DRIVER_OPTIONS`)."""
     clean, _options = split_driver_options(url)
     return make_url(clean).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+"""libpq's ``sslmode`` values, which asyncpg's ``ssl`` keyword takes as they are."""
+
+LIBPQ_OPTIONS = ("sslmode", "connect_timeout", "application_name")
+"""libpq URL parameters that SQLAlchemy would hand to ``asyncpg.connect`` under their libpq names
+(``sslmode=`` fails there with a ``TypeError``): :func:`engine_arguments` passes them as
+asyncpg's ``ssl``, ``timeout`` (seconds) and ``server_settings["application_name"]``. The
+LISTEN connection's DSN (:func:`asyncpg_dsn`) keeps them: asyncpg's DSN parser reads them."""
+
+
+def _libpq_arguments(url: str) -> tuple[str, dict[str, Any]]:
+    """Take :data:`LIBPQ_OPTIONS` out of ``url`` as asyncpg keywords.
+
+    Raises:
+        ConfigurationError: an ``sslmode`` libpq does not know, a ``connect_timeout`` that is
+            not a positive number, or a parameter given twice.
+    """
+    parsed = make_url(url)
+    values: dict[str, str] = {}
+    for name in LIBPQ_OPTIONS:
+        raw = parsed.query.get(name)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            raise ConfigurationError(f"JOBQUEUE_DATABASE_URL: ?{name}= is given more than once")
+        values[name] = raw
+    arguments: dict[str, Any] = {}
+    if "sslmode" in values:
+        if values["sslmode"] not in SSL_MODES:
+            raise ConfigurationError(
+                f"JOBQUEUE_DATABASE_URL: ?sslmode= must be one of {', '.join(sorted(SSL_MODES))}"
+            )
+        arguments["ssl"] = values["sslmode"]
+    if "connect_timeout" in values:
+        try:
+            timeout = float(values["connect_timeout"])
+            if not timeout > 0:
+                raise ValueError("not positive")
+        except ValueError as exc:
+            raise ConfigurationError(
+                "JOBQUEUE_DATABASE_URL: ?connect_timeout= must be a positive number of seconds"
+            ) from exc
+        arguments["timeout"] = timeout
+    if "application_name" in values:
+        arguments["application_name"] = values["application_name"]
+    clean = parsed.difference_update_query(LIBPQ_OPTIONS)
+    return clean.render_as_string(hide_password=False), arguments
 
 
 def engine_arguments(url: str, statement_cache: bool = True) -> tuple[str, dict[str, Any]]:
@@ -177,11 +226,15 @@ def engine_arguments(url: str, statement_cache: bool = True) -> tuple[str, dict[
         ``(url_without_driver_options, connect_args)``.
 
     Raises:
-        ConfigurationError: as :func:`split_driver_options`.
+        ConfigurationError: as :func:`split_driver_options`, or a bad libpq parameter
+            (:data:`LIBPQ_OPTIONS`).
     """
     clean, options = split_driver_options(url)
+    clean, libpq = _libpq_arguments(clean)
+    application_name = libpq.pop("application_name", "jobqueue")
     connect_args: dict[str, Any] = {
-        "server_settings": {"application_name": "jobqueue"},
+        "server_settings": {"application_name": application_name},
+        **libpq,
         **options,
     }
     if not statement_cache or options.get("statement_cache_size") == 0:
