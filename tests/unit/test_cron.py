@@ -67,3 +67,13 @@ def test_cron_fall_back_repeated_time_runs_once_at_its_first_occurrence() -> Non
     first = next_run("30 2 * * *", "Europe/Paris", utc(2026, 10, 24, 23))
     assert first == utc(2026, 10, 25, 0, 30)  # 02:30 CEST
     assert next_run("30 2 * * *", "Europe/Paris", first) == utc(2026, 10, 26, 1, 30)
+
+
+@pytest.mark.parametrize("cron", ["*/1000 * * * *", "*/60 * * * *", "0 */24 * * *", "0 0 */32 * *"])
+def test_cron_step_larger_than_its_field_refused(cron: str) -> None:
+    with pytest.raises(InvalidSchedule, match="larger than its field"):
+        expression(cron)
+
+
+def test_cron_step_within_its_field_accepted() -> None:
+    assert expression("*/59 */23 * * *") == "*/59 */23 * * *"

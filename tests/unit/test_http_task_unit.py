@@ -359,6 +359,8 @@ def test_check_headers_accept_encoding_refused(name: str) -> None:
         ("http://127.0.0.1 /", "payload.url contains a space or control character"),
         ("http://h/a b", "payload.url contains a space or control character"),
         ("http://h/\t", "payload.url contains a space or control character"),
+        ("https://a..com/", "payload.url has a host name DNS cannot hold"),
+        ("https://" + "a" * 64 + ".com/", "payload.url has a host name DNS cannot hold"),
     ],
 )
 def test_parse_payload_bad_url_discards_with_message(url: str, message: str) -> None:

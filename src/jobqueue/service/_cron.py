@@ -55,6 +55,7 @@ def expression(cron: str) -> str:
             f"cron {cron!r} must be printable ASCII: fields separated by spaces, e.g. '0 3 * * *'"
         )
     text = NICKNAMES.get(cron.strip().lower(), cron.strip())
+    _check_steps(cron, text)
     if len(text.split()) != 5:
         raise InvalidSchedule(
             f"cron {cron[:MAX_CRON_LENGTH]!r} must have five fields (minute hour day-of-month "
@@ -75,6 +76,22 @@ def _known_zones() -> frozenset[str]:
     system's, else the ``tzdata`` package's), without the host-dependent ``localtime`` and the
     technical ``posixrules`` and ``Factory``."""
     return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
+
+
+_FIELD_SPANS = (59, 23, 31, 12, 7)
+"""The largest useful step of each field (minute, hour, day of month, month, day of week)."""
+
+
+def _check_steps(cron: str, text: str) -> None:
+    """Refuse a step larger than its field (``*/1000`` would quietly mean "once, at 0")."""
+    for field, span in zip(text.split(), _FIELD_SPANS, strict=False):
+        for part in field.split(","):
+            _, slash, step = part.partition("/")
+            if slash and step.isdigit() and int(step) > span:
+                raise InvalidSchedule(
+                    f"cron {cron[:MAX_CRON_LENGTH]!r}: step /{step[:20]} is larger than its "
+                    f"field (at most {span})"
+                )
 
 
 def zone(name: str) -> ZoneInfo:

@@ -174,7 +174,25 @@ def check_url(raw_url: Any) -> httpx.URL:
         )
     if url.port is not None and not 1 <= url.port <= 65535:
         raise Discard(f"payload.url has port {url.port}: a port is 1 to 65535")
+    _check_host_name(url.raw_host)
     return url
+
+
+def _check_host_name(host: bytes) -> None:
+    """Refuse a host name DNS cannot hold (RFC 1035, section 2.3.4: labels of 1 to 63 bytes, at
+    most 253 in all), which would fail every attempt at run time; IP literals pass.
+
+    Raises:
+        Discard: what is wrong with the name.
+    """
+    if host.startswith(b"[") or host.replace(b".", b"").isdigit():
+        return
+    labels = host.rstrip(b".").split(b".")
+    if len(host.rstrip(b".")) > 253 or any(not 1 <= len(label) <= 63 for label in labels):
+        raise Discard(
+            "payload.url has a host name DNS cannot hold: each dot-separated label must be 1 to "
+            "63 characters and the whole name at most 253"
+        )
 
 
 def _encode_body(payload: Mapping[str, Any], headers: dict[str, str]) -> bytes:
