@@ -1,8 +1,9 @@
-"""The ``jobqueue`` command (typer): serve, worker, api, migrate, enqueue, enqueue-batch, get,
-list, attempts, cancel, retry, queues, pause, resume, workers, schedules.
+"""The ``jobqueue`` command (typer): serve, worker, api, remote-worker, migrate, enqueue,
+enqueue-batch, get, list, attempts, cancel, retry, queues, pause, resume, workers, schedules.
 
 ``serve`` (API and workers), ``worker`` (workers only), ``api`` (API only) and ``migrate`` talk
-to the database; the others are HTTP clients
+to the database; ``remote-worker`` runs Python tasks over the HTTP lease API; the others are
+HTTP clients
 of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
 machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
 ``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
@@ -176,6 +177,76 @@ def api(host: Host = None, port: Port = None) -> None:
     """Run the API and the dashboard only (JOBQUEUE_ROLE=api): jobs wait for `jobqueue worker`
     or `jobqueue serve` processes on the same database."""
     _serve("api", host, port)
+
+
+@app.command("remote-worker")
+def remote_worker(
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated modules to import, e.g. myapp.tasks: their @remote_task "
+            "functions are the tasks run.",
+            show_default=False,
+        ),
+    ],
+    queues: Annotated[str, typer.Option(help="Comma-separated queues, in order.")] = "default",
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.", min=1, max=1000)] = 10,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Name on the dashboard (default: <hostname>-<pid>).", show_default=False),
+    ] = None,
+    lease_seconds: Annotated[
+        float, typer.Option(help="Each lease's length, seconds.", min=1, max=3600)
+    ] = 30.0,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(help="At SIGTERM, how long running jobs may take, seconds.", min=0),
+    ] = 10.0,
+    url: ServiceUrl = None,
+    key: ServiceKey = None,
+) -> None:
+    """Run Python tasks on jobs leased from a running service over the HTTP lease API
+    (docs/workers.md, "Python worker"); needs only the service's URL and a worker key.
+
+    Each --tasks module registers its functions with @remote_task("name") from
+    jobqueue.client. Runs until SIGTERM or Ctrl-C, then stops leasing, gives running jobs
+    --grace-seconds to finish and releases the rest; a second signal cuts the grace short.
+    Exit codes: 0 after SIGTERM (130 after Ctrl-C); 2 when a module cannot be imported or
+    registers no task, or an option is out of range.
+    """
+    import logging
+
+    from jobqueue.client._worker import Worker, default_tasks, import_task_modules
+
+    try:
+        import_task_modules(_names(tasks))
+    except ImportError as exc:
+        _fail(str(exc))
+    if not len(default_tasks):
+        _fail(f"--tasks {tasks}: no @remote_task function registered (see docs/workers.md)")
+    _finite(lease_seconds, "--lease-seconds")
+    _finite(grace_seconds, "--grace-seconds")
+    try:
+        runner = Worker(
+            _base(url),
+            key,
+            queues=_names(queues),
+            concurrency=concurrency,
+            name=name,
+            lease_seconds=lease_seconds,
+            grace_seconds=grace_seconds,
+            tasks=default_tasks,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stopped_by = runner.run_sync()
+    _exit_now(130 if stopped_by == signal.SIGINT else 0)
+
+
+def _names(text: str) -> list[str]:
+    """``a, b,c`` → ``["a", "b", "c"]``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _serve(role: str | None, host: str | None, port: int | None) -> None:

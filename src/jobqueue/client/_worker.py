@@ -172,7 +172,7 @@ class ReportLike(Protocol):
     """The answer of complete, fail and release (``Report``)."""
 
     @property
-    def job_id(self) -> int: ...
+    def job_id(self) -> int | None: ...
     @property
     def status(self) -> str: ...
     @property
@@ -524,7 +524,7 @@ def _failure_fields(exc: BaseException) -> dict[str, Any]:
         return {"error_type": "Cancelled", "message": str(exc), "retryable": True}
     trace = "".join(traceback.format_exception(exc))
     return {
-        "error_type": type(exc).__name__,
+        "error_type": type(exc).__name__[:200],
         "message": str(exc)[:MAX_ERROR_CHARS],
         "traceback": trace[-MAX_ERROR_CHARS:],
         "retryable": not isinstance(exc, Discard),
@@ -1086,6 +1086,8 @@ class Worker:
         this process's clock are then treated as lost)."""
         loop = asyncio.get_running_loop()
         held = {t: h for t, h in self._held.items() if h.stop_reason != LOST}
+        if not held:  # the service refuses an empty batch
+            return True
         sent = loop.time()
         try:
             answer = await client.heartbeat(list(held))
