@@ -557,8 +557,8 @@ SHUTDOWN = "shutdown"
 class _Held:
     """A lease this worker holds, from the lease to the end of its report.
 
-    ``expires`` is the lease's end on this process's monotonic clock, counted from when the
-    request that got or extended it was sent (never later than the service's). ``stop_reason``
+    ``expires`` is the lease's end on the event loop's clock, counted from the answer that
+    gave it or the request that last extended it. ``stop_reason``
     is why the attempt was told to stop (None: it was not). ``given_up`` resolves when the
     worker stops waiting for an attempt told to stop.
     """
@@ -772,8 +772,14 @@ class Worker:
             ",".join(names),
             self.concurrency,
         )
-        leasing = asyncio.create_task(self._lease_loop(client, names), name="jobqueue-leasing")
-        beating = asyncio.create_task(self._heartbeat_loop(client), name="jobqueue-heartbeat")
+        leasing = asyncio.create_task(
+            self._supervised("leasing", lambda: self._lease_loop(client, names)),
+            name="jobqueue-leasing",
+        )
+        beating = asyncio.create_task(
+            self._supervised("heartbeat", lambda: self._heartbeat_loop(client)),
+            name="jobqueue-heartbeat",
+        )
         try:
             try:
                 await self._stopping.wait()
@@ -790,6 +796,19 @@ class Worker:
             self._loop = None
             self._stop_calls = 0
         log.info("worker_stopped name=%s", self.name)
+
+    async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``loop()`` until cancelled; should it raise (a bug: the loops catch what the
+        service does), log it with its traceback and start it again after a backoff."""
+        delay = self.backoff_min_seconds
+        while True:
+            try:
+                await loop()
+            except Exception:
+                pause = _jittered(delay)
+                log.exception("loop_crashed loop=%s retry_in=%.2f", name, pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, self.backoff_max_seconds)
 
     def _make_client(self) -> LeaseClient:
         """An ``AsyncJobQueue`` for ``url`` and ``key``, its socket timeout past the long-poll
@@ -809,7 +828,6 @@ class Worker:
             if pause > 0:
                 await asyncio.sleep(pause)
                 continue
-            sent = loop.time()
             try:
                 batch = await client.lease(
                     self.queues,
@@ -826,8 +844,10 @@ class Worker:
                 delay = min(delay * 2, self.backoff_max_seconds)
                 continue
             delay = self.backoff_min_seconds
+            # The service starts a lease as it answers: its end is counted from the answer.
+            received = loop.time()
             for lease in batch.leases:
-                self._start(client, lease, sent)
+                self._start(client, lease, received)
             if batch.drain:
                 self._pause_leasing()
 
@@ -842,14 +862,15 @@ class Worker:
             log.info("service_draining pause_seconds=%g", self.drain_pause_seconds)
         self._drain_until = loop.time() + self.drain_pause_seconds
 
-    def _start(self, client: LeaseClient, lease: LeaseLike, sent: float) -> None:
-        """Hold ``lease`` and run its job in a task of its own."""
+    def _start(self, client: LeaseClient, lease: LeaseLike, received: float) -> None:
+        """Hold ``lease`` (got at ``received``, the loop's clock) and run its job in a task of
+        its own."""
         loop = asyncio.get_running_loop()
         job = lease.job
         context = TaskContext(
             job.id, job.queue, job.task, job.attempt, job.max_attempts, job.timeout_seconds
         )
-        held = _Held(lease, context, sent + lease.lease_seconds, loop.time(), loop.create_future())
+        held = _Held(lease, context, received + lease.lease_seconds, received, loop.create_future())
         self._held[lease.token] = held
         self._has_held.set()
         self._log_job("job_started", held, logging.DEBUG)
