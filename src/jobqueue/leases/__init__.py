@@ -27,7 +27,8 @@ from jobqueue.leases._outcomes import (
     failed,
     succeeded,
 )
-from jobqueue.leases._remote import (
+from jobqueue.leases._remote import RemoteLeases
+from jobqueue.leases._remote_types import (
     LEASE_LOST,
     MAX_JOBS,
     MAX_LEASE_SECONDS,
@@ -43,7 +44,6 @@ from jobqueue.leases._remote import (
     Granted,
     LeaseRequest,
     LeaseToken,
-    RemoteLeases,
     RemoteWorker,
     Renewal,
     Report,
