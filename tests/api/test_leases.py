@@ -320,3 +320,83 @@ async def test_lease_bad_bodies_are_422(start_app: AppFactory) -> None:
     for body in bad:
         answer = await client.post("/leases", json=body)
         assert answer.status_code == 422, (body, answer.text)
+
+
+async def test_lease_long_polls_per_key_are_capped_with_429(start_app: AppFactory) -> None:
+    client = await remote_app(start_app, max_lease_polls_per_key=2)
+    waits = [asyncio.create_task(lease(client, wait_seconds=5)) for _ in range(2)]
+    remote = client.runtime.leases
+    await wait_until(lambda: _count_is(remote.waiters, 2), timeout=5, what="two waiting")
+    third = await lease(client, wait_seconds=5)
+    assert third.status_code == 429
+    assert third.headers["retry-after"] == "1"
+    no_wait = await lease(client)  # a lease without a wait is never refused for the cap
+    assert no_wait.status_code == 200
+    await enqueue(client)
+    await enqueue(client)
+    answers = await asyncio.gather(*waits)
+    assert sorted(len(a.json()["leases"]) for a in answers) == [1, 1]
+
+
+async def _count_is(waiters: Any, count: int) -> bool:
+    return len(waiters) == count
+
+
+async def test_lease_waiting_requests_answer_drain_when_the_service_stops(
+    start_app: AppFactory,
+) -> None:
+    client = await remote_app(start_app)
+    waiting = asyncio.create_task(lease(client, wait_seconds=15))
+    await wait_until(lambda: _count_is(client.runtime.leases.waiters, 1), timeout=5, what="wait")
+    started = time.monotonic()
+    client.runtime.leases.drain()
+    answer = await waiting
+    assert time.monotonic() - started < 1.0
+    assert answer.json() == {"leases": [], "drain": True}
+    await enqueue(client)
+    assert (await lease(client)).json() == {"leases": [], "drain": True}
+
+
+async def test_lease_500_idle_long_polls_hold_no_database_connection(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await remote_app(start_app, db_pool_size=5)
+    database = await db.fetchval("SELECT current_database()")
+    waits = [asyncio.create_task(lease(client, wait_seconds=20)) for _ in range(500)]
+    remote = client.runtime.leases
+    await wait_until(lambda: _count_is(remote.waiters, 500), timeout=30, what="500 waiting")
+    busy = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+        " AND state <> 'idle' AND query NOT ILIKE 'LISTEN%'",
+        database,
+    )
+    connections = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        database,
+    )
+    assert busy == 0
+    assert connections <= 5 + 1 + 5  # the pool, its overflow, and the LISTEN connection
+    job_id = await enqueue(client)
+    await wait_until(lambda: _status_is(db, job_id, "in_progress"), timeout=5, what="a lease")
+    remote.drain()
+    answers = await asyncio.gather(*waits)
+    assert [a.status_code for a in answers] == [200] * 500
+    leased = [item["job"]["id"] for a in answers for item in a.json()["leases"]]
+    assert leased == [job_id]  # one waiter got it; nobody got it twice
+
+
+async def test_lease_any_task_worker_makes_its_queue_take_any_task(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await remote_app(start_app)
+    assert (
+        await client.post("/jobs", json={"task": "whatever", "queue": "default"})
+    ).status_code == 422
+    answer = await client.post("/leases", json={"queues": ["default"], "worker": "any-1"})
+    assert answer.status_code == 200
+    created = await client.post("/jobs", json={"task": "whatever", "queue": "default"})
+    assert created.status_code == 201, created.text
+    leased = (await client.post("/leases", json={"queues": ["default"], "worker": "any-1"})).json()
+    assert leased["leases"][0]["job"]["task"] == "whatever"
+    row = await db.fetchrow("SELECT tasks FROM processes WHERE worker_id = 'anonymous/any-1'")
+    assert row is not None and list(row["tasks"]) == ["*"]

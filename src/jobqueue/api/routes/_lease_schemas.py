@@ -143,7 +143,7 @@ class LeaseOut(BaseModel):
 
     @classmethod
     def of(cls, granted: remote.Granted) -> LeaseOut:
-        """From the use case's :class:`~jobqueue.remote.Granted`."""
+        """From the use case's :class:`~jobqueue.leases.Granted`."""
         job = granted.job
         return cls(
             token=granted.token,
@@ -227,25 +227,29 @@ class HeartbeatOneIn(BaseModel):
 
 
 class RenewalOut(BaseModel):
-    """One lease's heartbeat: ``extended``, ``lost`` or ``busy``; ``drain`` on the single
-    form only."""
+    """One lease's heartbeat: ``extended``, ``lost`` or ``busy``; its new expiry (UTC) when
+    extended."""
 
     token: str
     status: str
     cancel_requested: bool
     expires_at: datetime | None
-    drain: bool | None = None
 
     @classmethod
-    def of(cls, renewal: remote.Renewal, drain: bool | None = None) -> RenewalOut:
-        """From the use case's :class:`~jobqueue.remote.Renewal`."""
+    def of(cls, renewal: remote.Renewal) -> RenewalOut:
+        """From the use case's :class:`~jobqueue.leases.Renewal`."""
         return cls(
             token=renewal.token,
             status=renewal.status,
             cancel_requested=renewal.cancel_requested,
             expires_at=renewal.expires_at,
-            drain=drain,
         )
+
+
+class RenewalOneOut(RenewalOut):
+    """Answer of ``POST /leases/{token}/heartbeat``: the renewal, and whether to drain."""
+
+    drain: bool
 
 
 class RenewalsOut(BaseModel):
@@ -313,7 +317,7 @@ class FailIn(BaseModel):
     )
 
     def failure(self) -> remote.Failure:
-        """The use case's :class:`~jobqueue.remote.Failure`."""
+        """The use case's :class:`~jobqueue.leases.Failure`."""
         return remote.Failure(
             error_type=self.error_type,
             message=self.message,
@@ -362,7 +366,7 @@ class ReportOut(BaseModel):
 
     @classmethod
     def of(cls, report: remote.Report) -> ReportOut:
-        """From the use case's :class:`~jobqueue.remote.Report`."""
+        """From the use case's :class:`~jobqueue.leases.Report`."""
         return cls(job_id=report.job_id, status=report.status, repeated=report.repeated)
 
 

@@ -31,6 +31,7 @@ from jobqueue.api.routes._lease_schemas import (
     HeartbeatOneIn,
     LeaseIn,
     LeasesOut,
+    RenewalOneOut,
     RenewalOut,
     RenewalsOut,
     ReportOut,
@@ -121,7 +122,7 @@ async def heartbeat_many(body: HeartbeatIn, request: Request, remote: Remote) ->
 
 @router.post(
     "/{token}/heartbeat",
-    response_model=RenewalOut,
+    response_model=RenewalOneOut,
     openapi_extra=WORKER,
     responses={**NOT_FOUND, **LOST},
 )
@@ -130,7 +131,7 @@ async def heartbeat_one(
     request: Request,
     remote: Remote,
     body: Annotated[HeartbeatOneIn | None, Body()] = None,
-) -> RenewalOut:
+) -> RenewalOneOut:
     """Renew one lease (see ``POST /leases/heartbeat``).
 
     Errors: 404, 409 ``lease_lost``, 422, 503.
@@ -141,7 +142,7 @@ async def heartbeat_one(
     if renewal.status == "lost":
         parsed = leases.LeaseToken.decode(token, who.key_name)
         raise LeaseLost(parsed.job_id, parsed.attempt, None)
-    return RenewalOut.of(renewal, remote.draining)
+    return RenewalOneOut(**RenewalOut.of(renewal).model_dump(), drain=remote.draining)
 
 
 @router.post("/complete", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
