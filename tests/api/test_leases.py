@@ -399,4 +399,5 @@ async def test_lease_any_task_worker_makes_its_queue_take_any_task(
     leased = (await client.post("/leases", json={"queues": ["default"], "worker": "any-1"})).json()
     assert leased["leases"][0]["job"]["task"] == "whatever"
     row = await db.fetchrow("SELECT tasks FROM processes WHERE worker_id = 'anonymous/any-1'")
-    assert row is not None and list(row["tasks"]) == ["*"]
+    assert row is not None
+    assert list(row["tasks"]) == ["*"]
