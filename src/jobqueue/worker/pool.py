@@ -85,6 +85,9 @@ class PoolConfig:
     log_payloads: bool = False
 
 
+_FINAL_WRITE_FAULTS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DRIVER_ERRORS)
+
+
 class WorkerPool:
     """Runs jobs of ``config.queues`` with the tasks in ``registry``.
 
@@ -230,7 +233,7 @@ class WorkerPool:
         while coordinator.pending and failures < FINAL_WRITE_ATTEMPTS:
             try:
                 await coordinator.round()
-            except (DatabaseUnavailable, *DRIVER_ERRORS) as exc:
+            except _FINAL_WRITE_FAULTS as exc:
                 failures += 1
                 log.error("outcome_flush_failed", error=str(exc), pending=len(coordinator.pending))
         buffered = {outcome.key for outcome in coordinator.pending}
@@ -238,7 +241,7 @@ class WorkerPool:
         if held:
             try:
                 released = await self.store.release(held)
-            except (DatabaseUnavailable, *DRIVER_ERRORS) as exc:
+            except _FINAL_WRITE_FAULTS as exc:
                 log.error("release_failed", error=str(exc), jobs=len(held))
                 released = set()
             for key in held:
