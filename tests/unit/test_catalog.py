@@ -62,3 +62,18 @@ async def test_catalog_invalidate_lets_the_next_miss_read_at_once() -> None:
     assert await catalog.refresh() is True
     assert catalog.live.tasks == frozenset({"thumbnail"})
     assert catalog.live.open_queues == frozenset({"node"})
+
+
+async def test_catalog_update_after_invalidate_does_not_block_the_next_read() -> None:
+    reads: list[int] = []
+
+    async def reader() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        reads.append(1)
+        return frozenset({"thumbnail"}), frozenset({"q"}), frozenset()
+
+    clock = Clock()
+    catalog = Catalog(reader, min_refresh_seconds=1.0, clock=clock)
+    catalog.invalidate()  # a remote worker announced itself ...
+    catalog.update(frozenset(), frozenset())  # ... while the registry loop read the old rows
+    assert await catalog.refresh() is True
+    assert catalog.live.tasks == frozenset({"thumbnail"})

@@ -60,6 +60,7 @@ class Catalog:
         self.min_refresh_seconds = min_refresh_seconds
         self.clock = clock
         self._read_at = float("-inf")
+        self._invalidated_at = float("-inf")
         self._lock = asyncio.Lock()
 
     def update(
@@ -68,14 +69,18 @@ class Catalog:
         queues: frozenset[str],
         open_queues: frozenset[str] = frozenset(),
     ) -> None:
-        """Replace the names (the registry loop's call after each renewal)."""
+        """Replace the names (the registry loop's call after each renewal). It counts as a
+        fresh read, unless :meth:`invalidate` was called less than ``min_refresh_seconds`` ago:
+        the loop's read may have started before the announcement that invalidated it."""
         self.live = LiveNames(tasks, queues, open_queues)
-        self._read_at = self.clock()
+        if self.clock() - self._invalidated_at >= self.min_refresh_seconds:
+            self._read_at = self.clock()
 
     def invalidate(self) -> None:
         """Let the next miss read the registry at once (a remote worker announced new names
         through this process: a job of its task must not wait for the next renewal)."""
         self._read_at = float("-inf")
+        self._invalidated_at = self.clock()
 
     async def refresh(self) -> bool:
         """Read the registry again unless it was read less than ``min_refresh_seconds`` ago.
