@@ -296,7 +296,7 @@ class AsyncJobQueue(AsyncLeaseMethods):
             page = await self.list_page(
                 status=status, queue=queue, task=task, limit=size, cursor=cursor
             )
-            for job in page.items:
+            for job in page.items[:size]:
                 yield job
                 given += 1
             if page.next_cursor is None:

@@ -102,6 +102,7 @@ def get(job_id: int, wait_seconds: float | None, timeout: float) -> Call[Job]:
     """``GET /jobs/{id}``, a long-poll with ``wait_seconds`` (its socket timeout longer)."""
     if wait_seconds is None:
         return Call.repeatable("GET", f"/jobs/{_segment(job_id)}", _job)
+    wait_seconds = round(wait_seconds, 3)  # as sent
     return Call.repeatable(
         "GET",
         f"/jobs/{_segment(job_id)}",

@@ -458,7 +458,7 @@ class JobQueue(SyncLeaseMethods):
             if size <= 0:
                 return
             page = self.list_page(status=status, queue=queue, task=task, limit=size, cursor=cursor)
-            for job in page.items:
+            for job in page.items[:size]:
                 yield job
                 given += 1
             if page.next_cursor is None:
