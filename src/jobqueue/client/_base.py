@@ -5,6 +5,9 @@ reads a job."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import metadata
@@ -26,6 +29,16 @@ def _user_agent() -> str:
 
 
 USER_AGENT = _user_agent()
+
+_NOT_IN_WORKER_NAMES = re.compile(r"[^A-Za-z0-9_.:@-]+")
+
+
+def default_worker_name() -> str:
+    """This process's name for the lease protocol when none is given: ``<host>:<pid>``, in
+    the characters a worker name may hold (``A-Za-z0-9_.:@-``, at most 100)."""
+    host = _NOT_IN_WORKER_NAMES.sub("-", socket.gethostname()).strip("-") or "host"
+    pid = str(os.getpid())
+    return f"{host[: 99 - len(pid)]}:{pid}"
 
 
 def client_options(url: str, key: str | None, timeout: float, retries: int) -> dict[str, Any]:

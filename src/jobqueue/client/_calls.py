@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from jobqueue.client._base import default_worker_name
 from jobqueue.client._leases import Failure, HeartbeatAnswer, LeaseBatch, Report
 from jobqueue.client._models import (
     Attempt,
@@ -238,8 +239,9 @@ def lease(
         body["tasks"] = list(tasks)
     if lease_seconds is not None:
         body["lease_seconds"] = lease_seconds
-    if worker is not None:
-        body["worker"] = worker if isinstance(worker, str) else dict(worker)
+    if worker is None:
+        worker = default_worker_name()
+    body["worker"] = worker if isinstance(worker, str) else dict(worker)
     return Call(
         "POST",
         "/leases",

@@ -45,8 +45,9 @@ class SyncLeaseMethods:
             max_jobs: at most this many, 1 to 1000.
             lease_seconds: each lease's length, 1 to 3600 s (None: the service's default).
             wait_seconds: when nothing is due, wait up to this long (0 to 20 s) for a job.
-            worker: this worker's name (1 to 100 of ``A-Za-z0-9_.:@-``), or
-                ``{"name": ..., "host": ..., "slots": ...}``.
+            worker: this worker process's name (1 to 100 of ``A-Za-z0-9_.:@-``, unique per
+                process), or ``{"name": ..., "host": ..., "slots": ...}``; it shows in
+                :meth:`workers` and announces the worker's ``tasks``. None: ``<host>:<pid>``.
 
         Returns:
             A :class:`LeaseBatch`: ``leases`` (empty when nothing came within the wait) and

@@ -3,6 +3,8 @@ of a long-poll."""
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -282,6 +284,17 @@ def test_request_lease_defaults_and_one_queue_name() -> None:
         "worker": "img-1",
     }
     assert read_timeout(script.requests[0]) == 30.0
+
+
+def test_request_lease_without_worker_names_this_process() -> None:
+    script = Script(answer(200, {"leases": [], "drain": False}))
+
+    with script.client() as jq:
+        jq.lease("default")
+
+    name = script.body()["worker"]
+    assert re.fullmatch(r"[A-Za-z0-9_.:@-]{1,100}", name)
+    assert name.endswith(f":{os.getpid()}")
 
 
 def test_request_heartbeat_sends_every_token_in_one_request() -> None:
