@@ -182,7 +182,6 @@ class AsyncJobQueue(AsyncLeaseMethods):
 
     async def list_page(
         self,
-        *,
         status: str | None = None,
         queue: str | None = None,
         task: str | None = None,
@@ -278,7 +277,6 @@ class AsyncJobQueue(AsyncLeaseMethods):
     # Last, so that the annotations above mean the built-in ``list``.
     async def list(
         self,
-        *,
         status: str | None = None,
         queue: str | None = None,
         task: str | None = None,

@@ -77,7 +77,7 @@ class AsyncLeaseMethods:
         """Report several leased jobs done: see :meth:`JobQueue.complete_many`."""
         return await self._run(calls.complete_many(items))
 
-    async def fail_many(self, failures: Iterable[Failure]) -> list[Report]:
+    async def fail_many(self, failures: Iterable[Failure | Mapping[str, Any]]) -> list[Report]:
         """Report several leased jobs failed: see :meth:`JobQueue.fail_many`."""
         return await self._run(calls.fail_many(failures))
 

@@ -294,9 +294,12 @@ def complete_many(items: Iterable[tuple[str, Any]]) -> Call[list[Report]]:
     return Call.repeatable("POST", "/leases/complete", _reports, body={"leases": leases})
 
 
-def fail_many(failures: Iterable[Failure]) -> Call[list[Report]]:
+def fail_many(failures: Iterable[Failure | JsonObject]) -> Call[list[Report]]:
     """``POST /leases/fail``: repeatable."""
-    leases = [failure.to_json(with_token=True) for failure in failures]
+    leases = [
+        failure.to_json(with_token=True) if isinstance(failure, Failure) else dict(failure)
+        for failure in failures
+    ]
     return Call.repeatable("POST", "/leases/fail", _reports, body={"leases": leases})
 
 

@@ -255,7 +255,6 @@ class JobQueue(SyncLeaseMethods):
 
     def list_page(
         self,
-        *,
         status: str | None = None,
         queue: str | None = None,
         task: str | None = None,
@@ -430,7 +429,6 @@ class JobQueue(SyncLeaseMethods):
     # Last, so that the annotations above mean the built-in ``list``.
     def list(
         self,
-        *,
         status: str | None = None,
         queue: str | None = None,
         task: str | None = None,

@@ -166,12 +166,13 @@ class SyncLeaseMethods:
         """
         return self._run(calls.complete_many(items))
 
-    def fail_many(self, failures: Iterable[Failure]) -> list[Report]:
+    def fail_many(self, failures: Iterable[Failure | Mapping[str, Any]]) -> list[Report]:
         """Report several leased jobs failed in one request (``POST /leases/fail``). Safe to
         repeat.
 
         Args:
-            failures: one :class:`Failure` per job (the token and :meth:`fail`'s fields).
+            failures: one :class:`Failure` per job (the token and :meth:`fail`'s fields), or
+                a dict of the same fields (``{"token": ..., "message": ...}``).
 
         Returns:
             One :class:`Report` per failure, as :meth:`complete_many`.

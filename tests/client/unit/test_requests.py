@@ -351,7 +351,7 @@ def test_request_batch_reports_send_one_item_per_lease() -> None:
 
     with script.client() as jq:
         jq.complete_many([("a", 1), ("b", None)])
-        jq.fail_many([Failure("a", message="x"), Failure("b", retryable=False)])
+        jq.fail_many([Failure("a", message="x"), {"token": "b", "retryable": False}])
         jq.release_many(["a", "b"])
 
     assert [r.url.path for r in script.requests] == [
