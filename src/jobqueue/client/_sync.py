@@ -48,7 +48,12 @@ class JobQueue(SyncLeaseMethods):
     a failed connection, up to ``retries`` times, with exponential backoff and jitter, honouring
     ``Retry-After`` up to 30 s; a call that is not (an enqueue without an idempotency key, a
     retry, a lease) is sent again only when it certainly never left (the connection could not
-    be made). Each method's docstring says which it is.
+    be made), and a lease also after a 429, which leased nothing. Each method's docstring says
+    which it is.
+
+    Attributes:
+        timeout: the socket timeout of a request, seconds.
+        retries: how many times a request may be sent again.
 
     Args:
         url: the service's base URL.
