@@ -362,6 +362,14 @@ class Settings(BaseSettings):
         description="Requests of this process that may wait on GET /jobs/{id}?wait_seconds= at "
         "once; one more gets a 429 with Retry-After.",
     )
+    max_lease_polls_per_key: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="POST /leases requests of one API key that may wait (long-poll) at once in "
+        "this process; one more gets a 429 with Retry-After. All keys together: "
+        "JOBQUEUE_MAX_LONG_POLLS.",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         description="Signs dashboard sessions (32+ characters); the same on every replica. "
