@@ -26,8 +26,7 @@ export const handlers = {
 
 const held = new Map(); // token -> {token, job, beatMs, due, ac, lost, cancel, released}
 const stopper = new AbortController(); // aborted on SIGTERM/SIGINT
-let drainUntil = 0;
-let wake = () => {}; // resolves the lease loop's wait for a free slot
+let drainUntil = 0, wake = () => {}; // wake: ends the lease loop's wait for a free slot
 const log = (...args) => console.error(new Date().toISOString(), `[${NAME}]`, ...args);
 const sleep = (ms, interruptible = false) => // an interruptible sleep ends when the worker stops
   delay(ms, null, interruptible ? { signal: stopper.signal } : {}).catch(() => {});
@@ -72,8 +71,9 @@ async function run({ token, job, heartbeat_seconds: beat }) {
     await report(h, 'complete', { result: result === undefined ? null : result });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    await report(h, 'fail', { error_type: e.name, message: e.message, traceback: e.stack,
-      retryable: h.cancel || e.retryable !== false }); // retryable when cancelled: it ends `cancelled`
+    await report(h, 'fail', { // texts cut as the service stores them (it refuses over 65,536 chars)
+      error_type: String(e.name || 'Error').slice(0, 200), message: String(e.message).slice(0, 4000),
+      traceback: String(e.stack).slice(-4000), retryable: h.cancel || e.retryable !== false });
   } finally { clearTimeout(timer); held.delete(token); wake(); }
 }
 

@@ -148,6 +148,15 @@ async def test_node_worker_runs_1000_jobs_once_and_stops_on_sigterm(
         assert [a["error_message"] for a in history] == [FAIL_MESSAGE] * 2
         assert all("worker.js" in (a["traceback"] or "") for a in history), history
 
+        # The worker announced itself with its lease calls: a live `remote` process.
+        listed = (await client.get("/workers")).json()["items"]
+        [node] = [p for p in listed if p["role"] == "remote"]
+        assert node["worker_id"].endswith("/node-e2e")
+        assert (node["queues"], sorted(node["tasks"])) == (
+            {QUEUE: 20},
+            ["node.add", "node.fail", "node.sleep"],
+        )
+
         assert await worker.stop(signal.SIGTERM, timeout=20) == 0
         assert await in_progress(db) == 0
 
@@ -184,3 +193,34 @@ async def test_node_worker_heartbeats_cancels_and_releases_on_sigterm(
         assert await in_progress(db) == 0
         held = (await client.get(f"/jobs/{held_id}")).json()
         assert (held["status"], held["attempts"]) == ("todo", 0)
+
+
+async def test_node_worker_drops_the_outcome_of_a_lost_lease(
+    database_url: str, db: asyncpg.Connection, start_server: ServerFactory
+) -> None:
+    # The worker is frozen (SIGSTOP) past its 2 s lease: the rescuer takes the job back. Thawed,
+    # the worker learns the lease is lost (a heartbeat's `lost`, or 409 to its complete), drops
+    # that attempt's outcome and runs the job again on a new lease.
+    api = await start_api(start_server, database_url, JOBQUEUE_LEASE_SECONDS="2")
+    async with httpx.AsyncClient(base_url=api.url, timeout=30.0) as client:
+        worker = start_node_worker(start_server, api, {"WORKER_CONCURRENCY": "2"})
+        [job_id] = await enqueue(client, [{"task": "node.sleep", "payload": {"seconds": 1.5}}])
+        await wait_status(db, [job_id], "in_progress", timeout=15)
+        worker.proc.send_signal(signal.SIGSTOP)
+        try:
+
+            async def rescued() -> bool:
+                rescues: int = await db.fetchval("SELECT rescues FROM jobs WHERE id = $1", job_id)
+                return rescues == 1
+
+            await wait_until(rescued, 15, "the frozen worker's job rescued")
+        finally:
+            worker.proc.send_signal(signal.SIGCONT)
+        await wait_status(db, [job_id], "done", timeout=15)
+        job = (await client.get(f"/jobs/{job_id}")).json()
+        assert (job["attempts"], job["rescues"], job["result"]) == (2, 1, {"slept": 1.5})
+        history = (await client.get(f"/jobs/{job_id}/attempts")).json()["items"]
+        assert [a["outcome"] for a in history] == ["rescued", "done"]
+
+        assert await worker.stop(signal.SIGTERM, timeout=20) == 0
+        assert f"job {job_id}: lease lost" in worker.log_path.read_text()
