@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from tests.api.test_auth import ADMIN_KEY, READ_KEY, WRITE_KEY, bearer
-from tests.conftest import AppFactory
+from tests.conftest import AppClient, AppFactory
 from tests.helpers import wait_until
 
 WORKER_KEY = "Wk3q9ZL_rT0vBn8xYp2mJc7sHd4gFa6eUiOz1N5lKQw"
@@ -28,7 +28,7 @@ KEYS = json.dumps(
 )
 
 
-async def remote_app(start_app: AppFactory, **overrides: Any) -> httpx.AsyncClient:
+async def remote_app(start_app: AppFactory, **overrides: Any) -> AppClient:
     """An API-only app whose remote queues take any task."""
     settings: dict[str, Any] = {
         "workers_enabled": False,
@@ -224,9 +224,8 @@ async def test_lease_long_poll_answers_soon_after_an_enqueue(start_app: AppFacto
     assert elapsed < 1.0  # woken by the enqueue, not by the end of the wait
 
 
-async def _waiting(client: httpx.AsyncClient) -> bool:
-    runtime = client.app.state.jobqueue.runtime  # type: ignore[attr-defined]
-    return len(runtime.leases.waiters) == 1
+async def _waiting(client: AppClient) -> bool:
+    return len(client.runtime.leases.waiters) == 1
 
 
 async def test_lease_long_poll_ends_empty_after_the_wait(start_app: AppFactory) -> None:
@@ -399,4 +398,5 @@ async def test_lease_any_task_worker_makes_its_queue_take_any_task(
     leased = (await client.post("/leases", json={"queues": ["default"], "worker": "any-1"})).json()
     assert leased["leases"][0]["job"]["task"] == "whatever"
     row = await db.fetchrow("SELECT tasks FROM processes WHERE worker_id = 'anonymous/any-1'")
-    assert row is not None and list(row["tasks"]) == ["*"]
+    assert row is not None
+    assert list(row["tasks"]) == ["*"]

@@ -301,6 +301,7 @@ def remote_leases(
         metrics,
         default_lease_seconds=settings.lease_seconds,
         poll_seconds=settings.poll_interval_seconds,
+        max_wait_seconds=settings.lease_max_wait_seconds,
         max_waiting=settings.max_long_polls,
         max_waiting_per_key=settings.max_lease_polls_per_key,
         max_result_bytes=settings.max_result_bytes,

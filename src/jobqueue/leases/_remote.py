@@ -79,6 +79,8 @@ class RemoteLeases:
         metrics: ended attempts and pickup waits are counted as for in-process workers.
         default_lease_seconds: the lease when a request gives none, seconds.
         poll_seconds: the poll tick of waiting requests, seconds.
+        max_wait_seconds: the longest wait of one request, seconds (a request asking for more
+            waits this long).
         max_waiting: waiting lease requests of this process, all keys together.
         max_waiting_per_key: waiting lease requests of one key.
         max_result_bytes, max_result_depth: the limits of a reported result.
@@ -96,6 +98,7 @@ class RemoteLeases:
         *,
         default_lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
+        max_wait_seconds: float = 20.0,
         max_waiting: int = 1000,
         max_waiting_per_key: int = 1000,
         max_result_bytes: int = MAX_RESULT_BYTES,
@@ -109,6 +112,7 @@ class RemoteLeases:
         self.metrics = metrics
         self.default_lease_seconds = default_lease_seconds
         self.poll_seconds = poll_seconds
+        self.max_wait_seconds = max_wait_seconds
         self.max_waiting = max_waiting
         self.max_waiting_per_key = max_waiting_per_key
         self.max_result_bytes = max_result_bytes
@@ -185,14 +189,15 @@ class RemoteLeases:
         if self.draining:
             return []
         granted = await self._claim(worker_id, request)
-        if granted or request.wait_seconds <= 0:
+        wait_seconds = min(request.wait_seconds, self.max_wait_seconds)
+        if granted or wait_seconds <= 0:
             return granted
         if self.waiters.waiting(caller.key_name) >= self.max_waiting_per_key:
             raise TooManyWaiting(self.max_waiting_per_key)
         if len(self.waiters) >= self.max_waiting:
             raise TooManyWaiting(self.max_waiting)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + request.wait_seconds
+        deadline = loop.time() + wait_seconds
         with self.waiters.watch(caller.key_name, frozenset(request.queues)) as woken:
             while not granted and not self.draining:
                 remaining = deadline - loop.time()

@@ -38,14 +38,21 @@ from jobqueue.api.routes._lease_schemas import (
     ReportsOut,
     TokensIn,
 )
+from jobqueue.api.routes.jobs import WRITE_ERRORS
 from jobqueue.api.schemas import ErrorOut
 from jobqueue.api.state import Runtime
 from jobqueue.errors import LeaseLost
 
 CLIENT_CLOSED_REQUEST = 499
 
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: answer for status, answer in WRITE_ERRORS.items() if status != 409
+}
 router = APIRouter(
-    prefix="/leases", tags=["leases"], responses=ACCESS_RESPONSES, route_class=GuardedRoute
+    prefix="/leases",
+    tags=["leases"],
+    responses={**ACCESS_RESPONSES, **BODY_ERRORS},
+    route_class=GuardedRoute,
 )
 WORKER = needs(Role.WORKER)
 
