@@ -54,7 +54,11 @@ METRICS: list[tuple[str, str, bool, str]] = [
     ("worker_cpu_us_per_job", "worker process CPU per drained job, µs", False, "{:,.0f}"),
 ]
 JQ_ONLY = [
-    ("remote_drain_jobs_per_s", "remote drain, jobs/s (1 remote-worker process, concurrency 50)", "{:,.0f}"),
+    (
+        "remote_drain_jobs_per_s",
+        "remote drain, jobs/s (1 remote-worker process, concurrency 50)",
+        "{:,.0f}",
+    ),
     ("remote_worker_cpu_us_per_job", "remote worker process CPU per job, µs", "{:,.0f}"),
     ("drain_1m_over_10k", "drain rate, big backlog ÷ 10k backlog", "{:.2f}"),
     ("rss_growth_mb", "service RSS growth over the big backlog, MB", "{:.1f}"),
