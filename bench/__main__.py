@@ -54,6 +54,12 @@ METRICS: list[tuple[str, str, bool, str]] = [
     ("worker_cpu_us_per_job", "worker process CPU per drained job, µs", False, "{:,.0f}"),
 ]
 JQ_ONLY = [
+    (
+        "remote_drain_jobs_per_s",
+        "remote drain, jobs/s (1 remote-worker process, concurrency 50)",
+        "{:,.0f}",
+    ),
+    ("remote_worker_cpu_us_per_job", "remote worker process CPU per job, µs", "{:,.0f}"),
     ("drain_1m_over_10k", "drain rate, big backlog ÷ 10k backlog", "{:.2f}"),
     ("rss_growth_mb", "service RSS growth over the big backlog, MB", "{:.1f}"),
 ]
@@ -152,6 +158,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     r = ratio("drain_jobs_per_s")
     add("drain ≥ 2× pgqueuer", r, None if r is None else r >= 2.0, f"{r:.2f}×" if r else "–")
+    remote, local = med(jqs, "remote_drain_jobs_per_s"), med(jqs, "drain_jobs_per_s")
+    r = remote / local if remote is not None and local else None
+    add(
+        "remote worker drain ≥ 0.5× in-process drain",
+        r,
+        None if r is None else r >= 0.5,
+        f"{r:.2f}×" if r else "–",
+    )
     t = med(jqs, "transactions_per_job")
     add(
         "≤ 0.1 transactions per drained job",

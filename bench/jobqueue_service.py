@@ -404,6 +404,56 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
     }
 
 
+async def remote_drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    """The drain of one remote Python worker process over the HTTP lease API (``jobqueue
+    remote-worker``, concurrency ``concurrency``, leases of up to the free slots), against a
+    service that runs no workers of its own: the same window as :func:`drain`."""
+    svc = Service(admin.dsn(database), workers=False, concurrency=concurrency)
+    await svc.start()
+    worker: asyncio.subprocess.Process | None = None
+    try:
+        env = service_env(admin.dsn(database), workers=False, concurrency=concurrency)
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "jobqueue",
+            "remote-worker",
+            "--url",
+            f"http://127.0.0.1:{svc.port}",
+            "--tasks",
+            "bench.remote_tasks",
+            "--queues",
+            "default",
+            "--concurrency",
+            str(concurrency),
+            "--name",
+            "bench-remote",
+            env=env,
+            cwd=tempfile.gettempdir(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)  # the worker's first (long-polling) lease call is in
+        async with connection(admin.dsn(database)) as conn:
+            cpu0 = process_cpu_seconds(worker.pid)
+            low, high = await _insert_due(conn, jobs, LEAD_SECONDS)
+            await _wait_drained(conn, svc, timeout=600, interval=0.2)
+            cpu = process_cpu_seconds(worker.pid) - cpu0
+            window = await fetch_one(conn, _WINDOW, low, high)
+    finally:
+        if worker is not None and worker.returncode is None:
+            worker.terminate()
+            await worker.wait()
+        await svc.stop()
+    if window["jobs"] != jobs or window["not_done"]:
+        raise RuntimeError(f"remote drain: {dict(window)} for {jobs} jobs")
+    busy = (window["last_finished"] - window["first_started"]).total_seconds()
+    return {
+        "remote_drain_jobs_per_s": rate(jobs, busy),
+        "remote_worker_cpu_us_per_job": cpu * 1e6 / jobs,
+    }
+
+
 async def run_round(admin: Admin, sizes: Sizes, round_no: int) -> dict[str, Any]:
     """One round: enqueue (single, concurrent, batch), pickup, drain; a fresh database each."""
     m: dict[str, Any] = {}
@@ -462,6 +512,14 @@ async def run_round(admin: Admin, sizes: Sizes, round_no: int) -> dict[str, Any]
     except ServiceStalled as exc:
         log(f"warning: round {round_no} jobqueue drain stalled: {exc}")
         m["drain_error"] = str(exc)
+    await admin.drop(db)
+
+    db = await admin.create(f"jqbench_jobqueue_r{round_no}_remote", TEMPLATE)
+    try:
+        m.update(await remote_drain(admin, db, sizes.drain_jobs, sizes.drain_concurrency))
+    except ServiceStalled as exc:
+        log(f"warning: round {round_no} remote drain stalled: {exc}")
+        m["remote_drain_error"] = str(exc)
     await admin.drop(db)
     return m
 

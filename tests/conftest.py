@@ -49,9 +49,13 @@ _TIERS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its tier, from its folder (``tests/<folder>/...``)."""
+    """Mark every test with its tier, from its folder (``tests/<folder>/...``); the client's
+    tests (``tests/client/<tier>/...``) with ``client`` and their tier."""
     for item in items:
         parts = item.path.relative_to(Path(__file__).parent).parts
+        if parts[0] == "client" and len(parts) > 2:
+            item.add_marker(pytest.mark.client)
+            parts = parts[1:]
         tier = _TIERS.get(parts[0]) if len(parts) > 1 else None
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))

@@ -88,7 +88,7 @@ class InMemoryLeases:
             if (visible is None or row.id in visible)
             and row.status is JobStatus.TODO
             and row.queue == spec.queue
-            and row.task in spec.tasks
+            and (spec.tasks is None or row.task in spec.tasks)
             and row.run_at <= now
         ]
         due.sort(key=lambda row: (-row.priority, row.run_at, row.id))

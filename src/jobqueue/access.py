@@ -1,8 +1,10 @@
 """Access rules (standard library only): roles, API keys, signed dashboard sessions.
 
 - :class:`Role`: ``read`` < ``write`` < ``admin``. ``read`` reads jobs, ``write`` also creates
-  them, ``admin`` also cancels and retries them.
-- :func:`parse_api_keys`: ``JOBQUEUE_API_KEYS``, a JSON list of ``{"name", "role", "key"}``.
+  them, ``admin`` also cancels and retries them. ``worker`` stands apart: it may only lease and
+  report jobs over the lease API (docs/workers.md), which ``admin`` may do too.
+- :func:`parse_api_keys`: ``JOBQUEUE_API_KEYS``, a JSON list of ``{"name", "role", "key"}``
+  (a ``worker`` key may add ``"queues"``: the only queues it may lease from).
 - :class:`KeyRing`: finds the key a request presented: one dict lookup by SHA-256 digest and one
   constant-time compare, whatever the number of keys.
 - :class:`SessionCodec`: the dashboard's session token, ``<payload>.<signature>`` with an
@@ -40,23 +42,35 @@ MIN_SESSION_SECRET_LENGTH = 32
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a header value, no spaces
 _FIELDS = {"name", "role", "key"}
+_OPTIONAL_FIELDS = {"queues"}
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")  # jobs.QUEUE_NAME_PATTERN
+MAX_KEY_QUEUES = 100
 
 
 class Role(StrEnum):
-    """What a key may do; each role includes the ones before it."""
+    """What a key may do. ``read`` < ``write`` < ``admin``: each includes the ones before it.
+    ``worker`` is apart: only the lease API (lease, heartbeat, complete, fail, release), which
+    ``admin`` includes too."""
 
     READ = "read"
     WRITE = "write"
     ADMIN = "admin"
+    WORKER = "worker"
 
     @property
     def rank(self) -> int:
-        """0 for ``read``, 1 for ``write``, 2 for ``admin``."""
-        return list(Role).index(self)
+        """0 for ``read``, 1 for ``write``, 2 for ``admin``; -1 for ``worker`` (no API role)."""
+        return _RANKS.get(self, -1)
 
     def allows(self, needed: Role) -> bool:
-        """True when this role includes ``needed`` (``admin`` allows ``write``, …)."""
+        """True when this role includes ``needed`` (``admin`` allows ``write`` and ``worker``;
+        ``worker`` allows only ``worker``)."""
+        if needed is Role.WORKER:
+            return self in (Role.WORKER, Role.ADMIN)
         return self.rank >= needed.rank
+
+
+_RANKS = {Role.READ: 0, Role.WRITE: 1, Role.ADMIN: 2}
 
 
 @dataclass(frozen=True)
@@ -67,11 +81,13 @@ class ApiKey:
         name: who holds it, e.g. ``"ci"``; shown in logs and messages (the key never is).
         role: what it may do.
         secret: the key as sent in ``Authorization: Bearer <key>``; kept out of ``repr``.
+        queues: for a ``worker`` key, the only queues it may lease from; None: any queue.
     """
 
     name: str
     role: Role
     secret: str = field(repr=False)
+    queues: frozenset[str] | None = None
     digest: bytes = field(init=False, repr=False, compare=False)
     """SHA-256 of the key, computed once: fixed-length, so comparing it leaks not even the key's
     length."""
@@ -88,10 +104,11 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
     """Parse ``JOBQUEUE_API_KEYS``.
 
     Args:
-        text: a JSON list of objects with exactly ``name`` (1-64 of ``A-Za-z0-9_.-``), ``role``
-            (``read``, ``write`` or ``admin``) and ``key`` (32 to 512 visible ASCII characters
-            that are not trivially guessable, see :func:`weak_key_reason`). Blank text means no
-            keys.
+        text: a JSON list of objects with ``name`` (1-64 of ``A-Za-z0-9_.-``), ``role``
+            (``read``, ``write``, ``admin`` or ``worker``), ``key``, and for a ``worker`` key
+            optionally ``queues`` (1 to 100 queue names it may lease from). ``key`` is 32 to
+            512 visible ASCII characters that are not trivially guessable (see
+            :func:`weak_key_reason`). Blank text means no keys.
 
     Returns:
         The keys in the given order; empty when ``text`` is blank.
@@ -124,11 +141,11 @@ def _parse_entry(index: int, entry: Any) -> ApiKey:
     where = f"JOBQUEUE_API_KEYS[{index}]"
     if not isinstance(entry, dict):
         raise ValueError(f'{where} must be an object {{"name", "role", "key"}}')
-    if set(entry) != _FIELDS:
+    if not _FIELDS <= set(entry) <= _FIELDS | _OPTIONAL_FIELDS:
         missing = sorted(_FIELDS - set(entry))
-        unknown = sorted(set(entry) - _FIELDS)
+        unknown = sorted(set(entry) - _FIELDS - _OPTIONAL_FIELDS)
         raise ValueError(
-            f"{where} needs exactly the fields name, role and key"
+            f"{where} needs the fields name, role and key (and queues for a worker key)"
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else "")
         )
@@ -137,7 +154,7 @@ def _parse_entry(index: int, entry: Any) -> ApiKey:
         raise ValueError(f"{where}: name must be 1-64 of A-Za-z0-9_.-")
     where = f"{where} ({name!r})"
     if role not in list(Role):
-        raise ValueError(f"{where}: role must be one of read, write, admin")
+        raise ValueError(f"{where}: role must be one of read, write, admin, worker")
     if not isinstance(secret, str) or not secret:
         raise ValueError(f"{where}: key must be a non-empty string")
     if not MIN_KEY_LENGTH <= len(secret) <= MAX_KEY_LENGTH:
@@ -149,7 +166,25 @@ def _parse_entry(index: int, entry: Any) -> ApiKey:
         raise ValueError(f"{where}: key must be visible ASCII characters without spaces")
     if weak := weak_key_reason(secret):
         raise ValueError(f"{where}: key is too easy to guess ({weak}): {KEY_ADVICE}")
-    return ApiKey(name=name, role=Role(role), secret=secret)
+    queues = _key_queues(where, Role(role), entry.get("queues"), "queues" in entry)
+    return ApiKey(name=name, role=Role(role), secret=secret, queues=queues)
+
+
+def _key_queues(where: str, role: Role, value: Any, given: bool) -> frozenset[str] | None:
+    if not given:
+        return None
+    if role is not Role.WORKER:
+        raise ValueError(f"{where}: only a worker key has queues (this one is {role})")
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_KEY_QUEUES
+        or not all(isinstance(q, str) and _QUEUE_NAME.match(q) for q in value)
+    ):
+        raise ValueError(
+            f"{where}: queues must be a list of 1 to {MAX_KEY_QUEUES} queue names "
+            '(1-100 of A-Za-z0-9_.:-), e.g. ["images"]'
+        )
+    return frozenset(value)
 
 
 def weak_key_reason(secret: str) -> str | None:

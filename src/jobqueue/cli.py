@@ -2,10 +2,10 @@
 enqueue-batch, get, list, attempts, cancel, retry, queues, pause, resume, workers, schedules.
 
 ``serve`` (API and workers), ``worker`` (workers only), ``api`` (API only) and ``migrate`` talk
-to the database; ``remote-worker`` runs Python tasks over the HTTP lease API; the others are
-HTTP clients
-of a running service (``--url``, default ``http://127.0.0.1:8000``), so they work from any
-machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
+to the database; ``remote-worker`` runs Python tasks over the HTTP lease API
+(:class:`jobqueue.client.Worker`); the others are clients of a running service through
+:class:`jobqueue.client.JobQueue` (``--url``, default ``http://127.0.0.1:8000``), so they work
+from any machine that can reach it. When the service has ``JOBQUEUE_API_KEYS``, give them a key with
 ``--key`` (or ``JOBQUEUE_CLIENT_KEY``).
 
 Exit codes: 0 done; 1 the database cannot be used (``serve`` and ``migrate``: it cannot be
@@ -23,13 +23,21 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 from pydantic import ValidationError
 
+from jobqueue.client import (
+    ApiError,
+    ConnectionFailed,
+    JobQueue,
+    JobQueueClientError,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from jobqueue.encoding import MAX_ID
 from jobqueue.errors import ConfigurationError, DatabaseUnavailable
 from jobqueue.settings import (
@@ -385,33 +393,41 @@ def migrate() -> None:
     typer.echo("database is at the newest revision")
 
 
-def _request(method: str, url: str, key: str | None = None, **kwargs: Any) -> Any:
-    if key:
-        kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {key}"}
+@contextmanager
+def _client(url: str | None, key: str | None) -> Iterator[JobQueue]:
+    """A :class:`JobQueue` for ``--url`` and ``--key``; an error it raises in the ``with``
+    block ends the command with one line on stderr: exit 1 for a 503 (the service cannot
+    serve now), 2 for anything else. The CLI sends each request once (``retries=0``): a
+    person at a terminal gets the answer at once and retries when they want to."""
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach {url}: {exc} (is `jobqueue serve` running? see --url)")
-    if response.status_code == 401:
-        _fail(f"401: {response.text} (give the CLI a key: --key or JOBQUEUE_CLIENT_KEY)")
-    if response.status_code == 503:
+        with JobQueue(_base(url), key, timeout=30.0, retries=0) as client:
+            yield client
+    except ConnectionFailed as exc:
+        _fail(f"cannot reach {_where(exc)}: {exc.reason} (is `jobqueue serve` running? see --url)")
+    except Unauthorized as exc:
+        _fail(f"401: {_text(exc)} (give the CLI a key: --key or JOBQUEUE_CLIENT_KEY)")
+    except ServiceUnavailable as exc:
+        detail = exc.detail if isinstance(exc.detail, str) else _text(exc)
         _fail(
-            f"503 from {url}: {_detail(response)} (the service runs but cannot serve this now, "
-            "e.g. its database is down: its /readyz says which check fails; retry later)",
+            f"503 from {_where(exc)}: {' '.join(detail.split())} (the service runs but "
+            "cannot serve this now, e.g. its database is down: its /readyz says which check "
+            "fails; retry later)",
             code=1,
         )
-    if response.status_code >= 400:
-        _fail(f"{response.status_code}: {response.text}")
-    return response.json()
+    except ApiError as exc:
+        _fail(f"{exc.status_code}: {_text(exc)}")
+    except JobQueueClientError as exc:
+        _fail(str(exc))
 
 
-def _detail(response: httpx.Response) -> str:
-    """The ``detail`` of an error answer, else its text; on one line."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    return " ".join((detail if isinstance(detail, str) else response.text).split())
+def _where(exc: ApiError | ConnectionFailed) -> str:
+    """The URL of the request that failed, without its query."""
+    return "the service" if exc.request is None else str(exc.request.url.copy_with(query=None))
+
+
+def _text(exc: ApiError) -> str:
+    """An error answer's body as the service sent it."""
+    return exc.response.text if exc.response is not None else str(exc.detail)
 
 
 def _print(value: Any) -> None:
@@ -488,22 +504,23 @@ def enqueue(
     ``--timeout-seconds`` above 0 up to 86400, ``--delay-seconds`` 0 up to ten years) is a
     usage error (exit 2) naming the bound; NaN or infinity is refused too.
     """
-    job: dict[str, Any] = {
-        "task": task,
-        "payload": _json_object(payload, "--payload"),
-        "queue": queue,
-        "priority": priority,
-    }
-    optional = {
-        "description": description,
-        "max_attempts": max_attempts,
-        "timeout_seconds": _finite(timeout_seconds, "--timeout-seconds"),
-        "delay_seconds": _finite(delay_seconds, "--delay-seconds"),
-        "run_at": run_at,
-    }
-    job.update({key: value for key, value in optional.items() if value is not None})
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    _print(_request("POST", f"{_base(url)}/jobs", key=key, json=job, headers=headers))
+    body = _json_object(payload, "--payload")
+    timeout_seconds = _finite(timeout_seconds, "--timeout-seconds")
+    delay_seconds = _finite(delay_seconds, "--delay-seconds")
+    with _client(url, key) as client:
+        job = client.enqueue(
+            task,
+            body,
+            queue=queue,
+            priority=priority,
+            description=description,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            delay_seconds=delay_seconds,
+            run_at=run_at,
+            idempotency_key=idempotency_key or None,
+        )
+    _print(job.raw)
 
 
 @app.command("enqueue-batch")
@@ -519,10 +536,12 @@ def enqueue_batch(
         body = json.load(file)
     except json.JSONDecodeError as exc:
         _fail(f"{file.name} is not valid JSON: {exc}")
-    if isinstance(body, list):
-        body = {"jobs": body}
-    created = _request("POST", f"{_base(url)}/jobs/batch", key=key, json=body)
-    for job_id in created["ids"]:
+    jobs = body.get("jobs") if isinstance(body, dict) and set(body) == {"jobs"} else body
+    if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
+        _fail(f'{file.name} must hold a list of job objects, or {{"jobs": [...]}}')
+    with _client(url, key) as client:
+        ids = client.enqueue_many(jobs)
+    for job_id in ids:
         typer.echo(job_id)
 
 
@@ -542,8 +561,10 @@ def get(
     key: ServiceKey = None,
 ) -> None:
     """Print one job as JSON (with --wait, once it is done, failed or cancelled)."""
-    params = {"wait_seconds": _finite(wait, "--wait")} if wait is not None else None
-    _print(_request("GET", f"{_base(url)}/jobs/{job_id}", key=key, params=params))
+    wait = _finite(wait, "--wait")
+    with _client(url, key) as client:
+        job = client.get(job_id, wait_seconds=wait)
+    _print(job.raw)
 
 
 @app.command()
@@ -553,15 +574,11 @@ def attempts(
     key: ServiceKey = None,
 ) -> None:
     """Print every attempt of a job: number, outcome, worker, error."""
-    for attempt in _request("GET", f"{_base(url)}/jobs/{job_id}/attempts", key=key)["items"]:
-        error = (
-            f"  {attempt['error_type']}: {attempt['error_message']}"
-            if attempt["error_type"]
-            else ""
-        )
-        typer.echo(
-            f"{attempt['attempt']:>3}  {attempt['outcome']:<10} {attempt['worker_id']}{error}"
-        )
+    with _client(url, key) as client:
+        found = client.attempts(job_id)
+    for attempt in found:
+        error = f"  {attempt.error_type}: {attempt.error_message}" if attempt.error_type else ""
+        typer.echo(f"{attempt.attempt:>3}  {attempt.outcome:<10} {attempt.worker_id}{error}")
 
 
 @app.command()
@@ -571,7 +588,9 @@ def cancel(
     key: ServiceKey = None,
 ) -> None:
     """Cancel a todo job, or ask the worker running it to stop; prints the job."""
-    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/cancel", key=key))
+    with _client(url, key) as client:
+        job = client.cancel(job_id)
+    _print(job.raw)
 
 
 @app.command()
@@ -581,7 +600,9 @@ def retry(
     key: ServiceKey = None,
 ) -> None:
     """Put a failed or cancelled job back to todo with fresh attempts; prints the job."""
-    _print(_request("POST", f"{_base(url)}/jobs/{job_id}/retry", key=key))
+    with _client(url, key) as client:
+        job = client.retry(job_id)
+    _print(job.raw)
 
 
 @app.command("list")
@@ -595,17 +616,21 @@ def list_jobs(
     key: ServiceKey = None,
 ) -> None:
     """Print the newest jobs, one line each: id, status, queue, task, attempts."""
-    params = {"status": status, "queue": queue, "task": task, "limit": limit, "cursor": cursor}
-    page = _request(
-        "GET", f"{_base(url)}/jobs", key=key, params={k: v for k, v in params.items() if v}
-    )
-    for job in page["items"]:
-        typer.echo(
-            f"{job['id']:>8}  {job['status']:<12} {job['queue']:<12} {job['task']:<12} "
-            f"attempts={job['attempts']}/{job['max_attempts']}"
+    with _client(url, key) as client:
+        page = client.list_page(
+            status=status or None,
+            queue=queue or None,
+            task=task or None,
+            limit=limit,
+            cursor=cursor or None,
         )
-    if page["next_cursor"]:
-        typer.echo(f"more: --cursor {page['next_cursor']}", err=True)
+    for job in page.items:
+        typer.echo(
+            f"{job.id:>8}  {job.status:<12} {job.queue:<12} {job.task:<12} "
+            f"attempts={job.attempts}/{job.max_attempts}"
+        )
+    if page.next_cursor:
+        typer.echo(f"more: --cursor {page.next_cursor}", err=True)
 
 
 QueueArg = Annotated[str, typer.Argument(help="The queue's name.")]
@@ -615,13 +640,15 @@ QueueArg = Annotated[str, typer.Argument(help="The queue's name.")]
 def queues(url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Print every queue, one line each: name, paused, slots online, jobs per status, and how
     long its oldest due job has waited."""
-    for queue in _request("GET", f"{_base(url)}/queues", key=key)["items"]:
-        counts = " ".join(f"{status}={n}" for status, n in queue["counts"].items())
-        oldest = queue["oldest_due_seconds"]
+    with _client(url, key) as client:
+        found = client.queues()
+    for queue in found:
+        counts = " ".join(f"{status}={n}" for status, n in queue.counts.items())
+        oldest = queue.oldest_due_seconds
         waited = "-" if oldest is None else f"{oldest:.1f}s"
-        state = "paused" if queue["paused"] else "active"
+        state = "paused" if queue.paused else "active"
         typer.echo(
-            f"{queue['name']:<20} {state:<7} slots={queue['slots_online']:<4} {counts}  "
+            f"{queue.name:<20} {state:<7} slots={queue.slots_online:<4} {counts}  "
             f"oldest_due={waited}"
         )
 
@@ -629,45 +656,43 @@ def queues(url: ServiceUrl = None, key: ServiceKey = None) -> None:
 @app.command()
 def pause(queue: QueueArg, url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Pause a queue: no process claims its jobs until it is resumed (admin)."""
-    _print(_request("POST", f"{_base(url)}/queues/{queue}/pause", key=key))
+    with _client(url, key) as client:
+        state = client.pause(queue)
+    _print(state.raw)
 
 
 @app.command()
 def resume(queue: QueueArg, url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Resume a paused queue (admin)."""
-    _print(_request("POST", f"{_base(url)}/queues/{queue}/resume", key=key))
+    with _client(url, key) as client:
+        state = client.resume(queue)
+    _print(state.raw)
 
 
 @app.command()
 def workers(url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Print the live processes, one line each: id, role, busy/total slots, queues, last seen."""
-    listing = _request("GET", f"{_base(url)}/workers", key=key)
-    for process in listing["items"]:
-        slots = sum(process["queues"].values())
-        served = ",".join(f"{q}={n}" for q, n in process["queues"].items()) or "-"
+    with _client(url, key) as client:
+        listing = client.workers()
+    for process in listing.items:
+        slots = sum(process.queues.values())
+        served = ",".join(f"{q}={n}" for q, n in process.queues.items()) or "-"
         typer.echo(
-            f"{process['worker_id']:<32} {process['role']:<6} busy={process['busy']}/{slots} "
-            f"queues={served} seen={process['seen_at']}"
+            f"{process.worker_id:<32} {process.role:<6} busy={process.busy}/{slots} "
+            f"queues={served} seen={process.raw['seen_at']}"
         )
-    typer.echo(f"{len(listing['items'])} processes, busy {listing['busy']}/{listing['slots']}")
+    typer.echo(f"{len(listing.items)} processes, busy {listing.busy}/{listing.slots}")
 
 
 @app.command()
 def schedules(url: ServiceUrl = None, key: ServiceKey = None) -> None:
     """Print every schedule, one line each: name, cron and time zone, task, next and last run."""
-    after = ""
-    while True:
-        page = _request("GET", f"{_base(url)}/schedules", key=key, params={"after": after})
-        for item in page["items"]:
-            _print_schedule(item)
-        if not page["next_after"]:
-            return
-        after = page["next_after"]
-
-
-def _print_schedule(item: dict[str, Any]) -> None:
-    state = "paused" if item["paused"] else "active"
-    typer.echo(
-        f"{item['name']:<24} {state:<7} {item['cron']!r} {item['timezone']} "
-        f"task={item['task']} next={item['next_run_at']} last={item['last_run_at'] or '-'}"
-    )
+    with _client(url, key) as client:
+        found = client.schedules()
+    for schedule in found:
+        state = "paused" if schedule.paused else "active"
+        typer.echo(
+            f"{schedule.name:<24} {state:<7} {schedule.cron!r} {schedule.timezone} "
+            f"task={schedule.task} next={schedule.raw['next_run_at']} "
+            f"last={schedule.raw['last_run_at'] or '-'}"
+        )

@@ -171,6 +171,33 @@ class JobStateConflict(JobQueueError):
         )
 
 
+class LeaseNotFound(JobQueueError):
+    """A lease token that is malformed, or was not issued to the key presenting it (a worker
+    key never sees another key's leases)."""
+
+
+class LeaseLost(JobQueueError):
+    """The lease a token names is no longer held: it expired and the job was rescued (perhaps
+    leased again), the job was cancelled, retried or deleted. Nothing was written.
+
+    Attributes:
+        job_id, attempt: the attempt the token names.
+        status: the job's status now; None when the job is gone.
+    """
+
+    code = "lease_lost"
+
+    def __init__(self, job_id: int, attempt: int, status: str | None) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.status = status
+        now = "is gone" if status is None else f"is {status} now"
+        super().__init__(
+            f"the lease of job {job_id} (attempt {attempt}) is lost and the job {now}: "
+            "drop this attempt's outcome"
+        )
+
+
 class IdempotencyConflict(JobQueueError):
     """An idempotency key already names a job created from a different request."""
 

@@ -362,6 +362,21 @@ class Settings(BaseSettings):
         description="Requests of this process that may wait on GET /jobs/{id}?wait_seconds= at "
         "once; one more gets a 429 with Retry-After.",
     )
+    lease_max_wait_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=20,
+        description="The longest wait of a POST /leases long-poll, s (a request asking for more "
+        "waits this long); lower it below an idle timeout of a proxy in front of the service.",
+    )
+    max_lease_polls_per_key: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="POST /leases requests of one API key that may wait (long-poll) at once in "
+        "this process; one more gets a 429 with Retry-After. All keys together: "
+        "JOBQUEUE_MAX_LONG_POLLS.",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         description="Signs dashboard sessions (32+ characters); the same on every replica. "

@@ -44,6 +44,28 @@ def test_role_order_read_write_admin() -> None:
     assert not Role.READ.allows(Role.WRITE)
 
 
+def test_role_worker_allows_only_the_lease_api_and_admin_includes_it() -> None:
+    assert Role.WORKER.allows(Role.WORKER)
+    assert Role.ADMIN.allows(Role.WORKER)
+    assert not Role.WORKER.allows(Role.READ)
+    assert not Role.WRITE.allows(Role.WORKER)
+    assert not Role.READ.allows(Role.WORKER)
+
+
+def test_parse_api_keys_worker_key_with_queues() -> None:
+    text = json.dumps(
+        [
+            {"name": "img", "role": "worker", "key": NEW_KEY, "queues": ["images", "thumbs"]},
+            {"name": "any", "role": "worker", "key": READ_KEY},
+        ]
+    )
+    keys = parse_api_keys(text)
+    assert [(k.name, k.role, k.queues) for k in keys] == [
+        ("img", Role.WORKER, frozenset({"images", "thumbs"})),
+        ("any", Role.WORKER, None),
+    ]
+
+
 def test_parse_api_keys_valid_list_gives_names_roles_keys() -> None:
     keys = parse_api_keys(THREE)
     assert [(k.name, k.role, k.secret) for k in keys] == [
@@ -61,7 +83,19 @@ def test_parse_api_keys_valid_list_gives_names_roles_keys() -> None:
         ("[]", "non-empty JSON list"),
         ('{"name": "x"}', "non-empty JSON list"),
         ('["key"]', r"JOBQUEUE_API_KEYS\[0\] must be an object"),
-        (keys_json(("ci", "owner", WRITE_KEY)), "role must be one of read, write, admin"),
+        (keys_json(("ci", "owner", WRITE_KEY)), "role must be one of read, write, admin, worker"),
+        (
+            '[{"name": "ci", "role": "write", "key": "' + WRITE_KEY + '", "queues": ["a"]}]',
+            "only a worker key has queues",
+        ),
+        (
+            '[{"name": "w", "role": "worker", "key": "' + WRITE_KEY + '", "queues": []}]',
+            "queues must be a list of 1 to 100 queue names",
+        ),
+        (
+            '[{"name": "w", "role": "worker", "key": "' + WRITE_KEY + '", "queues": ["a b"]}]',
+            "queues must be a list",
+        ),
         (keys_json(("ci", "write", "")), "key must be a non-empty string"),
         (keys_json(("ci", "write", "short-key")), "key must be 32 to 512 characters, got 9"),
         (keys_json(("ci", "write", WRITE_KEY[:31])), "key must be 32 to 512 characters, got 31"),

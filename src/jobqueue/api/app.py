@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from jobqueue.api.guard import HostGuard
 from jobqueue.api.limits import BodyBudget, BodySizeLimit
 from jobqueue.api.methods import HeadAsGet
 from jobqueue.api.middleware import ProxyHeaders, RequestMiddleware
-from jobqueue.api.routes import health, jobs, processes, queues, schedules
+from jobqueue.api.routes import health, jobs, leases, processes, queues, schedules
 from jobqueue.api.routes import metrics as metrics_routes
 from jobqueue.api.routes.schedules import ScheduleIn
 from jobqueue.api.state import AppState, Runtime
@@ -42,9 +42,10 @@ from jobqueue.db.registry import ProcessInfo
 from jobqueue.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.errors import ConfigurationError, DuplicateKey, InvalidJobRequest
 from jobqueue.jobs import JobStatus
+from jobqueue.leases import RemoteLeases
 from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Scheduler, Supervisor
 from jobqueue.metrics import Metrics
-from jobqueue.notify import JobsFinished, Listener, protocol
+from jobqueue.notify import JobsFinished, Listener, QueuesRunnable, protocol
 from jobqueue.service import JobDefaults, JobService, ScheduleSpec
 from jobqueue.service._schedules import check_definition
 from jobqueue.service.dashboard import DashboardService
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         app.include_router(queues.router)
         app.include_router(processes.router)
         app.include_router(schedules.router)
+        app.include_router(leases.router)
         from jobqueue.api import ui  # the dashboard includes the jobs router again: import last
 
         ui.install(app)
@@ -204,6 +206,12 @@ async def _run(
         max_page_bytes=settings.max_page_bytes,
     )
     stack.push_async_callback(service.close)
+    remote = remote_leases(settings, engine, metrics, service.catalog.invalidate)
+    service.add_enqueue_listener(remote.on_enqueued)
+    if listener is not None:
+        listener.subscribe(QueuesRunnable, remote.on_runnable)
+        listener.on_connect(remote.waiters.wake_all)
+    supervisor.add("lease-probe", remote.probe)
     pool: WorkerPool | None = None
     if settings.runs_workers:
         pool = WorkerPool(
@@ -218,13 +226,21 @@ async def _run(
         metrics.workers = pool.busy_slots
         for name, loop in pool.loops().items():
             supervisor.add(name, loop)
-        rescuer = Rescuer(engine, settings.rescue_interval_seconds, pool.coordinator.wake, metrics)
-        supervisor.add("rescuer", rescuer.run)
         pruner = Pruner(
             engine, retention_ages(settings), settings.retention_interval_seconds, metrics
         )
         if pruner.enabled:
             supervisor.add("pruner", pruner.run)
+
+    # Every role rescues (one idempotent statement): a deployment of API processes and remote
+    # workers only still gets its expired leases back.
+    def rescued(queues: set[str]) -> None:
+        remote.waiters.runnable(frozenset(queues))
+        if pool is not None:
+            pool.coordinator.wake(queues)
+
+    rescuer = Rescuer(engine, settings.rescue_interval_seconds, rescued, metrics)
+    supervisor.add("rescuer", rescuer.run)
     if pool is not None:
         await _start_schedules(service, settings)
         supervisor.add("scheduler", Scheduler(service.schedules).run)
@@ -251,6 +267,7 @@ async def _run(
         if stopped:
             return
         stopped = True
+        remote.drain()
         if pool is not None:
             await pool.drain()
         await supervisor.stop()
@@ -269,7 +286,28 @@ async def _run(
         workers=None if pool is None else pool.busy_slots,
         head_revision=head_revision(),
         stop=stop,
+        leases=remote,
         pool=pool,
+    )
+
+
+def remote_leases(
+    settings: Settings, engine: AsyncEngine, metrics: Metrics, on_announced: Callable[[], None]
+) -> RemoteLeases:
+    """The lease API's use cases, with the limits and the retry policy of ``settings``."""
+    return RemoteLeases(
+        engine,
+        RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds),
+        metrics,
+        default_lease_seconds=settings.lease_seconds,
+        poll_seconds=settings.poll_interval_seconds,
+        max_wait_seconds=settings.lease_max_wait_seconds,
+        max_waiting=settings.max_long_polls,
+        max_waiting_per_key=settings.max_lease_polls_per_key,
+        max_result_bytes=settings.max_result_bytes,
+        max_result_depth=settings.max_payload_depth,
+        version=f"remote via {__version__}",
+        on_announced=on_announced,
     )
 
 
@@ -344,6 +382,7 @@ def job_defaults(settings: Settings) -> JobDefaults:
         max_payload_depth=settings.max_payload_depth,
         known_queues=settings.known_queue_names,
         remote_tasks=frozenset(parse_names(settings.remote_tasks)),
+        remote_queues=frozenset(parse_names(settings.remote_queues)),
     )
 
 

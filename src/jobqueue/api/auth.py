@@ -46,7 +46,8 @@ BEARER_SCHEME: dict[str, Any] = {
     "scheme": "bearer",
     "description": "An API key from JOBQUEUE_API_KEYS, sent as `Authorization: Bearer <key>`. "
     "Roles: read (GET /jobs…), write (also POST /jobs, /jobs/batch), admin (also cancel and "
-    "retry). Not needed when the service runs without keys.",
+    "retry, and the lease API), worker (the lease API only: POST /leases…). Not needed when "
+    "the service runs without keys.",
 }
 ACCESS_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No API key, or one that is not valid."},
@@ -130,12 +131,14 @@ class Principal:
         role: what it may do (``admin`` when no keys are configured).
         via: ``"open"`` (no keys configured), ``"bearer"`` or ``"session"`` (dashboard cookie).
         session_token: the session cookie's value when ``via == "session"``.
+        queues: the only queues a ``worker`` key may lease from; None: any.
     """
 
     name: str
     role: Role
     via: Literal["open", "bearer", "session"]
     session_token: str | None = field(default=None, repr=False)
+    queues: frozenset[str] | None = None
 
 
 class LoginRequired(NotAuthenticated):
@@ -274,7 +277,7 @@ class Access:
             raise NotAuthenticated(
                 "the API key is not valid", invalid_token=True, reason="invalid_key"
             )
-        return Principal(key.name, key.role, "bearer")
+        return Principal(key.name, key.role, "bearer", queues=key.queues)
 
     def authorize(self, principal: Principal, needed: Role) -> Principal:
         """``principal`` when its role includes ``needed``.

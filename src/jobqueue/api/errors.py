@@ -14,6 +14,8 @@
 | TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
+| LeaseNotFound       | 404    |
+| LeaseLost           | 409, with ``"code": "lease_lost"`` |
 | DatabaseUnavailable | 503 (with ``Retry-After: 1``), a fixed message; the cause is logged |
 | any other driver error (asyncpg, SQLAlchemy) | 503 (with ``Retry-After: 1``), a fixed detail |
 | NotAuthenticated    | 401 (with ``WWW-Authenticate: Bearer``, RFC 6750) |
@@ -64,6 +66,8 @@ from jobqueue.errors import (
     JobNotFound,
     JobQueueError,
     JobStateConflict,
+    LeaseLost,
+    LeaseNotFound,
     MalformedHost,
     MisdirectedRequest,
     NotAuthenticated,
@@ -103,6 +107,8 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (TooManyWaiting, 429),
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
+    (LeaseNotFound, 404),
+    (LeaseLost, 409),
     (DatabaseUnavailable, 503),
     (NotAuthenticated, 401),
     (PermissionDenied, 403),
@@ -131,10 +137,12 @@ def detail_of(exc: JobQueueError) -> str:
 
 
 def error_response(exc: JobQueueError) -> JSONResponse:
-    """The JSON response for a domain error: ``{"detail": ...}``, its status and headers."""
-    return JSONResponse(
-        {"detail": detail_of(exc)}, status_code=status_of(exc), headers=headers_of(exc)
-    )
+    """The JSON response for a domain error: ``{"detail": ...}`` (and ``"code"`` for an error
+    that has one, e.g. ``lease_lost``), its status and headers."""
+    body: dict[str, Any] = {"detail": detail_of(exc)}
+    if isinstance(exc, LeaseLost):
+        body["code"] = exc.code
+    return JSONResponse(body, status_code=status_of(exc), headers=headers_of(exc))
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from jobqueue.settings import Settings
 
 if TYPE_CHECKING:  # api/auth.py reads the state: import its type only for the checker
     from jobqueue.api.auth import Access
+    from jobqueue.leases import RemoteLeases
     from jobqueue.worker import WorkerPool
 
 
@@ -45,6 +46,7 @@ class Runtime:
         workers: ``() -> (busy, total)`` runner slots of this process; ``None`` without a pool.
         head_revision: the migration this build expects the database to be at.
         stop: the orderly stop of the loops and the pool (idempotent; the lifespan calls it).
+        leases: the lease API's use cases (``api/routes/leases.py``).
         pool: the worker pool, for the composition root and tests; routes use ``workers``.
     """
 
@@ -55,6 +57,7 @@ class Runtime:
     workers: Callable[[], tuple[int, int]] | None
     head_revision: str
     stop: Callable[[], Awaitable[None]]
+    leases: RemoteLeases
     pool: WorkerPool | None = None
 
 

@@ -20,7 +20,9 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -29,6 +31,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from jobqueue.db.tables import jobs, processes
 from jobqueue.jobs import JobStatus
+
+ANY_TASK: Final = "*"
+"""In a row's ``tasks``: the process takes any task of its queues (a remote worker that leases
+without naming tasks). No task name can be ``*`` (``jobs.TASK_NAME_PATTERN``)."""
 
 PROCESS_LIVE_SECONDS: Final = 30.0
 """A process counts as live while its registry row is younger than this, in seconds (it renews
@@ -41,7 +47,8 @@ class ProcessInfo:
 
     Attributes:
         worker_id: the process's id (also the ``worker_id`` of the jobs it claims).
-        role: ``serve`` (API and workers), ``worker`` or ``api``.
+        role: ``serve`` (API and workers), ``worker`` or ``api``; ``remote`` for a worker that
+            leases over HTTP (its row is written by the API process that answers it).
         queues: the queues it serves (none for ``api``).
         tasks: the tasks it can run.
         slots: ``(queue, slots)`` pairs: the runner slots it gives each queue.
@@ -153,17 +160,20 @@ async def live_processes(
 
 async def live_catalog(
     conn: AsyncConnection, fresh_seconds: float = PROCESS_LIVE_SECONDS
-) -> tuple[frozenset[str], frozenset[str]]:
-    """``(tasks, queues)`` that some live process runs and serves."""
-    statement_tasks = select(func.unnest(processes.c.tasks).label("name")).where(
-        _live_cutoff(fresh_seconds)
-    )
-    statement_queues = select(func.unnest(processes.c.queues).label("name")).where(
-        _live_cutoff(fresh_seconds)
-    )
-    task_names = frozenset(row.name for row in await conn.execute(statement_tasks.distinct()))
-    queue_names = frozenset(row.name for row in await conn.execute(statement_queues.distinct()))
-    return task_names, queue_names
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """``(tasks, queues, open queues)`` of the live processes: the tasks some live process
+    runs, the queues it serves, and the queues whose every task some live process takes
+    (:data:`ANY_TASK`). One statement."""
+    statement = select(processes.c.tasks, processes.c.queues).where(_live_cutoff(fresh_seconds))
+    task_names: set[str] = set()
+    queue_names: set[str] = set()
+    open_queues: set[str] = set()
+    for row in await conn.execute(statement):
+        queue_names.update(row.queues)
+        if ANY_TASK in row.tasks:
+            open_queues.update(row.queues)
+        task_names.update(name for name in row.tasks if name != ANY_TASK)
+    return frozenset(task_names), frozenset(queue_names), frozenset(open_queues)
 
 
 async def jobs_without_worker(
@@ -193,7 +203,10 @@ async def jobs_without_worker(
             and_(
                 _live_cutoff(fresh_seconds),
                 pairs.c.queue == any_(processes.c.queues),
-                pairs.c.task == any_(processes.c.tasks),
+                or_(
+                    pairs.c.task == any_(processes.c.tasks),
+                    literal(ANY_TASK) == any_(processes.c.tasks),
+                ),
             )
         )
     )
@@ -207,3 +220,14 @@ async def jobs_without_worker(
     )
     parameters = {} if kept is None else {"kept": list(kept)}
     return {(row[0], row[1]): row[2] for row in await conn.execute(statement, parameters)}
+
+
+async def touch_process(conn: AsyncConnection, worker_id: str, busy: int) -> bool:
+    """Renew a row's ``seen_at`` and set its ``busy`` (a remote worker's heartbeat: the API
+    process knows its id but not what it serves). Returns False when there is no such row."""
+    result = await conn.execute(
+        processes.update()
+        .where(processes.c.worker_id == worker_id)
+        .values(seen_at=func.now(), busy=busy)
+    )
+    return bool(result.rowcount)

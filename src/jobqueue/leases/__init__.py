@@ -3,7 +3,7 @@ policy), release and rescue.
 
 The only package that writes a job's lease columns. Two kinds of client call the same
 functions: the in-process worker pool (through :class:`PostgresLeases`, a :class:`LeaseStore`)
-and, later, an HTTP lease API for workers in any language (the functions on a connection).
+and the HTTP lease API for workers in any language (:class:`RemoteLeases`, ``_remote.py``).
 
 The lease life cycle::
 
@@ -27,6 +27,27 @@ from jobqueue.leases._outcomes import (
     failed,
     succeeded,
 )
+from jobqueue.leases._remote import RemoteLeases
+from jobqueue.leases._remote_types import (
+    LEASE_LOST,
+    MAX_JOBS,
+    MAX_LEASE_SECONDS,
+    MAX_QUEUES,
+    MAX_TASKS,
+    MAX_TOKEN_CHARS,
+    MAX_TOKENS,
+    MAX_WAIT_SECONDS,
+    MIN_LEASE_SECONDS,
+    WORKER_NAME,
+    Caller,
+    Failure,
+    Granted,
+    LeaseRequest,
+    LeaseToken,
+    RemoteWorker,
+    Renewal,
+    Report,
+)
 from jobqueue.leases._store import (
     MAX_FINISH_BATCH,
     RESCUE_BATCH,
@@ -41,17 +62,36 @@ from jobqueue.leases._store import (
 from jobqueue.leases._types import ClaimSpec, FinishResult, HeartbeatResult, Refused, Rescued
 
 __all__ = [
+    "LEASE_LOST",
     "MAX_ERROR_CHARS",
     "MAX_FINISH_BATCH",
+    "MAX_JOBS",
+    "MAX_LEASE_SECONDS",
+    "MAX_QUEUES",
     "MAX_RESULT_BYTES",
     "MAX_RESULT_DEPTH",
+    "MAX_TASKS",
+    "MAX_TOKENS",
+    "MAX_TOKEN_CHARS",
+    "MAX_WAIT_SECONDS",
+    "MIN_LEASE_SECONDS",
     "RESCUE_BATCH",
+    "WORKER_NAME",
+    "Caller",
     "ClaimSpec",
+    "Failure",
     "FinishResult",
+    "Granted",
     "HeartbeatResult",
+    "LeaseRequest",
     "LeaseStore",
+    "LeaseToken",
     "PostgresLeases",
     "Refused",
+    "RemoteLeases",
+    "RemoteWorker",
+    "Renewal",
+    "Report",
     "Rescued",
     "ResultTooDeep",
     "ResultTooLarge",

@@ -202,3 +202,62 @@ def cancelled(job: ClaimedJob) -> Outcome:
         error_type="Cancelled",
         error_message="cancelled by request while running",
     )
+
+
+def reported_failure(
+    key: tuple[int, int],
+    max_attempts: int,
+    policy: RetryPolicy,
+    *,
+    error_type: str,
+    message: str,
+    trace: str | None,
+    retryable: bool,
+    retry_delay_seconds: float | None,
+) -> Outcome:
+    """The outcome of an attempt a remote worker reports failed (``POST /leases/…/fail``).
+
+    Args:
+        key: ``(job_id, attempt)``.
+        max_attempts: the job's attempts in all.
+        retryable: False ends the job ``failed`` at once (as ``Discard``).
+        retry_delay_seconds: the delay before the retry, seconds (clamped to 0 and
+            :data:`MAX_RETRY_DELAY_SECONDS`); None: ``policy.delay_after(attempt)``.
+
+    Texts are cut to :data:`MAX_ERROR_CHARS` (the traceback keeps its end) and freed of what
+    PostgreSQL cannot store, as the in-process classifier does.
+    """
+    job_id, attempt = key
+    status = JobStatus.TODO if retryable and attempt < max_attempts else JobStatus.FAILED
+    delay = 0.0
+    if status is JobStatus.TODO:
+        delay = policy.delay_after(attempt) if retry_delay_seconds is None else retry_delay_seconds
+        if not math.isfinite(delay) or delay > MAX_RETRY_DELAY_SECONDS:
+            delay = MAX_RETRY_DELAY_SECONDS
+        delay = max(delay, 0.0)
+    return Outcome(
+        job_id,
+        attempt,
+        status,
+        error_type=_clean(error_type[:200]),
+        error_message=_clean(message[:MAX_ERROR_CHARS]),
+        traceback=None if trace is None else _clean(trace[-MAX_ERROR_CHARS:]),
+        retry_delay_seconds=delay,
+    )
+
+
+def reported_result(value: Any, max_result_bytes: int, max_result_depth: int) -> str:
+    """A remote worker's result (``POST /leases/…/complete``) as JSON text for ``jobs.result``.
+
+    Raises:
+        ResultTooLarge: over ``max_result_bytes`` bytes of compact UTF-8 JSON.
+        ResultTooDeep: nesting more than ``max_result_depth`` levels.
+        TypeError/ValueError: not storable JSON (see :func:`encode_result`).
+    """
+    text = encode_result(value)
+    size = _utf8_size(text)
+    if size > max_result_bytes:
+        raise ResultTooLarge(size, max_result_bytes)
+    if nests_deeper(value, text, max_result_depth):
+        raise ResultTooDeep(max_result_depth)
+    return text

@@ -28,7 +28,7 @@ CANCELLED: Final = JobStatus.CANCELLED.value
 _FINAL: Final = sql_in(s.value for s in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED))
 
 
-def _claim(queue: int, limit: int, worker: int, lease: int, tasks: int) -> str:
+def _claim(queue: int, limit: int, worker: int, lease: int, tasks: int | None) -> str:
     """The claim as two CTEs, ``next`` and ``claimed``, with the given parameter numbers.
 
     Higher priority first, then the earliest ``run_at``, then the oldest id: the order of
@@ -38,11 +38,12 @@ def _claim(queue: int, limit: int, worker: int, lease: int, tasks: int) -> str:
     ``tasks`` are taken: a process never claims a job it cannot run. Nothing is taken from a
     paused queue (a row of ``queues`` with ``paused_at`` set): the check does not depend on the
     job, so the planner runs it once per statement (a one-time filter, one primary-key probe).
+    ``tasks`` None: any task (a remote worker that names none).
     """
+    task_filter = "" if tasks is None else f"\n      AND task = ANY(${tasks}::text[])"
     return f"""next AS (
     SELECT id FROM jobs
-    WHERE status = '{TODO}' AND queue = ${queue} AND run_at <= now()
-      AND task = ANY(${tasks}::text[])
+    WHERE status = '{TODO}' AND queue = ${queue} AND run_at <= now(){task_filter}
       AND NOT EXISTS (SELECT 1 FROM queues AS p
                       WHERE p.name = ${queue} AND p.paused_at IS NOT NULL)
     ORDER BY priority DESC, run_at, id
@@ -66,6 +67,28 @@ CLAIMED_COLUMNS: Final = (
 
 CLAIM: Final = f"WITH {_claim(1, 2, 3, 4, 5)}\nSELECT {CLAIMED_COLUMNS} FROM claimed"
 """$1 queue, $2 limit, $3 worker_id, $4 lease seconds, $5 tasks."""
+
+CLAIM_ANY_TASK: Final = f"WITH {_claim(1, 2, 3, 4, None)}\nSELECT {CLAIMED_COLUMNS} FROM claimed"
+"""$1 queue, $2 limit, $3 worker_id, $4 lease seconds: a job of any task."""
+
+# The long-poll probe: one statement per poll tick for all the queues that waiting lease
+# requests watch, instead of one claim per waiting request. EXISTS stops at the first due row
+# (the order of ix_jobs_claim); a paused queue never counts.
+DUE_QUEUES: Final = f"""SELECT q.name FROM unnest($1::text[]) AS q(name)
+WHERE EXISTS (SELECT 1 FROM jobs WHERE status = '{TODO}' AND queue = q.name AND run_at <= now())
+  AND NOT EXISTS (SELECT 1 FROM queues AS p WHERE p.name = q.name AND p.paused_at IS NOT NULL)"""
+"""$1 queue names; returns those with a due ``todo`` job."""
+
+# Was a refused write a repeat of one already written by the same attempt? A complete is, when
+# the job is done by that attempt of that worker (a final write keeps worker_id); a fail is,
+# when the attempt's history row by that worker says failed, retried or cancelled.
+REPEATS: Final = """SELECT u.id, u.attempt, j.status, j.attempts, j.worker_id,
+       (SELECT a.outcome FROM job_attempts AS a
+        WHERE a.job_id = u.id AND a.attempt = u.attempt AND a.worker_id = u.worker
+        ORDER BY a.id DESC LIMIT 1) AS outcome
+FROM unnest($1::bigint[], $2::int[], $3::text[]) AS u(id, attempt, worker)
+LEFT JOIN jobs AS j ON j.id = u.id"""
+"""$1 job ids, $2 attempts, $3 worker ids."""
 
 # The outcome write: the fenced UPDATE and the attempt-history rows of the attempts that did not
 # succeed. A retry of a job whose cancellation was requested ends it cancelled instead.
@@ -92,7 +115,7 @@ _FINISH_CTES = f"""u AS (
     FROM u
     WHERE j.id = u.id AND j.status = '{IN_PROGRESS}' AND j.worker_id = $9
       AND j.attempts = u.attempt
-    RETURNING j.id, j.attempts, j.status, j.started_at
+    RETURNING j.id, j.attempts, j.status, j.started_at, j.queue, j.task
 ), history AS (
     INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error_type,
                               error_message, traceback)
@@ -112,7 +135,7 @@ _NOTIFY_FINISHED = f"""(SELECT count(pg_notify('{protocol.CHANNEL}',
  WHERE s.ids IS NOT NULL)"""
 
 FINISH: Final = f"""WITH {_FINISH_CTES}
-SELECT w.id, w.attempts, w.status, {_NOTIFY_FINISHED} AS notified
+SELECT w.id, w.attempts, w.status, w.queue, w.task, {_NOTIFY_FINISHED} AS notified
 FROM written AS w"""
 """$1..$8 outcome arrays, $9 worker_id."""
 

@@ -63,9 +63,14 @@ async def claim(conn: asyncpg.Connection, worker_id: str, spec: ClaimSpec) -> li
     Returns:
         the claimed jobs, in claim order (priority, run_at, id).
     """
-    rows = await conn.fetch(
-        sql.CLAIM, spec.queue, spec.limit, worker_id, spec.lease_seconds, list(spec.tasks)
-    )
+    if spec.tasks is None:
+        rows = await conn.fetch(
+            sql.CLAIM_ANY_TASK, spec.queue, spec.limit, worker_id, spec.lease_seconds
+        )
+    else:
+        rows = await conn.fetch(
+            sql.CLAIM, spec.queue, spec.limit, worker_id, spec.lease_seconds, list(spec.tasks)
+        )
     return [_claimed(row) for row in rows]
 
 
@@ -98,7 +103,7 @@ async def finish(
             claim_spec.queue,
             claim_spec.limit,
             claim_spec.lease_seconds,
-            list(claim_spec.tasks),
+            list(claim_spec.tasks or ()),
         )
         claimed = [_claimed(row) for row in rows if row["claimed"]]
         written_rows = [row for row in rows if not row["claimed"]]
@@ -108,8 +113,14 @@ async def finish(
     if refused:
         ids = list({job_id for job_id, _ in refused})
         details = {row["id"]: row for row in await conn.fetch(sql.REFUSED_DETAILS, ids)}
+    labels = (
+        {}
+        if claim_spec is not None
+        else {(row["id"], row["attempts"]): (row["queue"], row["task"]) for row in written_rows}
+    )
     return FinishResult(
         written=written,
+        labels=labels,
         refused=[_refused(key, details.get(key[0])) for key in refused],
         claimed=claimed,
     )

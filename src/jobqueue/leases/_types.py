@@ -14,13 +14,14 @@ class ClaimSpec:
     Attributes:
         queue: one queue per claim (so the scan walks ``ix_jobs_claim`` in order).
         limit: at most this many jobs (1 to 1000).
-        tasks: only jobs of these tasks: a process claims only what it can run.
+        tasks: only jobs of these tasks: a process claims only what it can run; None: any
+            task (a remote worker that names none).
         lease_seconds: the lease each claimed job gets, in seconds from the database's now.
     """
 
     queue: str
     limit: int
-    tasks: tuple[str, ...]
+    tasks: tuple[str, ...] | None
     lease_seconds: float
 
 
@@ -48,9 +49,12 @@ class FinishResult:
             cancel was requested meanwhile).
         refused: the outcomes the fence refused (lease lost); nothing of them was written.
         claimed: jobs claimed in the same statement (see :meth:`LeaseStore.finish`).
+        labels: ``{attempt: (queue, task)}`` of the written outcomes, when no claim went with
+            the finish (the caller has no other record of them: the lease API).
     """
 
     written: dict[AttemptKey, JobStatus] = field(default_factory=dict)
+    labels: dict[AttemptKey, tuple[str, str]] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
     claimed: list[ClaimedJob] = field(default_factory=list)
 

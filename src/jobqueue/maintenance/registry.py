@@ -35,7 +35,7 @@ ANNOUNCE_SECONDS = 10.0
 SILENT_SECONDS = 60.0
 """A row not renewed for this long is deleted, in seconds."""
 
-CatalogListener = Callable[[frozenset[str], frozenset[str]], None]
+CatalogListener = Callable[[frozenset[str], frozenset[str], frozenset[str]], None]
 """Told ``(tasks, queues)`` of the live processes after each renewal."""
 
 
@@ -48,7 +48,8 @@ class ProcessRegistry:
         busy: returns this process's busy slots now (0 without workers).
         finished: returns the jobs this process ended per minute (``{"<unix minute>": [done,
             failed]}``: ``Metrics.throughput.snapshot``), for the dashboard's chart.
-        on_catalog: told the live processes' ``(tasks, queues)`` after each renewal.
+        on_catalog: told the live processes' ``(tasks, queues, open queues)`` after each
+            renewal (see :func:`jobqueue.db.registry.live_catalog`).
         interval_seconds: the renewal period, in seconds.
     """
 

@@ -17,7 +17,7 @@ from jobqueue.notify.protocol import (
     decode,
     encode,
 )
-from jobqueue.notify.waiters import FinishWaiters
+from jobqueue.notify.waiters import FinishWaiters, QueueWaiters
 
 __all__ = [
     "CHANNEL",
@@ -27,6 +27,7 @@ __all__ = [
     "JobsFinished",
     "Listener",
     "Ping",
+    "QueueWaiters",
     "QueuesRunnable",
     "decode",
     "encode",

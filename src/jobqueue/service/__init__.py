@@ -120,7 +120,7 @@ class JobService:
         async with read(self.engine) as conn:
             return await registry_queries.live_processes(conn)
 
-    async def _read_catalog(self) -> tuple[frozenset[str], frozenset[str]]:
+    async def _read_catalog(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
         async with read(self.engine) as conn:
             return await registry_queries.live_catalog(conn)
 

@@ -43,6 +43,9 @@ class JobDefaults:
             ``JOBQUEUE_REMOTE_QUEUES``; when remote workers announce their queues, add theirs.
         remote_tasks: tasks other processes run (``JOBQUEUE_REMOTE_TASKS``): a job may name
             them although this process's registry lacks them (no enqueue-time payload check).
+        remote_queues: queues other processes or remote workers serve
+            (``JOBQUEUE_REMOTE_QUEUES``): a job there may name any task (the workers of the
+            queue define them; docs/workers.md).
     """
 
     max_attempts: int = 3
@@ -51,6 +54,7 @@ class JobDefaults:
     max_payload_depth: int = 64
     known_queues: frozenset[str] = frozenset({"default"})
     remote_tasks: frozenset[str] = frozenset()
+    remote_queues: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,9 @@ def prepare(
 
     Raises:
         UnknownTask: the task is neither registered, nor remote, nor announced by a live
-            process (the message lists the known ones).
+            process, and the queue is not one where any task goes (``remote_queues``, or a
+            live remote worker's queue that it leases from without naming tasks); the message
+            lists the known ones.
         UnknownQueue: the queue is neither in ``defaults.known_queues`` nor served by a live
             process (the message lists them).
         PayloadTooLarge: the payload's JSON is over ``max_payload_bytes``.
@@ -95,7 +101,13 @@ def prepare(
             task's validator refuses.
     """
     task = request.task
-    if task not in registry and task not in defaults.remote_tasks and task not in live.tasks:
+    if (
+        task not in registry
+        and task not in defaults.remote_tasks
+        and task not in live.tasks
+        and request.queue not in defaults.remote_queues
+        and request.queue not in live.open_queues
+    ):
         raise UnknownTask(task, {*registry.names(), *defaults.remote_tasks, *live.tasks})
     _check_texts(request)
     if request.queue not in defaults.known_queues and request.queue not in live.queues:

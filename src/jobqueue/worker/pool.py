@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.backoff import RetryPolicy
+from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import DatabaseUnavailable
 from jobqueue.jobs import AttemptKey
 from jobqueue.leases import (
@@ -82,6 +83,9 @@ class PoolConfig:
     max_result_depth: int = MAX_RESULT_DEPTH
     worker_id: str = field(default_factory=new_worker_id)
     log_payloads: bool = False
+
+
+_FINAL_WRITE_FAULTS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DRIVER_ERRORS)
 
 
 class WorkerPool:
@@ -219,14 +223,17 @@ class WorkerPool:
     async def final_writes(self) -> None:
         """Write the buffered outcomes, then release every attempt still held (shielded by
         the caller: a second Ctrl-C must not cut them off). Gives up on the database after
-        :data:`FINAL_WRITE_ATTEMPTS` failures: the rescuer then returns those jobs later."""
+        :data:`FINAL_WRITE_ATTEMPTS` failures: the rescuer then returns those jobs later. Any
+        driver error counts as such a failure, not only a lost connection: behind pgbouncer a
+        prepared statement may vanish with its server connection at shutdown
+        (``InvalidSQLStatementNameError``), and a stop must still end cleanly."""
         coordinator = self.coordinator
         coordinator.stopping = True
         failures = 0
         while coordinator.pending and failures < FINAL_WRITE_ATTEMPTS:
             try:
                 await coordinator.round()
-            except DatabaseUnavailable as exc:
+            except _FINAL_WRITE_FAULTS as exc:
                 failures += 1
                 log.error("outcome_flush_failed", error=str(exc), pending=len(coordinator.pending))
         buffered = {outcome.key for outcome in coordinator.pending}
@@ -234,7 +241,7 @@ class WorkerPool:
         if held:
             try:
                 released = await self.store.release(held)
-            except DatabaseUnavailable as exc:
+            except _FINAL_WRITE_FAULTS as exc:
                 log.error("release_failed", error=str(exc), jobs=len(held))
                 released = set()
             for key in held:

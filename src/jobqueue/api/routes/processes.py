@@ -47,7 +47,10 @@ class ProcessOut(BaseModel):
     worker_id: str
     host: str
     pid: int
-    role: str = Field(description="serve (API and workers), worker, or api.")
+    role: str = Field(
+        description="serve (API and workers), worker, api, or remote (a worker over the lease "
+        'API: its worker_id is <key name>/<worker name>; tasks ["*"]: any task).'
+    )
     version: str
     queues: dict[str, int] = Field(description="Runner slots per served queue.")
     tasks: list[str]

@@ -21,6 +21,7 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from jobqueue.access import Role
 from jobqueue.api.auth import SESSION_COOKIE, access_of, cross_site_reason
 from jobqueue.api.state import state_of
 from jobqueue.api.ui._render import render_page
@@ -107,7 +108,8 @@ async def login(request: Request) -> Response:
     """Check the posted key; a valid one gets the session cookie and a redirect to ``next``.
 
     Errors: 401 (the form again, with a message) for a key that is not valid; 403 for a form
-    posted from another site; 413 for a body over 4 KB.
+    posted from another site or a ``worker`` key (it may only use the lease API); 413 for a
+    body over 4 KB.
     """
     access = access_of(request)
     root = _root(request)
@@ -129,6 +131,10 @@ async def login(request: Request) -> Response:
         state_of(request.app).metrics.auth_failures.labels("invalid_key").inc()
         log.warning("auth_failed", reason="invalid_key", status=401, via="login", client=client)
         return _form(request, target, "That key is not valid.", 401)
+    if not key.role.allows(Role.READ):
+        state_of(request.app).metrics.auth_failures.labels("role").inc()
+        log.warning("auth_failed", reason="role", status=403, via="login", client=client)
+        return _form(request, target, "A worker key cannot open the dashboard.", 403)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
