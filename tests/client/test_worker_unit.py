@@ -23,18 +23,25 @@ from typing import Any
 
 import pytest
 
-from jobqueue.client import _worker
-from jobqueue.client._worker import (
-    ConnectionFailed,
-    Discard,
-    LeaseLost,
-    RetryLater,
-    ServiceUnavailable,
-    TaskContext,
-    Worker,
-)
+from jobqueue.client import ConnectionFailed, LeaseLost, ServiceUnavailable, _worker
+from jobqueue.client._worker import Discard, RetryLater, TaskContext, Worker
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.client]
+
+
+def unavailable() -> ServiceUnavailable:
+    """What the client raises on a 503."""
+    return ServiceUnavailable(503, "the database is unavailable")
+
+
+def refused() -> ConnectionFailed:
+    """What the client raises when the service cannot be reached."""
+    return ConnectionFailed(None, "[Errno 111] Connection refused", request_sent=False)
+
+
+def lease_lost() -> LeaseLost:
+    """What the client raises on a 409 ``lease_lost``."""
+    return LeaseLost(409, "the lease is lost", code="lease_lost")
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ class FakeService:
     ) -> FakeAnswer:
         self.heartbeat_calls.append((asyncio.get_running_loop().time(), list(tokens)))
         if self.down:
-            raise ServiceUnavailable("503")
+            raise unavailable()
         items = []
         for token in tokens:
             job = self.held.get(token)
@@ -183,12 +190,12 @@ class FakeService:
     def _take(self, token: str, kind: str) -> FakeJob:
         self.report_calls.append((kind, token))
         if self.down:
-            raise ServiceUnavailable("503")
+            raise unavailable()
         if self.report_errors:
             raise self.report_errors.pop(0)
         job = self.held.pop(token, None)
         if job is None:
-            raise LeaseLost("409 lease_lost")
+            raise lease_lost()
         return job
 
     async def complete(self, token: str, result: Any = None) -> FakeReport:
@@ -610,11 +617,11 @@ async def test_worker_second_stop_cuts_the_grace_short() -> None:
 async def test_worker_backs_off_while_the_service_is_down_at_lease_time() -> None:
     service = FakeService()
     service.lease_errors = [
-        ServiceUnavailable("503"),
-        ConnectionFailed("refused"),
-        ServiceUnavailable("503"),
-        ConnectionFailed("refused"),
-        ServiceUnavailable("503"),
+        unavailable(),
+        refused(),
+        unavailable(),
+        refused(),
+        unavailable(),
     ]
     service.add(FakeJob(1))
     worker = make_worker(service)
@@ -633,7 +640,7 @@ async def test_worker_backs_off_while_the_service_is_down_at_lease_time() -> Non
 
 async def test_worker_report_is_retried_while_the_service_is_down() -> None:
     service = FakeService()
-    service.report_errors = [ServiceUnavailable("503"), ConnectionFailed("reset")]
+    service.report_errors = [unavailable(), refused()]
     service.add(FakeJob(1))
     worker = make_worker(service)
     worker.task("work")(lambda payload: "done")
@@ -666,7 +673,7 @@ async def test_worker_report_gives_up_when_the_lease_would_have_expired() -> Non
 
 async def test_worker_lease_lost_on_report_is_dropped_without_retry() -> None:
     service = FakeService()
-    service.report_errors = [LeaseLost("409 lease_lost")]
+    service.report_errors = [lease_lost()]
     service.add(FakeJob(1), FakeJob(2))
     worker = make_worker(service, concurrency=1)
     worker.task("work")(lambda payload: "done")

@@ -77,32 +77,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import httpx
+
+from jobqueue.client._async import AsyncJobQueue
+from jobqueue.client._errors import (
+    ApiError,
+    ConnectionFailed,
+    JobQueueClientError,
+    LeaseLost,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+
 log = logging.getLogger("jobqueue.client.worker")
 
 # --- the lease client this worker needs (jobqueue.client.AsyncJobQueue) ---------------------
 
-
-class JobQueueClientError(Exception):
-    """Stand-in for the client's root error until ``jobqueue.client`` lands (replaced by it)."""
-
-
-class ApiError(JobQueueClientError):
-    """Stand-in: the service answered an error status."""
-
-
-class LeaseLost(ApiError):
-    """Stand-in: ``409`` with ``"code": "lease_lost"``."""
-
-
-class ServiceUnavailable(ApiError):
-    """Stand-in: ``503``."""
-
-
-class ConnectionFailed(JobQueueClientError):
-    """Stand-in: the service could not be reached (a transport error)."""
-
-
-_SERVICE_DOWN = (ServiceUnavailable, ConnectionFailed)
+# Answers after which nothing was done and a later try may work: back off and try again.
+_SERVICE_DOWN = (ServiceUnavailable, ConnectionFailed, TooManyRequests)
 
 
 class LeasedJobLike(Protocol):
@@ -811,9 +803,17 @@ class Worker:
                 delay = min(delay * 2, self.backoff_max_seconds)
 
     def _make_client(self) -> LeaseClient:
-        """An ``AsyncJobQueue`` for ``url`` and ``key``, its socket timeout past the long-poll
-        (docs/workers.md: ``wait_seconds`` + 10 s at least)."""
-        raise NotImplementedError("pass client= until jobqueue.client.AsyncJobQueue lands")
+        """An :class:`~jobqueue.client.AsyncJobQueue` for ``url`` and ``key`` (it gives a lease
+        call a socket timeout of ``wait_seconds`` + 10 s at least), with a connection for each
+        slot kept open: every running job may report at once.
+
+        Raises:
+            ValueError: ``url`` is not usable.
+        """
+        connections = self.concurrency + 2  # the reports, a lease call and a heartbeat
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        transport = httpx.AsyncHTTPTransport(limits=limits)
+        return AsyncJobQueue(self.url, self.key, transport=transport)
 
     # --- leasing -------------------------------------------------------------------------
 
