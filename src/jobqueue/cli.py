@@ -248,6 +248,7 @@ def remote_worker(
     except ValueError as exc:
         _fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     stopped_by = runner.run_sync()
     _exit_now(130 if stopped_by == signal.SIGINT else 0)
 

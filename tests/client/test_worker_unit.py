@@ -15,7 +15,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from jobqueue.client import ConnectionFailed, LeaseLost, ServiceUnavailable, _worker
+from jobqueue.client import ConnectionFailed, ServiceUnavailable, ValidationFailed, _worker
 from jobqueue.client._worker import Discard, RetryLater, TaskContext, Worker
 
 pytestmark = [pytest.mark.unit, pytest.mark.client]
@@ -37,11 +37,6 @@ def unavailable() -> ServiceUnavailable:
 def refused() -> ConnectionFailed:
     """What the client raises when the service cannot be reached."""
     return ConnectionFailed(None, "[Errno 111] Connection refused", request_sent=False)
-
-
-def lease_lost() -> LeaseLost:
-    """What the client raises on a 409 ``lease_lost``."""
-    return LeaseLost(409, "the lease is lost", code="lease_lost")
 
 
 @dataclass(frozen=True)
@@ -85,9 +80,10 @@ class FakeAnswer:
 
 @dataclass(frozen=True)
 class FakeReport:
-    job_id: int
+    job_id: int | None
     status: str
     repeated: bool = False
+    token: str | None = None
 
 
 @dataclass
@@ -97,7 +93,7 @@ class FakeService:
     ``lease_errors``/``report_errors`` are raised, one per call, before anything else;
     ``down`` makes heartbeats and reports raise ``ServiceUnavailable``; ``statuses`` and
     ``cancel`` set what heartbeats say of a job; ``drain_once`` makes the next heartbeat
-    answer ``drain: true``.
+    answer ``drain: true``; ``refuse`` is a result that makes a batch holding it a 422.
     """
 
     lease_seconds: float = 30.0
@@ -106,7 +102,7 @@ class FakeService:
     held: dict[str, FakeJob] = field(default_factory=dict)
     lease_calls: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     heartbeat_calls: list[tuple[float, list[str]]] = field(default_factory=list)
-    report_calls: list[tuple[str, str]] = field(default_factory=list)
+    report_calls: list[tuple[str, list[str]]] = field(default_factory=list)
     completed: dict[int, Any] = field(default_factory=dict)
     failed: dict[int, dict[str, Any]] = field(default_factory=dict)
     release_calls: list[list[str]] = field(default_factory=list)
@@ -117,6 +113,7 @@ class FakeService:
     down: bool = False
     drain_once: bool = False
     drained_at: float | None = None
+    refuse: Any = "never refused"
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, *jobs: FakeJob) -> None:
@@ -187,45 +184,42 @@ class FakeService:
             self.drained_at = asyncio.get_running_loop().time()
         return FakeAnswer(items, drain)
 
-    def _take(self, token: str, kind: str) -> FakeJob:
-        self.report_calls.append((kind, token))
+    def _calling(self, kind: str, tokens: list[str]) -> None:
+        self.report_calls.append((kind, tokens))
         if self.down:
             raise unavailable()
         if self.report_errors:
             raise self.report_errors.pop(0)
-        job = self.held.pop(token, None)
-        if job is None:
-            raise lease_lost()
-        return job
 
-    async def complete(self, token: str, result: Any = None) -> FakeReport:
-        job = self._take(token, "complete")
-        self.completed[job.id] = result
-        return FakeReport(job.id, "done")
+    async def complete_many(self, items: Iterable[tuple[str, Any]]) -> list[FakeReport]:
+        pairs = list(items)
+        self._calling("complete", [token for token, _ in pairs])
+        if any(result == self.refuse for _, result in pairs):
+            raise ValidationFailed(422, "a result is over JOBQUEUE_MAX_RESULT_BYTES")
+        reports = []
+        for token, result in pairs:
+            job = self.held.pop(token, None)
+            if job is None:
+                reports.append(FakeReport(None, "lease_lost", token=token))
+                continue
+            self.completed[job.id] = result
+            reports.append(FakeReport(job.id, "done", token=token))
+        return reports
 
-    async def fail(
-        self,
-        token: str,
-        *,
-        error_type: str | None = None,
-        message: str | None = None,
-        traceback: str | None = None,
-        retryable: bool = True,
-        retry_delay_seconds: float | None = None,
-    ) -> FakeReport:
-        job = self._take(token, "fail")
-        self.failed[job.id] = {
-            "error_type": error_type,
-            "message": message,
-            "traceback": traceback,
-            "retryable": retryable,
-            "retry_delay_seconds": retry_delay_seconds,
-        }
-        return FakeReport(job.id, "todo" if retryable else "failed")
-
-    async def release(self, token: str) -> FakeReport:
-        job = self._take(token, "release")
-        return FakeReport(job.id, "todo")
+    async def fail_many(self, failures: Iterable[Mapping[str, Any]]) -> list[FakeReport]:
+        bodies = [dict(failure) for failure in failures]
+        self._calling("fail", [body["token"] for body in bodies])
+        reports = []
+        for body in bodies:
+            token = body.pop("token")
+            job = self.held.pop(token, None)
+            if job is None:
+                reports.append(FakeReport(None, "lease_lost", token=token))
+                continue
+            self.failed[job.id] = body
+            status = "todo" if body["retryable"] else "failed"
+            reports.append(FakeReport(job.id, status, token=token))
+        return reports
 
     async def release_many(self, tokens: Sequence[str]) -> list[FakeReport]:
         self.release_calls.append(list(tokens))
@@ -300,7 +294,7 @@ async def test_worker_concurrency_limit_is_never_exceeded() -> None:
 
     assert peak == 3
     assert service.completed == {i: i * 2 for i in range(1, 13)}
-    assert all(call["max_jobs"] == 3 - call["held"] for _, call in service.lease_calls)
+    assert all(1 <= call["max_jobs"] <= 3 for _, call in service.lease_calls)
 
 
 async def test_worker_lease_request_names_tasks_queues_and_worker() -> None:
@@ -464,6 +458,32 @@ async def test_worker_async_task_past_its_timeout_is_a_retryable_timeout_failure
     assert failure["error_type"] == "TimeoutError"
     assert failure["message"] == "attempt exceeded timeout_seconds=0.05"
     assert failure["retryable"] is True
+
+
+async def test_worker_async_task_ignoring_its_cancellation_is_abandoned_as_timed_out() -> None:
+    service = FakeService(heartbeat_seconds=0.03)
+    service.add(FakeJob(1, timeout_seconds=0.05), FakeJob(2))
+    worker = make_worker(service, concurrency=1)
+    worker.stop_grace_seconds = 0.1
+    refused: list[int] = []
+    test_over = asyncio.Event()  # the test loop's end waits for every task, abandoned or not
+
+    @worker.task("work")
+    async def work(payload: None, ctx: TaskContext) -> str:
+        while ctx.job_id == 1 and not test_over.is_set():  # the misbehaviour under test
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                refused.append(ctx.job_id)
+        return "ok"
+
+    async with running(worker):
+        await until(lambda: 2 in service.completed, "the next job completed in the freed slot")
+    test_over.set()
+
+    assert len(refused) >= 2  # its deadline, then the worker's stop
+    assert service.failed[1]["error_type"] == "TimeoutError"
+    assert "ignored being cancelled" in service.failed[1]["message"]
 
 
 async def test_worker_sync_task_past_its_timeout_fails_and_sees_its_cancel_event() -> None:
@@ -667,21 +687,68 @@ async def test_worker_report_gives_up_when_the_lease_would_have_expired() -> Non
         await until(lambda: 2 in service.completed, "the next job completed")
 
     assert calls >= 2
-    assert [token for _, token in service.report_calls].count("jl1.1.1") == calls
+    assert service.report_calls[:calls] == [("complete", ["jl1.1.1"])] * calls
     assert 1 not in service.completed
 
 
-async def test_worker_lease_lost_on_report_is_dropped_without_retry() -> None:
+async def test_worker_report_of_a_lost_lease_is_dropped_without_retry() -> None:
     service = FakeService()
-    service.report_errors = [lease_lost()]
     service.add(FakeJob(1), FakeJob(2))
     worker = make_worker(service, concurrency=1)
-    worker.task("work")(lambda payload: "done")
+
+    @worker.task("work")
+    def work(payload: None, ctx: TaskContext) -> str:
+        if ctx.job_id == 1:  # rescued meanwhile: the lease is gone when the report arrives
+            del service.held[service.token_of(1)]
+        return "done"
 
     async with running(worker):
         await until(lambda: 2 in service.completed, "the next job completed")
 
-    assert service.report_calls == [("complete", "jl1.1.1"), ("complete", "jl1.2.1")]
+    assert service.report_calls == [("complete", ["jl1.1.1"]), ("complete", ["jl1.2.1"])]
+    assert service.completed == {2: "done"}
+
+
+async def test_worker_reports_finished_together_go_in_one_request() -> None:
+    service = FakeService()
+    service.add(*(FakeJob(i, payload=i) for i in range(1, 21)))
+    worker = make_worker(service, concurrency=20)
+
+    @worker.task("work")
+    async def work(payload: int) -> int:
+        return payload
+
+    async with running(worker):
+        await until(lambda: len(service.completed) == 20, "20 jobs completed")
+
+    assert service.completed == {i: i for i in range(1, 21)}
+    sent = [tokens for kind, tokens in service.report_calls if kind == "complete"]
+    assert len(sent) <= 2
+    assert sorted(token for tokens in sent for token in tokens) == sorted(
+        f"jl1.{i}.1" for i in range(1, 21)
+    )
+
+
+async def test_worker_refused_batch_is_sent_one_by_one_and_the_refused_result_fails() -> None:
+    service = FakeService()
+    service.refuse = "too big"
+    service.add(FakeJob(1, payload="ok"), FakeJob(2, payload="too big"), FakeJob(3, payload="ok"))
+    worker = make_worker(service, concurrency=3)
+    release = asyncio.Event()
+
+    @worker.task("work")
+    async def work(payload: str) -> str:
+        await release.wait()
+        return payload
+
+    async with running(worker):
+        await until(lambda: worker.held == 3, "3 jobs running")
+        release.set()
+        await until(lambda: len(service.completed) + len(service.failed) == 3, "3 reports")
+
+    assert service.completed == {1: "ok", 3: "ok"}
+    assert service.failed[2]["error_type"] == "ValidationFailed"
+    assert service.failed[2]["retryable"] is True
 
 
 async def test_worker_drain_pauses_leasing() -> None:

@@ -72,7 +72,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -84,7 +84,6 @@ from jobqueue.client._errors import (
     ApiError,
     ConnectionFailed,
     JobQueueClientError,
-    LeaseLost,
     ServiceUnavailable,
     TooManyRequests,
 )
@@ -169,12 +168,16 @@ class ReportLike(Protocol):
     def status(self) -> str: ...
     @property
     def repeated(self) -> bool: ...
+    @property
+    def token(self) -> str | None: ...
 
 
 class LeaseClient(Protocol):
     """The lease methods of ``jobqueue.client.AsyncJobQueue`` the worker calls; a test passes
-    a fake. Errors: ``LeaseLost`` (409 ``lease_lost``), ``ServiceUnavailable`` (503),
-    ``ConnectionFailed`` (transport), other ``ApiError``s (4xx/5xx)."""
+    a fake. Reports go in batches (``POST /leases/complete``, ``/fail``, ``/release``): a lost
+    lease is an item with ``status`` ``lease_lost``. Errors: ``ServiceUnavailable`` (503),
+    ``TooManyRequests`` (429), ``ConnectionFailed`` (transport), other ``ApiError``s (4xx/5xx;
+    a batch refused with 422 wrote nothing)."""
 
     async def lease(
         self,
@@ -191,20 +194,9 @@ class LeaseClient(Protocol):
         self, tokens: Sequence[str], lease_seconds: float | None = None
     ) -> HeartbeatAnswerLike: ...
 
-    async def complete(self, token: str, result: Any = None) -> ReportLike: ...
+    async def complete_many(self, items: Iterable[tuple[str, Any]]) -> Sequence[ReportLike]: ...
 
-    async def fail(
-        self,
-        token: str,
-        *,
-        error_type: str | None = None,
-        message: str | None = None,
-        traceback: str | None = None,
-        retryable: bool = True,
-        retry_delay_seconds: float | None = None,
-    ) -> ReportLike: ...
-
-    async def release(self, token: str) -> ReportLike: ...
+    async def fail_many(self, failures: Iterable[Mapping[str, Any]]) -> Sequence[ReportLike]: ...
 
     async def release_many(self, tokens: Sequence[str]) -> Sequence[ReportLike]: ...
 
@@ -503,6 +495,7 @@ class _Outcome:
 
     result: Any = None
     error: BaseException | None = None
+    size: int = 0  # the result's JSON, characters: what a report batch is bounded by
 
 
 class _Cancelled(Exception):
@@ -524,13 +517,16 @@ def _failure_fields(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _json_error(value: Any) -> TypeError | None:
-    """Why ``value`` cannot be a job's result (not JSON, NaN or infinity), or None."""
+def _result_outcome(value: Any) -> _Outcome:
+    """The outcome of an attempt that returned ``value``: a failure when it is not JSON (NaN
+    and infinity included), as the in-process runner decides."""
+    if value is None:  # most tasks return nothing: the hot path
+        return _Outcome(size=4)
     try:
-        json.dumps(value, allow_nan=False)
+        size = len(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError) as exc:
-        return TypeError(f"the task's result is not JSON-serialisable: {exc}")
-    return None
+        return _Outcome(error=TypeError(f"the task's result is not JSON-serialisable: {exc}"))
+    return _Outcome(result=value, size=size)
 
 
 # --- the worker ----------------------------------------------------------------------------
@@ -539,6 +535,13 @@ STOP_GRACE_SECONDS = 5.0
 """How long an attempt told to stop (a cancel request, a lost lease, its timeout) has to end
 before the worker stops waiting for it, seconds (the in-process runner's rule)."""
 
+MAX_BATCH_ITEMS = 1000
+"""The most reports one request carries (the service's limit of tokens per batch)."""
+MAX_BATCH_CHARACTERS = 1_048_576
+"""About the most characters of results (or messages and tracebacks) one report request
+carries, far below the service's ``JOBQUEUE_MAX_REQUEST_BYTES``; a larger report goes alone."""
+
+LEASE_LOST = "lease_lost"
 LOST = "lost"
 CANCEL_REQUESTED = "cancel_requested"
 TIMEOUT = "timeout"
@@ -551,19 +554,32 @@ class _Held:
 
     ``expires`` is the lease's end on the event loop's clock, counted from the answer that
     gave it or the request that last extended it. ``stop_reason``
-    is why the attempt was told to stop (None: it was not). ``given_up`` resolves when the
-    worker stops waiting for an attempt told to stop.
+    is why the attempt was told to stop (None: it was not). ``ended`` resolves when the
+    attempt ends, or when the worker stops waiting for an attempt told to stop (cheaper per
+    job than ``asyncio.wait``).
     """
 
     lease: LeaseLike
     context: TaskContext
     expires: float
     started: float
-    given_up: asyncio.Future[None]
+    ended: asyncio.Future[None]
     stop_reason: str | None = None
     reporting: bool = False
     attempt: asyncio.Task[_Outcome] | None = None
     handler: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    """A report waiting for the reporter: a completion (``fields`` None, with ``result``) or a
+    failure (the ``fail`` body); ``size`` its characters; ``answer`` gets its answer."""
+
+    held: _Held
+    fields: dict[str, Any] | None
+    result: Any
+    size: int
+    answer: asyncio.Future[ReportLike | None]
 
 
 def _jittered(seconds: float) -> float:
@@ -634,6 +650,10 @@ class Worker:
         self._check()
         self._client = client
         self._held: dict[str, _Held] = {}
+        self._running = 0
+        # Leases held, running or waiting for their report: at most twice the slots (so that
+        # leasing goes on while reports are on their way) and one heartbeat's worth.
+        self._max_held = max(self.concurrency, min(2 * self.concurrency, MAX_BATCH_ITEMS))
         self._to_release: list[str] = []
         self._drain_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -643,6 +663,8 @@ class Worker:
         self._hurry = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._has_held = asyncio.Event()
+        self._outbox: list[_Outgoing] = []
+        self._outbox_ready = asyncio.Event()
         self._threads = _Threads(concurrency)
 
     def _check(self) -> None:
@@ -672,7 +694,7 @@ class Worker:
 
     @property
     def held(self) -> int:
-        """Leases held now: jobs running or being reported."""
+        """Leases held now: jobs running or waiting for their report."""
         return len(self._held)
 
     def stop(self) -> None:
@@ -753,6 +775,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping, self._hurry = asyncio.Event(), asyncio.Event()
         self._slot_freed, self._has_held = asyncio.Event(), asyncio.Event()
+        self._outbox_ready = asyncio.Event()
         for _ in range(self._stop_calls):
             self._request_stop()
         self._threads = _Threads(self.concurrency)
@@ -772,16 +795,21 @@ class Worker:
             self._supervised("heartbeat", lambda: self._heartbeat_loop(client)),
             name="jobqueue-heartbeat",
         )
+        reporting = asyncio.create_task(
+            self._supervised("reports", lambda: self._report_loop(client)),
+            name="jobqueue-reports",
+        )
+        loops = (leasing, beating, reporting)
         try:
             try:
                 await self._stopping.wait()
             except asyncio.CancelledError:
-                await self._shutdown(client, leasing, beating, grace_seconds=0.0)
+                await self._shutdown(client, loops, grace_seconds=0.0)
                 raise
-            await self._shutdown(client, leasing, beating, grace_seconds=self.grace_seconds)
+            await self._shutdown(client, loops, grace_seconds=self.grace_seconds)
         finally:
-            leasing.cancel()
-            beating.cancel()
+            for task in loops:
+                task.cancel()
             self._threads.close()
             if own_client:
                 await client.aclose()
@@ -832,7 +860,7 @@ class Worker:
                 batch = await client.lease(
                     self.queues,
                     tasks=names,
-                    max_jobs=self.concurrency - len(self._held),
+                    max_jobs=self._free_slots(),
                     lease_seconds=self.lease_seconds,
                     wait_seconds=self.wait_seconds,
                     worker=identity,
@@ -847,12 +875,17 @@ class Worker:
             # The service starts a lease as it answers: its end is counted from the answer.
             received = loop.time()
             for lease in batch.leases:
-                self._start(client, lease, received)
+                self._start(lease, received)
             if batch.drain:
                 self._pause_leasing()
 
+    def _free_slots(self) -> int:
+        """Jobs this worker may lease now: slots not running a job, while fewer than
+        ``_max_held`` leases wait for their report."""
+        return min(self.concurrency - self._running, self._max_held - len(self._held))
+
     async def _wait_for_slot(self) -> None:
-        while len(self._held) >= self.concurrency:
+        while self._free_slots() <= 0:
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -862,7 +895,7 @@ class Worker:
             log.info("service_draining pause_seconds=%g", self.drain_pause_seconds)
         self._drain_until = loop.time() + self.drain_pause_seconds
 
-    def _start(self, client: LeaseClient, lease: LeaseLike, received: float) -> None:
+    def _start(self, lease: LeaseLike, received: float) -> None:
         """Hold ``lease`` (got at ``received``, the loop's clock) and run its job in a task of
         its own."""
         loop = asyncio.get_running_loop()
@@ -872,20 +905,26 @@ class Worker:
         )
         held = _Held(lease, context, received + lease.lease_seconds, received, loop.create_future())
         self._held[lease.token] = held
+        self._running += 1  # until its attempt ends (the handler's first step may come later)
         self._has_held.set()
         self._log_job("job_started", held, logging.DEBUG)
         held.handler = asyncio.create_task(
-            self._handle(client, held), name=f"jobqueue-job-{job.id}-{job.attempt}"
+            self._handle(held), name=f"jobqueue-job-{job.id}-{job.attempt}"
         )
 
     # --- one job -------------------------------------------------------------------------
 
-    async def _handle(self, client: LeaseClient, held: _Held) -> None:
+    async def _handle(self, held: _Held) -> None:
         """Run the attempt, then report its outcome (or drop it, or leave it to be
-        released); free the slot whatever happens."""
+        released). Its slot is free once the attempt has ended; its lease is held until the
+        report is answered."""
         token = held.lease.token
         try:
-            outcome = await self._outcome_of(held)
+            try:
+                outcome = await self._outcome_of(held)
+            finally:
+                self._running -= 1
+                self._slot_freed.set()
             if held.stop_reason == LOST:
                 self._log_job("job_dropped", held, detail="lease lost: never reported")
                 return
@@ -896,7 +935,7 @@ class Worker:
                     return
                 outcome = self._stopped_outcome(held)
             held.reporting = True
-            await self._report(client, held, outcome)
+            await self._report(held, outcome)
         except asyncio.CancelledError:
             if not held.reporting:
                 self._to_release.append(token)
@@ -923,24 +962,17 @@ class Worker:
 
     async def _outcome_of(self, held: _Held) -> _Outcome | None:
         """Run the attempt; its outcome, or None when it ended cancelled or was abandoned."""
-        loop = asyncio.get_running_loop()
         job = held.lease.job
         attempt = asyncio.create_task(self._call(held), name=f"jobqueue-attempt-{job.id}")
         held.attempt = attempt
+        attempt.add_done_callback(lambda _: _resolve(held.ended))
         if held.stop_reason is not None:  # told to stop before it started
             attempt.cancel()
-        # An async function that ignores its deadline is told to stop again, then abandoned.
-        watchdog = loop.call_later(
-            job.timeout_seconds + self.stop_grace_seconds, self._stop_attempt, held, TIMEOUT
-        )
         try:
-            waiting: set[asyncio.Future[Any]] = {attempt, held.given_up}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            await held.ended
         except asyncio.CancelledError:
             attempt.cancel()
             raise
-        finally:
-            watchdog.cancel()
         if not attempt.done():
             self._log_job("attempt_abandoned", held, reason=held.stop_reason)
             return None
@@ -983,8 +1015,7 @@ class Worker:
         if deadline is not None and deadline.expired():
             message = f"attempt exceeded timeout_seconds={timeout:g} and ignored being cancelled"
             return _Outcome(error=TimeoutError(message))
-        error = _json_error(value)
-        return _Outcome(error=error) if error is not None else _Outcome(result=value)
+        return _result_outcome(value)
 
     def _stop_attempt(self, held: _Held, reason: str) -> None:
         """Tell ``held``'s attempt to stop for ``reason`` (cancel it, set its context's
@@ -999,79 +1030,150 @@ class Worker:
             return
         if held.attempt is not None:
             held.attempt.cancel()
-        asyncio.get_running_loop().call_later(self.stop_grace_seconds, _resolve, held.given_up)
+        asyncio.get_running_loop().call_later(self.stop_grace_seconds, _resolve, held.ended)
 
     # --- reports -------------------------------------------------------------------------
 
-    async def _report(self, client: LeaseClient, held: _Held, outcome: _Outcome) -> None:
-        """Complete or fail the job, retrying while the service is down (see
-        :meth:`_retrying`); a result the service refuses (422) fails the attempt instead."""
-        token = held.lease.token
+    async def _report(self, held: _Held, outcome: _Outcome) -> None:
+        """Complete or fail the job (:meth:`_send`); a result the service refuses (e.g. 422:
+        over ``JOBQUEUE_MAX_RESULT_BYTES``) fails the attempt instead."""
         error = outcome.error
         if error is None:
             try:
-                report = await self._retrying(lambda: client.complete(token, outcome.result), held)
-            except ApiError as exc:  # e.g. 422: a result over JOBQUEUE_MAX_RESULT_BYTES
+                report = await self._send(held, None, outcome.result, outcome.size)
+            except ApiError as exc:
                 error = exc
             else:
                 if report is not None:
                     self._log_report(held, report)
                 return
         fields = _failure_fields(error)
+        size = len(fields["message"]) + len(fields.get("traceback") or "")
         try:
-            report = await self._retrying(lambda: client.fail(token, **fields), held)
+            report = await self._send(held, fields, None, size)
         except ApiError as exc:
             _log_failure("report_refused", exc, job_id=held.context.job_id)
             return
         if report is not None:
             self._log_report(held, report, fields)
 
-    async def _retrying(
-        self, call: Callable[[], Awaitable[ReportLike]], held: _Held
+    async def _send(
+        self, held: _Held, fields: dict[str, Any] | None, result: Any, size: int
     ) -> ReportLike | None:
-        """``call()``, tried again with backoff while the service is down, until the next try
-        would come after the lease's end (the job will be rescued) or the lease is lost: then
-        None. ``409 lease_lost``: logged, None.
+        """Queue one report for the reporter (:meth:`_report_loop`) and wait for its answer:
+        None when the lease was lost or the report given up (see :meth:`_deliver`).
 
         Raises:
-            ApiError: any other error answer (e.g. 422).
+            ApiError: the service refused this report (nothing was written).
         """
-        loop = asyncio.get_running_loop()
-        delay = self.backoff_min_seconds
+        answer: asyncio.Future[ReportLike | None] = asyncio.get_running_loop().create_future()
+        self._outbox.append(_Outgoing(held, fields, result, size, answer))
+        self._outbox_ready.set()
+        return await answer
+
+    async def _report_loop(self, client: LeaseClient) -> None:
+        """Group-commit reports: everything queued while the last batch was on its way goes in
+        the next one (:data:`MAX_BATCH_ITEMS` and about :data:`MAX_BATCH_CHARACTERS` at most
+        per request), completions and failures side by side."""
         while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            waiting = [item for item in self._outbox if not item.answer.done()]
+            self._outbox = []
+            batches = [
+                *_batches([item for item in waiting if item.fields is None]),
+                *_batches([item for item in waiting if item.fields is not None]),
+            ]
+            await asyncio.gather(*(self._deliver(client, batch) for batch in batches))
+
+    async def _deliver(self, client: LeaseClient, items: list[_Outgoing]) -> None:
+        """Send one batch of reports of one kind and hand each its answer. While the service is
+        down: tried again with backoff, each report until the next try would come after its
+        lease's end (the job will be rescued: given up, None) or its lease is lost. An item
+        whose lease is lost: logged, None. A batch refused (422: nothing was written): each
+        report sent alone, so that only the one at fault gets the error."""
+        delay = self.backoff_min_seconds
+        while items:
             try:
-                return await call()
-            except LeaseLost:
-                self._log_job("lease_lost", held, detail="the report changed nothing")
-                return None
+                reports = await self._post(client, items)
             except _SERVICE_DOWN as exc:
                 pause = _jittered(delay)
-                if held.stop_reason == LOST or loop.time() + pause >= held.expires:
-                    self._log_job("report_given_up", held, error=_describe(exc))
-                    return None
-                _log_failure("report_failed", exc, retry_in=pause, job_id=held.context.job_id)
-                await asyncio.sleep(pause)
-                delay = min(delay * 2, self.backoff_max_seconds)
+                items = [item for item in items if self._still_worth(item, exc, pause)]
+                if items:
+                    _log_failure("report_failed", exc, retry_in=pause, reports=len(items))
+                    await asyncio.sleep(pause)
+                    delay = min(delay * 2, self.backoff_max_seconds)
+                continue
+            except ApiError as exc:
+                if len(items) == 1:
+                    _settle_answer(items[0].answer, error=exc)
+                    return
+                for item in items:
+                    await self._deliver(client, [item])
+                return
+            except Exception as exc:  # a bug, ours or the client's: each waiting job hears it
+                for item in items:
+                    _settle_answer(item.answer, error=exc)
+                return
+            self._answer(items, reports)
+            return
+
+    async def _post(self, client: LeaseClient, items: list[_Outgoing]) -> Sequence[ReportLike]:
+        """One ``POST /leases/complete`` or ``/leases/fail`` for ``items`` (all of one kind)."""
+        if items[0].fields is None:
+            return await client.complete_many([(i.held.lease.token, i.result) for i in items])
+        return await client.fail_many(
+            [{"token": i.held.lease.token, **(i.fields or {})} for i in items]
+        )
+
+    def _still_worth(self, item: _Outgoing, exc: BaseException, pause: float) -> bool:
+        """Whether to try ``item`` again after ``pause`` seconds; if not, it is given up."""
+        held = item.held
+        if held.stop_reason != LOST and asyncio.get_running_loop().time() + pause < held.expires:
+            return not item.answer.done()
+        self._log_job("report_given_up", held, error=_describe(exc))
+        _settle_answer(item.answer)
+        return False
+
+    def _answer(self, items: list[_Outgoing], reports: Sequence[ReportLike]) -> None:
+        """Hand each item its item of the batch answer (by token; in order without one)."""
+        by_token = {report.token: report for report in reports if report.token is not None}
+        for item, in_order in zip(items, reports, strict=False):
+            report = by_token.get(item.held.lease.token, in_order)
+            if report.status == LEASE_LOST:
+                self._log_job("lease_lost", item.held, detail="the report changed nothing")
+                _settle_answer(item.answer)
+            else:
+                _settle_answer(item.answer, report)
 
     def _log_report(
         self, held: _Held, report: ReportLike, fields: dict[str, Any] | None = None
     ) -> None:
+        """``job_reported job_id=… queue=… task=… attempt=… status=… repeated=…
+        duration_ms=…`` (``error_type=…`` for a failure), at INFO: the hot path's one line."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        context = held.context
         duration_ms = (asyncio.get_running_loop().time() - held.started) * 1000
-        extra = {} if fields is None else {"error_type": fields["error_type"]}
-        self._log_job(
-            "job_reported",
-            held,
-            logging.INFO,
-            status=report.status,
-            repeated=report.repeated,
-            duration_ms=f"{duration_ms:.1f}",
-            **extra,
+        log.info(
+            "job_reported job_id=%d queue=%s task=%s attempt=%d status=%s repeated=%s "
+            "duration_ms=%.1f%s",
+            context.job_id,
+            context.queue,
+            context.task,
+            context.attempt,
+            report.status,
+            report.repeated,
+            duration_ms,
+            "" if fields is None else f" error_type={fields['error_type']}",
         )
 
     def _log_job(
         self, event: str, held: _Held, level: int = logging.WARNING, **values: Any
     ) -> None:
         """One line ``event job_id=… queue=… task=… attempt=… key=value…``."""
+        if not log.isEnabledFor(level):
+            return
         context = held.context
         pairs = {
             "job_id": context.job_id,
@@ -1101,6 +1203,19 @@ class Worker:
                 retry_in, delay = None, self.backoff_min_seconds
             else:
                 retry_in, delay = _jittered(delay), min(delay * 2, self.backoff_max_seconds)
+            self._stop_overdue()
+
+    def _stop_overdue(self) -> None:
+        """Tell attempts still running :attr:`stop_grace_seconds` past their timeout to stop
+        (an ``async def`` task that ignored its deadline's cancellation; a plain function that
+        waited that long for a thread): they are abandoned after as long again, and their jobs
+        fail with a ``TimeoutError``. Checked at each heartbeat, as the in-process runner
+        does."""
+        now = asyncio.get_running_loop().time()
+        for held in list(self._held.values()):
+            overdue = now > held.started + held.context.timeout_seconds + self.stop_grace_seconds
+            if overdue and held.stop_reason is None and not held.reporting:
+                self._stop_attempt(held, TIMEOUT)
 
     async def _heartbeat(self, client: LeaseClient) -> bool:
         """One batched heartbeat, acted on; False when it failed (leases past their end by
@@ -1142,12 +1257,12 @@ class Worker:
     async def _shutdown(
         self,
         client: LeaseClient,
-        leasing: asyncio.Task[None],
-        beating: asyncio.Task[None],
+        loops: tuple[asyncio.Task[None], asyncio.Task[None], asyncio.Task[None]],
         grace_seconds: float,
     ) -> None:
         """Stop leasing; give running jobs ``grace_seconds`` to finish and report (heartbeats
-        go on); stop the rest and release them in one call."""
+        and reports go on); stop the rest and release them in one call."""
+        leasing, beating, reporting = loops
         log.info("worker_stopping held=%d grace_seconds=%g", len(self._held), grace_seconds)
         leasing.cancel()
         await asyncio.wait({leasing})
@@ -1166,6 +1281,7 @@ class Worker:
         if handlers:
             await asyncio.wait(handlers)
         beating.cancel()
+        reporting.cancel()
         await self._release(client)
 
     async def _grace(self, grace_seconds: float) -> None:
@@ -1224,6 +1340,37 @@ class Worker:
                 released = sum(1 for r in reports if r.status == "todo")
                 log.info("jobs_released leases=%d released=%d", len(tokens), released)
                 return
+
+
+def _batches(items: list[_Outgoing]) -> list[list[_Outgoing]]:
+    """``items`` in batches of at most :data:`MAX_BATCH_ITEMS` and, but for a batch of one,
+    :data:`MAX_BATCH_CHARACTERS`."""
+    batches: list[list[_Outgoing]] = []
+    batch: list[_Outgoing] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= MAX_BATCH_ITEMS or size + item.size > MAX_BATCH_CHARACTERS):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(item)
+        size += item.size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _settle_answer(
+    answer: asyncio.Future[ReportLike | None],
+    report: ReportLike | None = None,
+    *,
+    error: BaseException | None = None,
+) -> None:
+    if answer.done():
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(report)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
