@@ -18,9 +18,11 @@ Example::
 How it works (each rule from docs/workers.md, "Rules a worker must follow"):
 
 - **One lease loop** long-polls ``POST /leases`` for as many jobs as there are free slots
-  (``max_jobs`` = ``concurrency`` minus the jobs held), of the registered tasks only. When the
-  service cannot be reached or answers 503, it backs off (0.5 s doubling to 30 s, jittered) and
-  tries again: it never stops on an error.
+  (``max_jobs`` = ``concurrency`` minus the jobs running: a slot is free once its attempt has
+  ended, while its report is on its way; leases held stay under twice ``concurrency`` and
+  1,000), of the registered tasks only. When the service cannot be reached or answers 503 or
+  429, it backs off (0.5 s doubling to 30 s, jittered) and tries again: it never stops on an
+  error.
 - **Each job runs in an asyncio task of its own**, under the job's ``timeout_seconds``. An
   ``async def`` function runs on the event loop; a plain function runs on a thread pool of
   ``concurrency`` daemon threads (its timeout counted from the moment a thread starts it). As in
@@ -29,15 +31,16 @@ How it works (each rule from docs/workers.md, "Rules a worker must follow"):
   a retry after its delay; a timeout is a retryable failure. Python cannot stop a thread, so a
   plain function that runs past its timeout or its cancellation is abandoned (its result
   ignored); so is an ``async def`` function that ignores its cancellation for
-  :data:`STOP_GRACE_SECONDS`.
+  :data:`STOP_GRACE_SECONDS` (checked at each heartbeat).
 - **One heartbeat loop** sends one batched heartbeat for every lease held, every
   ``heartbeat_seconds`` (the smallest of the held leases'). ``lost``: the attempt is cancelled
   and its outcome dropped (another worker may run the job now). ``cancel_requested``: the attempt
   is cancelled and reported failed, retryable (the service makes the job ``cancelled``).
   ``busy``: nothing. ``drain``: leasing pauses for :attr:`Worker.drain_pause_seconds`.
-- **Reports** (complete, fail, release) are retried with backoff when the service is down,
-  until the lease would have expired (then the job will be rescued: give up). A ``409
-  lease_lost`` is logged and dropped.
+- **Reports** are group-committed: what finishes while one ``POST /leases/complete`` (or
+  ``/fail``) is on its way goes in the next batch (as the in-process completer does). They are
+  retried with backoff while the service is down, until the lease would have expired (then the
+  job will be rescued: give up). A lost lease is logged and dropped.
 - **Shutdown** (:meth:`Worker.stop`, SIGTERM or SIGINT under :meth:`Worker.run_sync`): leasing
   stops; running jobs get ``grace_seconds`` to finish and report; the rest are cancelled and
   released in one ``POST /leases/release`` (their attempt is not counted).
@@ -585,9 +588,6 @@ class _Outgoing:
 def _jittered(seconds: float) -> float:
     """``seconds`` less up to half of it, at random (so that workers do not retry in step)."""
     return seconds * random.uniform(0.5, 1.0)
-
-
-T = TypeVar("T")
 
 
 class Worker:
