@@ -18,6 +18,7 @@ service that cannot be reached.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -264,7 +265,7 @@ def _serve(role: str | None, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from jobqueue.api.app import create_app, schedule_specs
-    from jobqueue.api.server import bind_address, prepare, uvicorn_options
+    from jobqueue.api.server import Server, bind_address, prepare, uvicorn_options
     from jobqueue.api.state import state_of
     from jobqueue.logs import configure_logging
 
@@ -289,12 +290,23 @@ def _serve(role: str | None, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGINT, lambda *_: _exit_now(130))
     try:
         app = create_app(settings)
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=host,
             port=port or settings.port,
             **uvicorn_options(settings, state_of(app).metrics),
         )
+
+        def drain_remote_workers() -> None:
+            runtime = state_of(app).runtime
+            if runtime is not None:
+                runtime.leases.drain()
+
+        server = Server(config, on_exit=drain_remote_workers)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            raise SystemExit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
     except ConfigurationError as exc:
         _fail(str(exc))
 

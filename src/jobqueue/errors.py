@@ -182,7 +182,7 @@ class LeaseLost(JobQueueError):
 
     Attributes:
         job_id, attempt: the attempt the token names.
-        status: the job's status now; None when the job is gone.
+        status: the job's status now; None when not known (or the job is gone).
     """
 
     code = "lease_lost"
@@ -191,9 +191,9 @@ class LeaseLost(JobQueueError):
         self.job_id = job_id
         self.attempt = attempt
         self.status = status
-        now = "is gone" if status is None else f"is {status} now"
+        now = "" if status is None else f" (the job is {status} now)"
         super().__init__(
-            f"the lease of job {job_id} (attempt {attempt}) is lost and the job {now}: "
+            f"the lease of job {job_id} (attempt {attempt}) is no longer held{now}: "
             "drop this attempt's outcome"
         )
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -427,6 +427,11 @@ class Metrics:
             "jobqueue_loop_restarts_total",
             "Background loops restarted by the supervisor after an unexpected error, by loop.",
             ["loop"],
+            registry=self.registry,
+        )
+        self.lease_polls = Gauge(
+            "jobqueue_lease_polls_waiting",
+            "POST /leases requests of remote workers waiting for a job in this process now.",
             registry=self.registry,
         )
         self.registry.register(_TableCollector(self))

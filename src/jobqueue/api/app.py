@@ -212,6 +212,7 @@ async def _run(
         listener.subscribe(QueuesRunnable, remote.on_runnable)
         listener.on_connect(remote.waiters.wake_all)
     supervisor.add("lease-probe", remote.probe)
+    metrics.lease_polls.set_function(lambda: len(remote.waiters))
     pool: WorkerPool | None = None
     if settings.runs_workers:
         pool = WorkerPool(

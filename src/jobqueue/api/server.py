@@ -22,11 +22,15 @@ slow clients at scale, …) is in docs/security.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import structlog
+import uvicorn
 
 from jobqueue.api.edge import EdgeLimits, guarded_protocol
 from jobqueue.logs import ThrottleFilter
@@ -76,6 +80,32 @@ def uvicorn_options(settings: Settings, metrics: Metrics | None) -> dict[str, An
         "timeout_graceful_shutdown": None,
         "root_path": settings.root_path,
     }
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app the moment a stop signal arrives (``on_exit``).
+
+    uvicorn runs the lifespan's shutdown only after every open connection has closed, and a
+    ``POST /leases`` long-poll keeps its connection for up to 20 s: ``on_exit`` (the lease API's
+    ``drain``) answers those at once with ``drain: true``, so the stop is not held up and remote
+    workers hear it while they can still report what they hold.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        """Remember the loop (a signal handler may only schedule work on it), then start."""
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: schedule ``on_exit`` on the loop, then stop as uvicorn does."""
+        if self._loop is not None and not self.should_exit:
+            self._loop.call_soon_threadsafe(self.on_exit)
+        super().handle_exit(sig, frame)
 
 
 def raise_open_file_limit() -> tuple[int, int]:

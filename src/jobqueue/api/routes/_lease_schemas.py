@@ -13,9 +13,6 @@ from jobqueue import leases as remote
 from jobqueue.api.schemas import MAX_DELAY_SECONDS, MAX_QUEUE_LENGTH, MAX_TASK_LENGTH
 from jobqueue.jobs import QUEUE_NAME_PATTERN, TASK_NAME_PATTERN
 
-MAX_TEXT_CHARS = 65_536
-"""The longest error message or traceback a request may carry; stored cut to 4,000."""
-
 QueueName = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_QUEUE_LENGTH, pattern=QUEUE_NAME_PATTERN)
 ]
@@ -302,10 +299,12 @@ class FailIn(BaseModel):
         },
     )
 
-    error_type: str = Field(default="Error", min_length=1, max_length=200)
-    message: str = Field(default="", max_length=MAX_TEXT_CHARS, description="Cut to 4,000.")
+    error_type: str = Field(
+        default="Error", description="Stored cut to 200 characters; empty reads as Error."
+    )
+    message: str = Field(default="", description="Stored cut to 4,000 characters.")
     traceback: str | None = Field(
-        default=None, max_length=MAX_TEXT_CHARS, description="Cut to its last 4,000 characters."
+        default=None, description="Stored cut to its last 4,000 characters."
     )
     retryable: bool = Field(default=True, description="False: the job ends failed now.")
     retry_delay_seconds: float | None = Field(
@@ -319,7 +318,7 @@ class FailIn(BaseModel):
     def failure(self) -> remote.Failure:
         """The use case's :class:`~jobqueue.leases.Failure`."""
         return remote.Failure(
-            error_type=self.error_type,
+            error_type=self.error_type or "Error",
             message=self.message,
             traceback=self.traceback,
             retryable=self.retryable,
