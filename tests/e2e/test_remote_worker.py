@@ -13,9 +13,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.e2e.procs import JOBQUEUE, Server, ServerFactory, child_env, read_records
 from tests.e2e.support import rows, wait_all_status, wait_running
+from tests.helpers import wait_until
 
 REMOTE_TASKS = "tests.e2e.e2e_remote_tasks"
 
@@ -138,3 +140,27 @@ async def test_remote_worker_sigterm_finishes_short_jobs_releases_long_ones_and_
         i: ("done", 1, False) if i in short else ("todo", 0, True) for i in ids
     }
     assert "in_progress" not in {r["status"] for r in final.values()}
+
+
+async def test_remote_worker_sigterm_while_polling_leaves_no_lease_behind(
+    database_url: str, db: asyncpg.Connection, start_server: ServerFactory
+) -> None:
+    api = await start_server.start(api_env(database_url), command="api")
+    worker = start_remote_worker(start_server, api.url, "--name", "poller")
+
+    async def polling() -> bool:
+        async with httpx.AsyncClient(base_url=api.url) as client:
+            listing = (await client.get("/workers")).json()
+        return any(item["worker_id"].endswith("/poller") for item in listing["items"])
+
+    await wait_until(polling, 15, "the worker announced by its first lease call")
+    assert await worker.stop(signal.SIGTERM, timeout=15) == 0
+    (job_id,) = await enqueue(api.url, [{"task": "remote_sleep", "payload": {"seconds": 0}}])
+
+    async def leased() -> bool:
+        status = await db.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+        return bool(status != "todo")
+
+    # A long-poll left behind on the service would lease the job as it arrives.
+    with pytest.raises(AssertionError, match="a lease not reached"):
+        await wait_until(leased, 1.5, "a lease")
