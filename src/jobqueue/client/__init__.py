@@ -57,6 +57,15 @@ from jobqueue.client._models import (
     Schedule,
 )
 from jobqueue.client._sync import JobQueue
+from jobqueue.client._worker import (
+    Discard,
+    RemoteTasks,
+    RetryLater,
+    TaskContext,
+    Worker,
+    default_tasks,
+    remote_task,
+)
 
 __all__ = [
     "ApiError",
@@ -65,6 +74,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "ConnectionFailed",
+    "Discard",
     "Failure",
     "Forbidden",
     "HeartbeatAnswer",
@@ -86,12 +96,18 @@ __all__ = [
     "ProcessList",
     "Queue",
     "QueueState",
+    "RemoteTasks",
     "Report",
+    "RetryLater",
     "Schedule",
     "ServerError",
     "ServiceUnavailable",
+    "TaskContext",
     "TooManyRequests",
     "Unauthorized",
     "ValidationFailed",
     "WaitTimeout",
+    "Worker",
+    "default_tasks",
+    "remote_task",
 ]
