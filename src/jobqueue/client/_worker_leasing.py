@@ -1,0 +1,57 @@
+"""A remote worker's lease loop: long-polls ``POST /leases`` for as many jobs as there are free
+slots; backs off while the service cannot be reached or answers 503 or 429."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobqueue.client._worker_attempts import Attempts
+from jobqueue.client._worker_protocols import LeaseClient
+from jobqueue.client._worker_state import WorkerState, jittered, log_failure
+
+
+class Leasing:
+    """Leases jobs for the free slots of ``state`` and starts each with ``attempts``."""
+
+    def __init__(self, state: WorkerState, attempts: Attempts) -> None:
+        self.state = state
+        self.config = state.config
+        self.attempts = attempts
+
+    async def run(self, client: LeaseClient, names: list[str]) -> None:
+        """Lease for the free slots until cancelled; back off while the service is down."""
+        loop = asyncio.get_running_loop()
+        identity = {
+            "name": self.config.name,
+            "host": self.config.host,
+            "slots": self.config.concurrency,
+        }
+        delay = self.config.backoff_min_seconds
+        while True:
+            await self.state.wait_for_slot()
+            pause = self.state.drain_until - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            try:
+                batch = await client.lease(
+                    self.config.queues,
+                    tasks=names,
+                    max_jobs=self.state.free_slots(),
+                    lease_seconds=self.config.lease_seconds,
+                    wait_seconds=self.config.wait_seconds,
+                    worker=identity,
+                )
+            except Exception as exc:  # the loop's boundary: nothing may end it
+                pause = jittered(delay)
+                log_failure("lease_failed", exc, retry_in=pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, self.config.backoff_max_seconds)
+                continue
+            delay = self.config.backoff_min_seconds
+            # The service starts a lease as it answers: its end is counted from the answer.
+            received = loop.time()
+            for lease in batch.leases:
+                self.attempts.start(lease, received)
+            if batch.drain:
+                self.state.pause_leasing()
