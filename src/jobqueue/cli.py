@@ -26,6 +26,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -188,6 +189,15 @@ def api(host: Host = None, port: Port = None) -> None:
     _serve("api", host, port)
 
 
+class LogLevel(StrEnum):
+    """``--log-level`` of ``remote-worker``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
 @app.command("remote-worker")
 def remote_worker(
     tasks: Annotated[
@@ -213,6 +223,13 @@ def remote_worker(
     ] = 10.0,
     url: ServiceUrl = None,
     key: ServiceKey = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            envvar="JOBQUEUE_LOG_LEVEL",
+            help="info logs a line per job; warning only problems (JOBQUEUE_LOG_LEVEL).",
+        ),
+    ] = LogLevel.INFO,
 ) -> None:
     """Run Python tasks on jobs leased from a running service over the HTTP lease API
     (docs/workers.md, "Python worker"); needs only the service's URL and a worker key.
@@ -248,7 +265,10 @@ def remote_worker(
         )
     except ValueError as exc:
         _fail(str(exc))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, log_level.value.upper()),
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     stopped_by = runner.run_sync()
     _exit_now(130 if stopped_by == signal.SIGINT else 0)

@@ -400,3 +400,24 @@ async def test_lease_any_task_worker_makes_its_queue_take_any_task(
     row = await db.fetchrow("SELECT tasks FROM processes WHERE worker_id = 'anonymous/any-1'")
     assert row is not None
     assert list(row["tasks"]) == ["*"]
+
+
+async def test_lease_batch_answers_match_their_documented_models(start_app: AppFactory) -> None:
+    from jobqueue.api.routes._lease_schemas import LeasesOut, RenewalsOut, ReportsOut
+
+    client = await remote_app(start_app)
+    await enqueue(client, payload={"name": "é", "n": [1, 2.5, None]})
+    await enqueue(client)
+    leased = await lease(client, max_jobs=2)
+    assert leased.headers["content-type"] == "application/json"
+    model = LeasesOut.model_validate(leased.json())
+    assert model.leases[0].job.payload == {"name": "é", "n": [1, 2.5, None]}
+    assert leased.json()["leases"][0]["expires_at"].endswith("Z")
+    tokens = [item.token for item in model.leases]
+    beat = await client.post("/leases/heartbeat", json={"tokens": tokens})
+    assert RenewalsOut.model_validate(beat.json()).leases[0].status == "extended"
+    done = await client.post(
+        "/leases/complete", json={"leases": [{"token": t, "result": 1} for t in tokens]}
+    )
+    reports = ReportsOut.model_validate(done.json())
+    assert [r.status for r in reports.leases] == ["done", "done"]

@@ -4,9 +4,11 @@ number, unknown fields are refused. Bounds come from ``leases/_remote.py``."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from jobqueue import leases as remote
@@ -138,26 +140,6 @@ class LeaseOut(BaseModel):
     heartbeat_seconds: float
     job: LeasedJobOut
 
-    @classmethod
-    def of(cls, granted: remote.Granted) -> LeaseOut:
-        """From the use case's :class:`~jobqueue.leases.Granted`."""
-        job = granted.job
-        return cls(
-            token=granted.token,
-            expires_at=granted.expires_at,
-            lease_seconds=granted.lease_seconds,
-            heartbeat_seconds=granted.heartbeat_seconds,
-            job=LeasedJobOut(
-                id=job.id,
-                queue=job.queue,
-                task=job.task,
-                payload=job.payload,
-                attempt=job.attempt,
-                max_attempts=job.max_attempts,
-                timeout_seconds=job.timeout_seconds,
-            ),
-        )
-
 
 class LeasesOut(BaseModel):
     """Answer of ``POST /leases``: the leases (maybe none) and whether to drain."""
@@ -191,11 +173,6 @@ class LeasesOut(BaseModel):
 
     leases: list[LeaseOut]
     drain: bool
-
-    @classmethod
-    def of(cls, granted: list[remote.Granted], drain: bool) -> LeasesOut:
-        """From the use case's answer."""
-        return cls(leases=[LeaseOut.of(g) for g in granted], drain=drain)
 
 
 class HeartbeatIn(BaseModel):
@@ -254,11 +231,6 @@ class RenewalsOut(BaseModel):
 
     leases: list[RenewalOut]
     drain: bool
-
-    @classmethod
-    def of(cls, renewals: list[remote.Renewal], drain: bool) -> RenewalsOut:
-        """From the use case's answer."""
-        return cls(leases=[RenewalOut.of(r) for r in renewals], drain=drain)
 
 
 class CompleteIn(BaseModel):
@@ -380,12 +352,75 @@ class ReportsOut(BaseModel):
 
     leases: list[ReportItemOut]
 
-    @classmethod
-    def of(cls, reports: list[remote.Report]) -> ReportsOut:
-        """From the use case's answer."""
-        return cls(
-            leases=[
-                ReportItemOut(token=r.token, job_id=r.job_id, status=r.status, repeated=r.repeated)
+
+# The hot answers (a lease batch, a report batch, a heartbeat batch) are written as JSON here
+# rather than through their models: building and validating a model per lease cost about a
+# sixth of the API's CPU in a remote drain. The models above stay the documented shapes; a test
+# checks that these answers validate against them.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _time(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with ``Z``, as the models serialize a datetime."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _json(value: Any) -> Response:
+    return Response(_ENCODER.encode(value).encode(), media_type="application/json")
+
+
+def leases_answer(granted: list[remote.Granted], drain: bool) -> Response:
+    """The :class:`LeasesOut` of ``granted``, as a response."""
+    return _json(
+        {
+            "leases": [
+                {
+                    "token": g.token,
+                    "expires_at": _time(g.expires_at),
+                    "lease_seconds": float(g.lease_seconds),
+                    "heartbeat_seconds": float(g.heartbeat_seconds),
+                    "job": {
+                        "id": g.job.id,
+                        "queue": g.job.queue,
+                        "task": g.job.task,
+                        "payload": g.job.payload,
+                        "attempt": g.job.attempt,
+                        "max_attempts": g.job.max_attempts,
+                        "timeout_seconds": float(g.job.timeout_seconds),
+                    },
+                }
+                for g in granted
+            ],
+            "drain": drain,
+        }
+    )
+
+
+def renewals_answer(renewals: list[remote.Renewal], drain: bool) -> Response:
+    """The :class:`RenewalsOut` of ``renewals``, as a response."""
+    return _json(
+        {
+            "leases": [
+                {
+                    "token": r.token,
+                    "status": r.status,
+                    "cancel_requested": r.cancel_requested,
+                    "expires_at": _time(r.expires_at),
+                }
+                for r in renewals
+            ],
+            "drain": drain,
+        }
+    )
+
+
+def reports_answer(reports: list[remote.Report]) -> Response:
+    """The :class:`ReportsOut` of ``reports``, as a response."""
+    return _json(
+        {
+            "leases": [
+                {"job_id": r.job_id, "status": r.status, "repeated": r.repeated, "token": r.token}
                 for r in reports
             ]
-        )
+        }
+    )

@@ -37,6 +37,9 @@ from jobqueue.api.routes._lease_schemas import (
     ReportOut,
     ReportsOut,
     TokensIn,
+    leases_answer,
+    renewals_answer,
+    reports_answer,
 )
 from jobqueue.api.routes.jobs import WRITE_ERRORS
 from jobqueue.api.schemas import ErrorOut
@@ -93,7 +96,7 @@ def caller(request: Request) -> leases.Caller:
     openapi_extra=WORKER,
     responses={429: {"model": ErrorOut, "description": "Too many waiting lease requests."}},
 )
-async def lease(body: LeaseIn, request: Request, remote: Remote) -> LeasesOut | Response:
+async def lease(body: LeaseIn, request: Request, remote: Remote) -> Response:
     """Lease up to ``max_jobs`` jobs of ``queues`` (and ``tasks``), waiting up to
     ``wait_seconds`` (0 to 20 s) when none is due: answered as soon as one is, else with an
     empty list at the end of the wait. A waiting request holds no database connection.
@@ -108,7 +111,7 @@ async def lease(body: LeaseIn, request: Request, remote: Remote) -> LeasesOut | 
     granted = await unless_disconnected(request.receive, remote.lease(caller(request), request_))
     if granted is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return LeasesOut.of(granted, remote.draining)
+    return leases_answer(granted, remote.draining)
 
 
 def _client_host(request: Request) -> str:
@@ -116,7 +119,7 @@ def _client_host(request: Request) -> str:
 
 
 @router.post("/heartbeat", response_model=RenewalsOut, openapi_extra=WORKER, responses=NOT_FOUND)
-async def heartbeat_many(body: HeartbeatIn, request: Request, remote: Remote) -> RenewalsOut:
+async def heartbeat_many(body: HeartbeatIn, request: Request, remote: Remote) -> Response:
     """Renew a worker's leases in one statement: each is ``extended``, ``lost`` (stop the job,
     drop its outcome) or ``busy`` (being written by someone else: neither; send it again),
     with ``cancel_requested``; ``drain`` as for ``POST /leases``.
@@ -124,7 +127,7 @@ async def heartbeat_many(body: HeartbeatIn, request: Request, remote: Remote) ->
     Errors: 404 (a token malformed or not this key's: nothing was renewed), 422, 503.
     """
     renewals = await remote.heartbeat(caller(request), body.tokens, body.lease_seconds)
-    return RenewalsOut.of(renewals, remote.draining)
+    return renewals_answer(renewals, remote.draining)
 
 
 @router.post(
@@ -153,7 +156,7 @@ async def heartbeat_one(
 
 
 @router.post("/complete", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
-async def complete_many(body: CompleteManyIn, request: Request, remote: Remote) -> ReportsOut:
+async def complete_many(body: CompleteManyIn, request: Request, remote: Remote) -> Response:
     """Complete leased jobs with their results; a lost lease is reported per item
     (``"status": "lease_lost"``), nothing of it written.
 
@@ -161,7 +164,7 @@ async def complete_many(body: CompleteManyIn, request: Request, remote: Remote) 
     ``JOBQUEUE_MAX_RESULT_BYTES``, too deep, or not storable): nothing was written; 503.
     """
     items = [(item.token, item.result) for item in body.leases]
-    return ReportsOut.of(await remote.complete(caller(request), items))
+    return reports_answer(await remote.complete(caller(request), items))
 
 
 @router.post(
@@ -184,11 +187,11 @@ async def complete_one(
 
 
 @router.post("/fail", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
-async def fail_many(body: FailManyIn, request: Request, remote: Remote) -> ReportsOut:
+async def fail_many(body: FailManyIn, request: Request, remote: Remote) -> Response:
     """Report leased jobs failed (see ``POST /leases/{token}/fail``); a lost lease is reported
     per item. Errors: 404, 422, 503."""
     items = [(item.token, item.failure()) for item in body.leases]
-    return ReportsOut.of(await remote.fail(caller(request), items))
+    return reports_answer(await remote.fail(caller(request), items))
 
 
 @router.post(
@@ -213,10 +216,10 @@ async def fail_one(
 
 
 @router.post("/release", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
-async def release_many(body: TokensIn, request: Request, remote: Remote) -> ReportsOut:
+async def release_many(body: TokensIn, request: Request, remote: Remote) -> Response:
     """Give leased jobs back to ``todo`` without using up their attempt (a stopping worker);
     one already gone is ``lease_lost``. Errors: 404, 422, 503."""
-    return ReportsOut.of(await remote.release(caller(request), body.tokens))
+    return reports_answer(await remote.release(caller(request), body.tokens))
 
 
 @router.post(
