@@ -67,8 +67,9 @@ async function run({ token, job, heartbeat_seconds: beat }) {
   aborted.catch(() => {}); // an abort after the handler returned is no error
   try {
     const handler = handlers[job.task] ?? (() => { throw new Error(`no handler for task ${job.task}`); });
-    const result = await Promise.race([handler(job.payload, { ...job, signal: h.ac.signal }), aborted]);
-    await report(h, 'complete', { result: result === undefined ? null : result });
+    const result = (await Promise.race([handler(job.payload, { ...job, signal: h.ac.signal }), aborted])) ?? null;
+    JSON.stringify(result); // a BigInt or a cycle throws here: the attempt fails (never a report retried for ever)
+    await report(h, 'complete', { result });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     await report(h, 'fail', { // texts cut as the service stores them (it refuses over 65,536 chars)

@@ -421,3 +421,50 @@ async def test_lease_batch_answers_match_their_documented_models(start_app: AppF
     )
     reports = ReportsOut.model_validate(done.json())
     assert [r.status for r in reports.leases] == ["done", "done"]
+
+
+def _forge(raw: str) -> str:
+    import base64
+
+    return "jl1." + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+async def test_lease_token_with_a_worker_id_the_service_never_writes_is_404(
+    start_app: AppFactory,
+) -> None:
+    client = await remote_app(start_app)
+    for raw in ("1.1.30000.anonymous/a\x00b", "1.1.30000.anonymous/", "1.1.30000.anonymous/a/b"):
+        for path in ("/leases/heartbeat", f"/leases/{_forge(raw)}/complete"):
+            body = {"tokens": [_forge(raw)]} if path.endswith("heartbeat") else {"result": 1}
+            answer = await client.post(path, json=body)
+            assert answer.status_code == 404, (raw, path, answer.text)
+
+
+async def test_lease_forged_token_for_another_keys_job_tells_nothing_of_it(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await remote_app(start_app, api_keys=KEYS)
+    job_id = await enqueue(client, queue="node")
+    taken = await client.post(
+        "/leases", json={"queues": ["node"], "worker": "n1"}, headers=bearer(OTHER_WORKER_KEY)
+    )
+    assert taken.json()["leases"][0]["job"]["id"] == job_id
+    forged = _forge(f"{job_id}.1.30000.img/w1")
+    answer = await client.post(
+        f"/leases/{forged}/complete", json={"result": 1}, headers=bearer(WORKER_KEY)
+    )
+    assert answer.status_code == 409
+    assert "in_progress" not in answer.json()["detail"]
+    assert (await job_row(db, job_id))["status"] == "in_progress"
+
+
+async def test_lease_fail_decides_retries_from_the_jobs_own_max_attempts(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await remote_app(start_app)
+    job_id = await enqueue(client, max_attempts=1)
+    token = (await lease(client)).json()["leases"][0]["token"]
+    answer = await client.post(f"/leases/{token}/fail", json={"retry_delay_seconds": 0})
+    assert answer.json()["status"] == "failed"
+    row = await job_row(db, job_id)
+    assert (row["status"], row["attempts"]) == ("failed", 1)

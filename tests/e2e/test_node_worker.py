@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -52,7 +53,9 @@ async def start_api(start_server: ServerFactory, database_url: str, **env: str) 
     )
 
 
-def start_node_worker(factory: ServerFactory, api: Server, env: Mapping[str, str]) -> Server:
+def start_node_worker(
+    factory: ServerFactory, api: Server, env: Mapping[str, str], script: Path | None = None
+) -> Server:
     """``node worker.js`` against ``api``; listed with the factory's servers, so that teardown
     stops it and a failed test's report shows the end of its log."""
     assert NODE is not None
@@ -60,7 +63,7 @@ def start_node_worker(factory: ServerFactory, api: Server, env: Mapping[str, str
     log_path = factory.workdir / f"{name}.log"
     log_file = log_path.open("ab")
     proc = subprocess.Popen(
-        [NODE, str(WORKER_JS)],
+        [NODE, str(script or WORKER_JS)],
         cwd=factory.workdir,
         env=child_env({"JOBQUEUE_URL": api.url, "JOBQUEUE_QUEUES": QUEUE, **env}),
         stdin=subprocess.DEVNULL,
@@ -224,3 +227,30 @@ async def test_node_worker_drops_the_outcome_of_a_lost_lease(
 
         assert await worker.stop(signal.SIGTERM, timeout=20) == 0
         assert f"job {job_id}: lease lost" in worker.log_path.read_text()
+
+
+async def test_node_worker_result_that_is_not_json_fails_the_attempt(
+    database_url: str, db: asyncpg.Connection, start_server: ServerFactory
+) -> None:
+    # A handler returning a BigInt or a cycle: the attempt fails at once (it was retried as a
+    # report every 30 s for ever while heartbeats kept the lease alive).
+    script = start_server.workdir / "custom.mjs"
+    script.write_text(
+        f"import {{ handlers, main }} from {json.dumps(WORKER_JS.as_uri())};\n"
+        "handlers['node.big'] = async () => 10n;\n"
+        "handlers['node.cycle'] = async () => { const o = {}; o.o = o; return o; };\n"
+        "main();\n"
+    )
+    api = await start_api(start_server, database_url)
+    async with httpx.AsyncClient(base_url=api.url, timeout=30.0) as client:
+        ids = await enqueue(
+            client,
+            [
+                {"task": "node.big", "max_attempts": 1},
+                {"task": "node.cycle", "max_attempts": 1},
+            ],
+        )
+    start_node_worker(start_server, api, {"WORKER_CONCURRENCY": "2"}, script)
+    await wait_status(db, ids, "failed", timeout=20)
+    errors = [await db.fetchval("SELECT error FROM jobs WHERE id = $1", job_id) for job_id in ids]
+    assert all(error.startswith("TypeError: ") for error in errors), errors

@@ -1,12 +1,12 @@
 """The lease use cases for workers over HTTP (docs/workers.md): opaque tokens, long-polled
 leases, batched heartbeats and fenced reports, on the same statements as the in-process pool.
 
-**Tokens.** A lease token is ``jl1.`` and the URL-safe base64 of ``job id, attempt, max
-attempts, lease milliseconds, worker id``. It holds no secret: what makes it safe is the fence
-(every write checks the job's ``worker_id`` and attempt in the database) and the key check (the
-worker id starts with the name of the API key that leased the job, and a token is only accepted
-from that key, so a worker key never reaches another key's leases). ``max_attempts`` travels in
-the token so that a reported failure needs no read to decide between a retry and ``failed``.
+**Tokens.** A lease token is ``jl1.`` and the URL-safe base64 of ``job id, attempt, lease
+milliseconds, worker id``. It holds no secret and nothing the service trusts beyond what the
+fence checks: every write checks the job's ``worker_id`` and attempt in the database, and a
+token is only accepted from the API key whose name starts its worker id, so a worker key never
+reaches another key's leases. A reported failure reads the job's ``max_attempts`` from the
+database (one statement per batch) to decide between a retry and ``failed``.
 
 **Worker ids.** A remote worker's ``worker_id`` is ``<key name>/<worker name>``; in-process
 workers' ids hold no ``/``. The same id names its row in the process registry (role
@@ -226,9 +226,7 @@ class RemoteLeases:
             self.metrics.wait.labels(job.queue).observe(job.wait_seconds)
         return [
             Granted(
-                token=LeaseToken(
-                    job.id, job.attempt, job.max_attempts, lease_ms, worker_id
-                ).encode(),
+                token=LeaseToken(job.id, job.attempt, lease_ms, worker_id).encode(),
                 job=job,
                 expires_at=expires_at,
                 lease_seconds=request.lease_seconds,
@@ -393,12 +391,16 @@ class RemoteLeases:
             LeaseNotFound: a token is malformed or another key's (nothing was written).
             DatabaseUnavailable.
         """
+        parsed = [(text, LeaseToken.decode(text, caller.key_name), f) for text, f in items]
+        async with connect(self.engine) as conn:
+            rows = await conn.fetch(sql.MAX_ATTEMPTS, [token.job_id for _, token, _ in parsed])
+        # A job that is gone gets attempt + 1: its write is refused by the fence anyway.
+        limits = {row["id"]: row["max_attempts"] for row in rows}
         outcomes = []
-        for text, failure in items:
-            token = LeaseToken.decode(text, caller.key_name)
+        for text, token, failure in parsed:
             outcome = reported_failure(
                 token.key,
-                token.max_attempts,
+                limits.get(token.job_id, token.attempt + 1),
                 self.policy,
                 error_type=failure.error_type,
                 message=failure.message,
@@ -470,7 +472,13 @@ class RemoteLeases:
                 )
             else:
                 repeated = row["outcome"] in repeat_outcomes
-            found[(token.worker_id, token.key)] = (repeated, status)
+            # The status now is told only to a worker that held the job (its history has the
+            # attempt) or whose key holds it: a forged token must not read other keys' jobs.
+            ours = (row["worker_id"] or "").startswith(f"{token.key_name}/")
+            found[(token.worker_id, token.key)] = (
+                repeated,
+                status if ours or row["outcome"] is not None else None,
+            )
         return found
 
     async def release(self, caller: Caller, tokens: Sequence[str]) -> list[Report]:

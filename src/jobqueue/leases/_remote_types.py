@@ -39,14 +39,12 @@ class LeaseToken:
 
     Attributes:
         job_id, attempt: the attempt it leases.
-        max_attempts: the job's attempts in all.
         lease_ms: the lease length a heartbeat renews, milliseconds.
         worker_id: ``<key name>/<worker name>``, the fence's worker id.
     """
 
     job_id: int
     attempt: int
-    max_attempts: int
     lease_ms: int
     worker_id: str
 
@@ -62,7 +60,7 @@ class LeaseToken:
 
     def encode(self) -> str:
         """The opaque token: ``jl1.`` and URL-safe base64 without padding."""
-        raw = f"{self.job_id}.{self.attempt}.{self.max_attempts}.{self.lease_ms}.{self.worker_id}"
+        raw = f"{self.job_id}.{self.attempt}.{self.lease_ms}.{self.worker_id}"
         return TOKEN_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
@@ -77,20 +75,24 @@ class LeaseToken:
         body = text[len(TOKEN_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
-            job_id, attempt, max_attempts, lease_ms, worker_id = raw.split(".", 4)
-            token = cls(int(job_id), int(attempt), int(max_attempts), int(lease_ms), worker_id)
+            job_id, attempt, lease_ms, worker_id = raw.split(".", 3)
+            token = cls(int(job_id), int(attempt), int(lease_ms), worker_id)
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise LeaseNotFound(_NO_SUCH_LEASE) from None
         valid = (
             0 < token.job_id < 2**63
             and 0 < token.attempt < 2**31
-            and 0 < token.max_attempts < 2**31
             and 0 < token.lease_ms <= MAX_LEASE_SECONDS * 1000
+            and _WORKER_ID.match(token.worker_id) is not None
         )
         if not valid or token.key_name != key_name or token.encode() != text:
             raise LeaseNotFound(_NO_SUCH_LEASE)
         return token
 
+
+_WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.:@-]{1,100}$")
+"""``<key name>/<worker name>``: what the service writes, nothing else (a token with another
+worker id, e.g. holding U+0000, is not one it issued)."""
 
 _NO_SUCH_LEASE = "no such lease: the token is malformed or was not issued to this API key"
 

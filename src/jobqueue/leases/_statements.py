@@ -79,6 +79,9 @@ WHERE EXISTS (SELECT 1 FROM jobs WHERE status = '{TODO}' AND queue = q.name AND 
   AND NOT EXISTS (SELECT 1 FROM queues AS p WHERE p.name = q.name AND p.paused_at IS NOT NULL)"""
 """$1 queue names; returns those with a due ``todo`` job."""
 
+MAX_ATTEMPTS: Final = "SELECT id, max_attempts FROM jobs WHERE id = ANY($1::bigint[])"
+"""The attempts in all of jobs a remote worker reports failed (never taken from its token)."""
+
 # Was a refused write a repeat of one already written by the same attempt? A complete is, when
 # the job is done by that attempt of that worker (a final write keeps worker_id); a fail is,
 # when the attempt's history row by that worker says failed, retried or cancelled.
