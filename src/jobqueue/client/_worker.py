@@ -64,6 +64,7 @@ import contextlib
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -411,6 +412,9 @@ class Worker:
 
 
 def _default_name(host: str) -> str:
-    """``<hostname>-<pid>``, with what a worker name may not hold replaced by ``-``."""
+    """``<hostname>-<pid>-<6 random hex digits>``, with what a worker name may not hold
+    replaced by ``-``. The suffix keeps two processes apart whose host name and pid agree
+    (containers on the host's network, each pid 1): the lease fence tells workers apart by
+    name, so names must be unique (docs/workers.md)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.:@\-]", "-", host)[:80] or "worker"
-    return f"{cleaned}-{os.getpid()}"
+    return f"{cleaned}-{os.getpid()}-{secrets.token_hex(3)}"
