@@ -212,7 +212,10 @@ def remote_worker(
     concurrency: Annotated[int, typer.Option(help="Jobs run at once.", min=1, max=1000)] = 10,
     name: Annotated[
         str | None,
-        typer.Option(help="Name on the dashboard (default: <hostname>-<pid>-<random>; unique per process).", show_default=False),
+        typer.Option(
+            help="Name on the dashboard, unique per process (default: <hostname>-<pid>-<random>).",
+            show_default=False,
+        ),
     ] = None,
     lease_seconds: Annotated[
         float, typer.Option(help="Each lease's length, seconds.", min=1, max=3600)
