@@ -468,3 +468,13 @@ async def test_lease_fail_decides_retries_from_the_jobs_own_max_attempts(
     assert answer.json()["status"] == "failed"
     row = await job_row(db, job_id)
     assert (row["status"], row["attempts"]) == ("failed", 1)
+
+
+async def test_lease_bad_worker_name_is_a_422_naming_the_field(start_app: AppFactory) -> None:
+    client = await remote_app(start_app)
+    answer = await client.post("/leases", json={"queues": ["images"], "worker": "a/b"})
+    assert answer.status_code == 422
+    locations = [error["loc"] for error in answer.json()["detail"]]
+    assert ["body", "worker", "constrained-str"] in locations
+    not_object = await client.post("/leases", json=["queues"])
+    assert not_object.json() == {"detail": "the request body must be a JSON object"}

@@ -168,7 +168,12 @@ def headers_of(exc: JobQueueError) -> dict[str, str] | None:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    if any(error.get("type") == "model_attributes_type" for error in errors):
+    # The body itself is not an object (a field that takes an object or a string, such as the
+    # lease API's ``worker``, reports the same type on its own ``loc``: listed as usual).
+    if any(
+        error.get("type") == "model_attributes_type" and tuple(error.get("loc", ())) == ("body",)
+        for error in errors
+    ):
         content_type = request.headers.get("content-type", "")
         if "json" not in content_type:
             return JSONResponse(
