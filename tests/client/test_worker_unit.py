@@ -784,6 +784,13 @@ def test_worker_refuses_options_outside_the_service_bounds() -> None:
     assert "wait_seconds must be 0 to 20" in str(info.value)
 
 
+def test_worker_refuses_bad_queue_names_and_urls_at_once() -> None:
+    # They were accepted, and every lease call was then refused (422) and retried for ever.
+    with pytest.raises(ValueError, match="queue names are 1 to 100") as info:
+        Worker("not a url", queues=["bad queue!"])
+    assert "url must start with http:// or https://" in str(info.value)
+
+
 def test_worker_module_imports_only_stdlib_httpx_and_the_client() -> None:
     imported: set[str] = set()
     modules = sorted(Path(_worker.__file__).parent.glob("_worker*.py"))

@@ -200,17 +200,6 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.tasks = tasks if tasks is not None else RemoteTasks()
         self._check()
-        self.url = url
-        self.key = key
-        self.queues = [queues] if isinstance(queues, str) else list(queues)
-        self.concurrency = concurrency
-        self.host = socket.gethostname()[:100] or "localhost"
-        self.name = name if name is not None else _default_name(self.host)
-        self.lease_seconds = lease_seconds
-        self.wait_seconds = wait_seconds
-        self.grace_seconds = grace_seconds
-        self.tasks = tasks if tasks is not None else RemoteTasks()
-        self._check()
         self._client = client
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_calls = 0
@@ -228,6 +217,11 @@ class Worker:
         problems = []
         if not 1 <= len(self.queues) <= 32:
             problems.append(f"queues must name 1 to 32 queues, got {len(self.queues)}")
+        bad = [queue for queue in self.queues if not _QUEUE_NAME.fullmatch(queue)]
+        if bad:
+            problems.append(f"queue names are 1 to 100 of A-Za-z0-9_.:-, got {bad[0][:120]!r}")
+        if not _HTTP_URL.match(self.url):
+            problems.append(f"url must start with http:// or https://, got {self.url[:120]!r}")
         if not 1 <= self.concurrency <= 1000:
             problems.append(f"concurrency must be 1 to 1000, got {self.concurrency}")
         if not WORKER_NAME.fullmatch(self.name):
@@ -409,6 +403,10 @@ class Worker:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         transport = httpx.AsyncHTTPTransport(limits=limits)
         return AsyncJobQueue(self.url, self.key, transport=transport)
+
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+", re.IGNORECASE)
 
 
 def _default_name(host: str) -> str:
