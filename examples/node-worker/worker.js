@@ -9,7 +9,7 @@ const QUEUES = (env.JOBQUEUE_QUEUES || 'default').split(',').map((q) => q.trim()
 const SLOTS = ((n) => (Number.isInteger(n) && n >= 1 && n <= 1000) ? n : (console.error('WORKER_CONCURRENCY: a whole number from 1 to 1000'), process.exit(2)))(Number(env.WORKER_CONCURRENCY || 10));
 const NAME = env.WORKER_NAME || `node-${hostname()}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`.replace(/[^\w.:@-]/g, '-').slice(0, 100);
 const GRACE_MS = Number(env.WORKER_GRACE_SECONDS ?? 10) * 1000;
-const WAIT_SECONDS = 10, DRAIN_PAUSE_MS = 5000; // the long-poll; no leasing this long after a `drain`
+const WAIT_SECONDS = Number(env.WORKER_WAIT_SECONDS ?? 10), DRAIN_PAUSE_MS = 5000; // the long-poll; no leasing this long after a `drain`
 const HEADERS = { 'content-type': 'application/json',
   ...(env.JOBQUEUE_KEY ? { authorization: `Bearer ${env.JOBQUEUE_KEY}` } : {}) };
 

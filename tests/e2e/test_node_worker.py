@@ -65,7 +65,10 @@ def start_node_worker(
     proc = subprocess.Popen(
         [NODE, str(script or WORKER_JS)],
         cwd=factory.workdir,
-        env=child_env({"JOBQUEUE_URL": api.url, "JOBQUEUE_QUEUES": QUEUE, **env}),
+        # A 1 s long-poll: a stop waits for the one in flight (10 s by default).
+        env=child_env(
+            {"JOBQUEUE_URL": api.url, "JOBQUEUE_QUEUES": QUEUE, "WORKER_WAIT_SECONDS": "1", **env}
+        ),
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
