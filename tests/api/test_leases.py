@@ -478,3 +478,14 @@ async def test_lease_bad_worker_name_is_a_422_naming_the_field(start_app: AppFac
     assert ["body", "worker", "constrained-str"] in locations
     not_object = await client.post("/leases", json=["queues"])
     assert not_object.json() == {"detail": "the request body must be a JSON object"}
+
+
+async def test_lease_bodies_naming_a_key_twice_are_400(start_app: AppFactory) -> None:
+    client = await remote_app(start_app)
+    answer = await client.post(
+        "/leases",
+        content=b'{"queues": ["images"], "worker": "w1", "worker": "w2"}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert "worker" in answer.json()["detail"]

@@ -21,7 +21,6 @@ from jobqueue.access import Role
 from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import get_runtime
 from jobqueue.api.disconnect import unless_disconnected
-from jobqueue.api.guard import GuardedRoute
 from jobqueue.api.routes._lease_schemas import (
     CompleteIn,
     CompleteManyIn,
@@ -41,7 +40,7 @@ from jobqueue.api.routes._lease_schemas import (
     renewals_answer,
     reports_answer,
 )
-from jobqueue.api.routes.jobs import WRITE_ERRORS
+from jobqueue.api.routes.jobs import WRITE_ERRORS, JobsRoute
 from jobqueue.api.schemas import ErrorOut
 from jobqueue.api.state import Runtime
 from jobqueue.errors import LeaseLost
@@ -55,7 +54,7 @@ router = APIRouter(
     prefix="/leases",
     tags=["leases"],
     responses={**ACCESS_RESPONSES, **BODY_ERRORS},
-    route_class=GuardedRoute,
+    route_class=JobsRoute,  # the role check first, then UTF-8 and duplicate keys refused
 )
 WORKER = needs(Role.WORKER)
 
