@@ -54,6 +54,8 @@ METRICS: list[tuple[str, str, bool, str]] = [
     ("worker_cpu_us_per_job", "worker process CPU per drained job, µs", False, "{:,.0f}"),
 ]
 JQ_ONLY = [
+    ("floor_single_requests_per_s", "bare FastAPI floor, one at a time, requests/s", "{:,.0f}"),
+    ("floor_concurrent_requests_per_s", "bare FastAPI floor, 32 clients, requests/s", "{:,.0f}"),
     (
         "remote_drain_jobs_per_s",
         "remote drain, jobs/s (1 remote-worker process, concurrency 50)",

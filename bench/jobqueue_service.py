@@ -454,6 +454,64 @@ async def remote_drain(admin: Admin, database: str, jobs: int, concurrency: int)
     }
 
 
+async def floor(sizes: Sizes) -> dict[str, Any]:
+    """The bare FastAPI floor (``bench.floor_app``) under the enqueue's single and concurrent
+    load, requests/s: the same requests, clients and server options as jobqueue's."""
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.floor_app:app",
+        "--port",
+        str(port),
+        "--http",
+        "httptools",
+        "--loop",
+        "uvloop",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        env=env,
+        cwd=tempfile.gettempdir(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.returncode is not None:
+                    raise RuntimeError("the FastAPI floor did not start") from None
+                await asyncio.sleep(0.1)
+        res = await loadgen(
+            {
+                "port": port,
+                "phases": [
+                    {"kind": "single", "jobs": sizes.enqueue_single_jobs},
+                    {
+                        "kind": "concurrent",
+                        "jobs": sizes.enqueue_concurrent_jobs,
+                        "clients": sizes.http_clients,
+                    },
+                ],
+            }
+        )
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return {
+        "floor_single_requests_per_s": res["single"]["jobs_per_s"],
+        "floor_concurrent_requests_per_s": res["concurrent"]["jobs_per_s"],
+    }
+
+
 async def run_round(admin: Admin, sizes: Sizes, round_no: int) -> dict[str, Any]:
     """One round: enqueue (single, concurrent, batch), pickup, drain; a fresh database each."""
     m: dict[str, Any] = {}
@@ -487,6 +545,7 @@ async def run_round(admin: Admin, sizes: Sizes, round_no: int) -> dict[str, Any]
     m["enqueue_concurrent_jobs_per_s"] = res["concurrent"]["jobs_per_s"]
     m["enqueue_batch_jobs_per_s"] = res["batch"]["jobs_per_s"]
     await admin.drop(db)
+    m.update(await floor(sizes))
 
     db = await admin.create(f"jqbench_jobqueue_r{round_no}_pickup", TEMPLATE)
     async with Service(admin.dsn(db), workers=True, concurrency=sizes.drain_concurrency) as svc:
