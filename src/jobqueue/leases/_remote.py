@@ -435,11 +435,13 @@ class RemoteLeases:
         for text, token, _ in outcomes:
             status_written = written.get((token.worker_id, token.key))
             if status_written is not None:
-                reports.append(Report(text, token.job_id, status_written.value))
+                reports.append(Report(text, token.job_id, token.attempt, status_written.value))
                 continue
             repeated, current = repeats[(token.worker_id, token.key)]
             if repeated:
-                reports.append(Report(text, token.job_id, current or "", repeated=True))
+                reports.append(
+                    Report(text, token.job_id, token.attempt, current or "", repeated=True)
+                )
             else:
                 log.info(
                     "lease_lost",
@@ -448,7 +450,9 @@ class RemoteLeases:
                     worker_id=token.worker_id,
                     status=current,
                 )
-                reports.append(Report(text, token.job_id, LEASE_LOST, current=current))
+                reports.append(
+                    Report(text, token.job_id, token.attempt, LEASE_LOST, current=current)
+                )
         return reports
 
     async def _repeats(
@@ -500,9 +504,9 @@ class RemoteLeases:
         if released:
             self.waiters.runnable(None)
         return [
-            Report(text, token.job_id, JobStatus.TODO.value)
+            Report(text, token.job_id, token.attempt, JobStatus.TODO.value)
             if (token.worker_id, token.key) in released
-            else Report(text, token.job_id, LEASE_LOST)
+            else Report(text, token.job_id, token.attempt, LEASE_LOST)
             for text, token in parsed
         ]
 

@@ -183,7 +183,7 @@ class Report:
 
     Attributes:
         token: the lease token.
-        job_id: the job.
+        job_id, attempt: the attempt the token names.
         status: the job's status written (``done``, ``todo``, ``failed``, ``cancelled``), or
             ``lease_lost`` (nothing written).
         repeated: the same report had been written before (a retry after a lost answer).
@@ -192,14 +192,15 @@ class Report:
 
     token: str
     job_id: int
+    attempt: int
     status: str
     repeated: bool = False
     current: str | None = None
 
-    def raise_lost(self, attempt: int) -> Report:
+    def raise_lost(self) -> Report:
         """``self``, or :class:`LeaseLost` when the lease was lost (the single-lease routes)."""
         if self.status == LEASE_LOST:
-            raise LeaseLost(self.job_id, attempt, self.current)
+            raise LeaseLost(self.job_id, self.attempt, self.current)
         return self
 
 

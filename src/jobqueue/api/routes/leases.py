@@ -182,7 +182,7 @@ async def complete_one(
     """
     result = body.result if body is not None else None
     (report,) = await remote.complete(caller(request), [(token, result)])
-    return ReportOut.of(report.raise_lost(_attempt(token, request)))
+    return ReportOut.of(report.raise_lost())
 
 
 @router.post("/fail", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
@@ -211,7 +211,7 @@ async def fail_one(
     """
     failure = (body or FailIn()).failure()
     (report,) = await remote.fail(caller(request), [(token, failure)])
-    return ReportOut.of(report.raise_lost(_attempt(token, request)))
+    return ReportOut.of(report.raise_lost())
 
 
 @router.post("/release", response_model=ReportsOut, openapi_extra=WORKER, responses=NOT_FOUND)
@@ -233,8 +233,4 @@ async def release_one(token: Token, request: Request, remote: Remote) -> ReportO
     Errors: 404, 409 ``lease_lost`` (the job is no longer yours: harmless), 503.
     """
     (report,) = await remote.release(caller(request), [token])
-    return ReportOut.of(report.raise_lost(_attempt(token, request)))
-
-
-def _attempt(token: str, request: Request) -> int:
-    return leases.LeaseToken.decode(token, caller(request).key_name).attempt
+    return ReportOut.of(report.raise_lost())
