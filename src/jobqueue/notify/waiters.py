@@ -110,11 +110,13 @@ class QueueWaiters:
     def due(self, due_in: Mapping[str, float]) -> None:
         """Jobs were enqueued: ``{queue: seconds until the earliest is due}`` (0: now). Due
         now wakes at once; due later sets a timer (at most :data:`MAX_DUE_TIMERS`)."""
+        if not self._events:  # every enqueue calls this: nothing to do while nobody waits
+            return
         now = frozenset(queue for queue, seconds in due_in.items() if seconds <= 0)
         if now:
             self.runnable(now)
         later = {queue: seconds for queue, seconds in due_in.items() if seconds > 0}
-        if not later or not self._events:
+        if not later:
             return
         loop = asyncio.get_running_loop()
         for queue, seconds in later.items():
