@@ -275,6 +275,17 @@ class Settings(BaseSettings):
         description="Delete failed jobs this long after they finished, s (0: keep them; "
         "default 30 days).",
     )
+    vacuum_dead_rows: int = Field(
+        ge=0,
+        le=1_000_000_000,
+        default=50_000,
+        description="VACUUM the jobs table when this many dead rows have piled up (or a tenth "
+        "of its live rows, if more), checked every JOBQUEUE_VACUUM_INTERVAL_SECONDS: it keeps "
+        "claims fast over a big backlog. 0: leave it to autovacuum.",
+    )
+    vacuum_interval_seconds: float = Field(
+        gt=0, le=3600, default=5.0, description="How often the dead-row count is read, s."
+    )
     retention_interval_seconds: float = Field(
         gt=0,
         le=86_400,

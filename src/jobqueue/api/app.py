@@ -43,7 +43,14 @@ from jobqueue.embedded import EmbeddedPostgres, start_embedded
 from jobqueue.errors import ConfigurationError, DuplicateKey, InvalidJobRequest
 from jobqueue.jobs import JobStatus
 from jobqueue.leases import RemoteLeases
-from jobqueue.maintenance import ProcessRegistry, Pruner, Rescuer, Scheduler, Supervisor
+from jobqueue.maintenance import (
+    ProcessRegistry,
+    Pruner,
+    Rescuer,
+    Scheduler,
+    Supervisor,
+    Vacuum,
+)
 from jobqueue.metrics import Metrics
 from jobqueue.notify import JobsFinished, Listener, QueuesRunnable, protocol
 from jobqueue.service import JobDefaults, JobService, ScheduleSpec
@@ -242,6 +249,9 @@ async def _run(
 
     rescuer = Rescuer(engine, settings.rescue_interval_seconds, rescued, metrics)
     supervisor.add("rescuer", rescuer.run)
+    vacuum = Vacuum(engine, settings.vacuum_dead_rows, settings.vacuum_interval_seconds)
+    if vacuum.enabled:  # every role: remote workers' claims leave dead rows too
+        supervisor.add("vacuum", vacuum.run)
     if pool is not None:
         await _start_schedules(service, settings)
         supervisor.add("scheduler", Scheduler(service.schedules).run)

@@ -119,3 +119,22 @@ async def prune_window(
     youngest_cutoff = now.timestamp() - min(kept)
     done = bounds.rows < window or bounds.last_created.timestamp() > youngest_cutoff
     return PrunedWindow(deleted, bounds.last_id, done)
+
+
+# --- Dead rows: the claim index's upkeep (maintenance/vacuum.py) -----------------------------
+
+JOBS_DEAD_ROWS: Final = text(
+    "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'jobs'::regclass"
+)
+"""The ``jobs`` table's dead and live row estimates from the statistics collector (PostgreSQL
+manual, "pg_stat_all_tables"): backends report them at most once a second while busy."""
+
+VACUUM_JOBS: Final = "VACUUM (SKIP_LOCKED) jobs"
+"""``SKIP_LOCKED``: when another VACUUM of the table (autovacuum's, or another process's) runs,
+this one is skipped at once instead of waiting for it (PostgreSQL manual, "VACUUM")."""
+
+
+async def jobs_dead_rows(conn: AsyncConnection) -> tuple[int, int]:
+    """``(dead, live)`` row estimates of ``jobs`` (0 for a table the collector has not seen)."""
+    row = (await conn.execute(JOBS_DEAD_ROWS)).one_or_none()
+    return (0, 0) if row is None else (int(row.n_dead_tup or 0), int(row.n_live_tup or 0))

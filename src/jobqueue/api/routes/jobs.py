@@ -144,7 +144,6 @@ async def create_job(
     body: JobCreate,
     service: Service,
     request: Request,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -156,7 +155,7 @@ async def create_job(
         ),
         IdempotencyKeyHeader,
     ] = None,
-) -> JobOut:
+) -> Response:
     """Create a job in status ``todo``; an idle worker starts it within milliseconds.
 
     The body ``{"description": "Process this task"}`` alone creates an ``echo`` job. Answers
@@ -194,10 +193,14 @@ async def create_job(
             "the Idempotency-Key header and the idempotency_key field differ: send one of them"
         )
     created = await service.create(_request(body, idempotency_key))
-    response.headers["Location"] = f"{request.scope.get('root_path', '')}/jobs/{created.job.id}"
-    if not created.created:
-        response.status_code = status.HTTP_200_OK
-    return JobOut.of(created.job)
+    # Serialized here, once: a returned model would be validated and serialized again by
+    # FastAPI against response_model (about 5 % of the enqueue's CPU, bench.profile).
+    return Response(
+        JobOut.of(created.job).model_dump_json().encode(),
+        status_code=status.HTTP_201_CREATED if created.created else status.HTTP_200_OK,
+        headers={"Location": f"{request.scope.get('root_path', '')}/jobs/{created.job.id}"},
+        media_type="application/json",
+    )
 
 
 @router.post(
