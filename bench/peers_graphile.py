@@ -78,7 +78,7 @@ async def prepare(admin: Admin) -> dict[str, Any]:
     return {
         "versions": {
             "graphile-worker": result["graphile-worker"],
-            "pg": installed,
+            "node_pg": installed,
             "node": result["node"],
         }
     }

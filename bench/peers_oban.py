@@ -111,7 +111,7 @@ async def prepare(admin: Admin) -> dict[str, Any]:
     ensure_venv()
     await admin.create(TEMPLATE)
     result = await run_phase(argv(), {"phase": "install", "dsn": admin.dsn(TEMPLATE)}, BENCH_DIR)
-    return {"versions": {"oban": result["oban"], "python": result["python"]}}
+    return {"versions": {"oban": result["oban"], "oban_python": result["python"]}}
 
 
 async def enqueue(dsn: str, sizes: Sizes) -> dict[str, Any]:
