@@ -54,11 +54,15 @@ pgbouncer:
 test: lint typecheck chromium pgbouncer
 	$(BIN)/pytest
 
-# jobqueue vs pgqueuer vs procrastinate on the local PostgreSQL (BENCH_DATABASE_URL), under
-# 10 minutes; BENCH_QUICK=1 for a short development run. See bench/README.md.
+# jobqueue vs pgqueuer, procrastinate, oban and graphile-worker on the local PostgreSQL
+# (BENCH_DATABASE_URL), under 15 minutes; BENCH_QUICK=1 for a short development run. oban gets
+# its own Python 3.12 venv (bench/.venv-oban), graphile-worker `npm ci` in bench/graphile; a
+# peer whose runtime is missing is skipped with the reason. See bench/README.md.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.peers_oban
+	$(BIN)/python -m bench.peers_graphile
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist bench/.venv-oban bench/graphile/node_modules

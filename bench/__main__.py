@@ -1,4 +1,5 @@
-"""``python -m bench`` (``make bench``): jobqueue, pgqueuer and procrastinate side by side.
+"""``python -m bench`` (``make bench``): jobqueue, pgqueuer, procrastinate, oban and
+graphile-worker side by side.
 
 One run, one local PostgreSQL (admin URL from ``BENCH_DATABASE_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``), a fresh database per system, per round and
@@ -7,9 +8,12 @@ no-op jobs. Prints a table (median [min–max] of the rounds, and jobqueue ÷ be
 writes ``bench/results/latest.json``. See ``bench/README.md``.
 
 Environment: ``BENCH_QUICK=1`` (fewer jobs, one round, no scale part), ``BENCH_ROUNDS``,
-``BENCH_SCALE=0|1``, ``BENCH_SCALE_JOBS`` (default 1,000,000), ``BENCH_BUDGET_SECONDS`` (the
-scale drain stops when the run reaches it; default 500), ``BENCH_ONLY=rounds|scale`` (one part
-only), ``BENCH_OUTPUT`` (JSON path).
+``BENCH_SCALE=0|1``, ``BENCH_SCALE_JOBS`` (default 1,000,000), ``BENCH_SCALE_BUDGET_SECONDS``
+(the scale part's own budget, from its start; default 300), ``BENCH_ONLY=rounds|scale`` (one
+part only), ``BENCH_OUTPUT`` (JSON path).
+
+A peer that cannot run here (oban without a Python >= 3.12, graphile-worker without Node.js or
+its npm packages) is skipped: the table says so and the JSON has ``"skipped": "<reason>"`` for it.
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import jobqueue_service as jq
+from bench import peers_graphile as gw
+from bench import peers_oban as obn
 from bench import peers_pgqueuer as pgq
 from bench import peers_procrastinate as pcr
 from bench.common import DEFAULT_ADMIN_URL, REPO_ROOT, RESULTS_DIR, Admin, Sizes, log, summary
 
-SYSTEMS = [jq.NAME, pgq.NAME, pcr.NAME]
-PEERS = [pgq.NAME, pcr.NAME]
+SYSTEMS = [jq.NAME, pgq.NAME, pcr.NAME, obn.NAME, gw.NAME]
+PEERS = [pgq.NAME, pcr.NAME, obn.NAME, gw.NAME]
+PYTHON_PEERS = [pgq.NAME, pcr.NAME, obn.NAME]
+SKIPPABLE = {obn.NAME: obn.Skipped, gw.NAME: gw.Skipped}
+"""Peers that are skipped (with the reason) when their runtime or install is missing."""
 
 # (key, label, higher_is_better, format)
 METRICS: list[tuple[str, str, bool, str]] = [
@@ -63,6 +72,11 @@ JQ_ONLY = [
     ),
     ("remote_worker_cpu_us_per_job", "remote worker process CPU per job, µs", "{:,.0f}"),
     ("drain_1m_over_10k", "drain rate, big backlog ÷ 10k backlog", "{:.2f}"),
+    (
+        "drain_1m_last_over_first",
+        "drain rate over the big backlog, last 50,000 ÷ first 50,000",
+        "{:.2f}",
+    ),
     ("rss_growth_mb", "service RSS growth over the big backlog, MB", "{:.1f}"),
 ]
 
@@ -124,8 +138,11 @@ def aggregate(rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
     return medians, spread
 
 
-def best_peer(results: dict[str, Any], key: str, higher: bool) -> tuple[str | None, float | None]:
-    values = [(p, results[p]["spread"].get(key, {}).get("median")) for p in PEERS]
+def best_peer(
+    results: dict[str, Any], key: str, higher: bool, peers: list[str] | None = None
+) -> tuple[str | None, float | None]:
+    """The best median of ``key`` among ``peers`` (default: every peer) that measured it."""
+    values = [(p, results[p]["spread"].get(key, {}).get("median")) for p in peers or PEERS]
     values = [(p, v) for p, v in values if v is not None]
     if not values:
         return None, None
@@ -141,81 +158,119 @@ def cell(spread: dict[str, Any] | None, fmt: str) -> str:
     return text
 
 
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and met / not met."""
-    jqs, pg = results[jq.NAME], results[pgq.NAME]
+def last_over_first(scale: dict[str, Any] | None) -> tuple[float | None, str | None]:
+    """jobqueue's ``drain_1m_last_over_first``: the drain rate over the last 50,000 jobs of the
+    big backlog ÷ the rate over its first 50,000, from ``drain_1m_rate_by_step`` (rates per
+    50,000 finished jobs, in finishing order); None, with the reason, unless the whole backlog
+    was drained."""
+    if not scale:
+        return None, "the scale part did not run"
+    processed, backlog = scale.get("scale_jobs_processed"), scale.get("scale_backlog")
+    if scale.get("scale_error"):
+        return None, f"the drain stalled after {processed or 0:,} jobs"
+    if not scale.get("scale_completed") or processed != backlog:
+        return None, f"not fully drained within the budget: {processed or 0:,} of {backlog:,}"
+    steps = [s for s in scale.get("drain_1m_rate_by_step") or [] if s.get("jobs_per_s")]
+    if len(steps) < 2 or steps[0]["up_to_job"] != 50_000 or steps[-1]["up_to_job"] != processed:
+        return None, "no 50,000-job steps from the first job to the last"
+    return steps[-1]["jobs_per_s"] / steps[0]["jobs_per_s"], None
 
-    def med(system: dict[str, Any], key: str) -> float | None:
-        value = system.get(key)
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 13's targets, each with the measured value, met (True/False, None when it could not
+    be measured) and the text shown."""
+    jqs = results[jq.NAME]
+
+    def med(system: str, key: str) -> float | None:
+        value = results[system].get(key)
         return value if isinstance(value, int | float) else None
 
-    def ratio(key: str) -> float | None:
-        a, b = med(jqs, key), med(pg, key)
-        return a / b if a is not None and b else None
+    def ratio(mine: float | None, theirs: float | None) -> float | None:
+        return mine / theirs if mine is not None and theirs else None
 
     rows = []
 
     def add(name: str, value: float | None, ok: bool | None, shown: str) -> None:
         rows.append({"target": name, "value": value, "met": ok, "shown": shown})
 
-    r = ratio("drain_jobs_per_s")
-    add("drain ≥ 2× pgqueuer", r, None if r is None else r >= 2.0, f"{r:.2f}×" if r else "–")
-    remote, local = med(jqs, "remote_drain_jobs_per_s"), med(jqs, "drain_jobs_per_s")
-    r = remote / local if remote is not None and local else None
-    add(
-        "remote worker drain ≥ 0.5× in-process drain",
-        r,
-        None if r is None else r >= 0.5,
-        f"{r:.2f}×" if r else "–",
+    def add_ratio(name: str, value: float | None, floor: float, versus: str | None) -> None:
+        shown = f"{value:.2f}× (vs {versus})" if value is not None else f"– (no {versus} figure)"
+        add(name, value, None if value is None else value >= floor, shown)
+
+    drain = med(jq.NAME, "drain_jobs_per_s")
+    peer, value = best_peer(results, "drain_jobs_per_s", True, PYTHON_PEERS)
+    add_ratio(
+        "drain, 1 process, concurrency 50: ≥ 2.0× the best Python peer",
+        ratio(drain, value),
+        2.0,
+        peer or "any Python peer",
     )
-    t = med(jqs, "transactions_per_job")
+    add_ratio(
+        "drain, 1 process, concurrency 50: ≥ 1.0× graphile-worker",
+        ratio(drain, med(gw.NAME, "drain_jobs_per_s")),
+        1.0,
+        gw.NAME,
+    )
+
+    p99 = med(jq.NAME, "pickup_p99_ms")
+    theirs = {p: med(p, "pickup_p99_ms") for p in PEERS}
+    measured = {p: v for p, v in theirs.items() if v is not None}
+    missing = [p for p, v in theirs.items() if v is None]
+    if p99 is None:
+        add("pickup latency p99, idle: ≤ 5 ms and ≤ every peer's p99", None, None, "–")
+    else:
+        ok = p99 <= 5.0 and all(p99 <= v for v in measured.values())
+        shown = f"{p99:.2f} ms (peers: " + ", ".join(f"{p} {v:.2f}" for p, v in measured.items())
+        shown += ")" + (f"; not measured: {', '.join(missing)}" if missing else "")
+        add("pickup latency p99, idle: ≤ 5 ms and ≤ every peer's p99", p99, ok, shown)
+
+    add_ratio(
+        "enqueue over HTTP, 32 clients: ≥ 1.0× pgqueuer's concurrent figure",
+        ratio(
+            med(jq.NAME, "enqueue_concurrent_jobs_per_s"),
+            med(pgq.NAME, "enqueue_concurrent_jobs_per_s"),
+        ),
+        1.0,
+        pgq.NAME,
+    )
+    add_ratio(
+        "enqueue over HTTP, one at a time: ≥ 0.6× pgqueuer's single figure",
+        ratio(
+            med(jq.NAME, "enqueue_single_jobs_per_s"), med(pgq.NAME, "enqueue_single_jobs_per_s")
+        ),
+        0.6,
+        pgq.NAME,
+    )
+    peer, value = best_peer(results, "enqueue_batch_jobs_per_s", True)
+    add_ratio(
+        "enqueue over HTTP, batches of 1,000: ≥ 1.0× the best peer's batch figure",
+        ratio(med(jq.NAME, "enqueue_batch_jobs_per_s"), value),
+        1.0,
+        peer or "any peer",
+    )
+
+    value = med(jq.NAME, "drain_1m_last_over_first")
+    why = jqs.get("drain_1m_last_over_first_missing")
+    name = "drain over a 1,000,000-job backlog: last 50,000 ≥ 0.8× first 50,000"
+    if value is None:
+        add(name, None, None, f"– ({why})")
+    else:
+        add(name, value, value >= 0.8, f"{value:.2f}×")
+
+    remote = med(jq.NAME, "remote_drain_jobs_per_s")
+    add_ratio(
+        "remote worker drain: ≥ 0.5× jobqueue's in-process drain",
+        ratio(remote, drain),
+        0.5,
+        "in-process drain",
+    )
+    t = med(jq.NAME, "transactions_per_job")
     add(
-        "≤ 0.1 transactions per drained job",
+        "transactions per drained job: ≤ 0.05",
         t,
-        None if t is None else t <= 0.1,
+        None if t is None else t <= 0.05,
         f"{t:.3f}" if t is not None else "–",
     )
-    p = med(jqs, "pickup_p99_ms")
-    add("pickup p99 ≤ 5 ms", p, None if p is None else p <= 5.0, f"{p:.2f} ms" if p else "–")
-    r = ratio("enqueue_concurrent_jobs_per_s")
-    add(
-        "HTTP enqueue (32 clients) ≥ 1.0× pgqueuer concurrent",
-        r,
-        None if r is None else r >= 1.0,
-        f"{r:.2f}×" if r else "–",
-    )
-    r = ratio("enqueue_batch_jobs_per_s")
-    add(
-        "HTTP batch enqueue ≥ 1.0× pgqueuer batch",
-        r,
-        None if r is None else r >= 1.0,
-        f"{r:.2f}×" if r else "–",
-    )
-    scale = jqs.get("scale") or {}
-    error = scale.get("scale_error")
-    processed = scale.get("scale_jobs_processed")
-    s = med(jqs, "drain_1m_over_10k")
-    add(
-        "drain big backlog ÷ 10k backlog ≥ 0.8",
-        s,
-        None if s is None else s >= 0.8,
-        f"{s:.2f}" if s is not None else "– (not measured)",
-    )
-    g = med(jqs, "rss_growth_mb")
-    if error:
-        add(
-            f"RSS growth < 50 MB over the big backlog (stalled after {processed or 0:,} jobs)",
-            g,
-            None,
-            f"{g:.1f} MB, not comparable: {error}" if g is not None else f"– ({error})",
-        )
-    else:
-        add(
-            f"RSS growth < 50 MB over the big backlog ({processed or 0:,} jobs processed)",
-            g,
-            None if g is None else g < 50.0,
-            f"{g:.1f} MB" if g is not None else "– (not measured)",
-        )
     return rows
 
 
@@ -225,7 +280,10 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     for key, label, higher, fmt in METRICS:
         row = [label]
         for system in SYSTEMS:
-            row.append(cell(results[system]["spread"].get(key), fmt))
+            if results[system].get("skipped"):
+                row.append("skipped")
+            else:
+                row.append(cell(results[system]["spread"].get(key), fmt))
         peer, value = best_peer(results, key, higher)
         mine = results[jq.NAME]["spread"].get(key, {}).get("median")
         if peer and value and mine is not None:
@@ -235,21 +293,25 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         table.append(row)
     for key, label, fmt in JQ_ONLY:
         value = results[jq.NAME].get(key)
-        table.append([label, fmt.format(value) if value is not None else "–", "", "", ""])
+        table.append(
+            [label, fmt.format(value) if value is not None else "–"] + [""] * len(PEERS) + [""]
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = []
     for i, row in enumerate(table):
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    out = ["", "\n".join(lines), "", "Targets (issue 4):"]
+    out = ["", "\n".join(lines), "", "Targets (issue 13):"]
     for t in meta["targets"]:
         status = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
         out.append(f"  - {t['target']}: {t['shown']} → {status}")
     notes = []
     for system in SYSTEMS:
+        if results[system].get("skipped"):
+            notes.append(f"  - {system} skipped: {results[system]['skipped']}")
         for r in results[system]["rounds"]:
-            for key in ("drain_error", "retried_after"):
+            for key in ("drain_error", "retried_after", "error"):
                 if r.get(key):
                     notes.append(f"  - round {r['round']} {system} {key}: {r[key]}")
     scale_error = (results[jq.NAME].get("scale") or {}).get("scale_error")
@@ -258,18 +320,29 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     if notes:
         out += ["", "Problems during the run:", *notes]
     pg = results[pgq.NAME].get("settings", {})
+    concurrency = meta["sizes"]["drain_concurrency"]
     out.append("")
     out.append(
         f"pgqueuer best of sweep: batch_size={pg.get('batch_size')}, "
         f"max_concurrent_tasks={pg.get('max_concurrent_tasks') or 'unlimited'}; "
-        f"procrastinate: concurrency={meta['sizes']['drain_concurrency']}, "
-        f"pool={meta['sizes']['drain_concurrency'] + 1}"
+        f"procrastinate: concurrency={concurrency}, pool={concurrency + 1}; "
+        f"oban: queue limit {concurrency}, pool 1–10; "
+        f"graphile-worker: concurrency={concurrency}, maxPoolSize={concurrency + 1}"
     )
+    out.append(
+        "jobs drained per round (N): "
+        + ", ".join(f"{s} {n:,}" for s, n in meta["drain_jobs_per_system"].items())
+    )
+    versions = meta["machine"]["packages"]
     out.append(
         f"{meta['mode']} mode, {meta['sizes']['rounds']} round(s), "
         f"wall {meta['wall_seconds']:.0f} s; {meta['machine']['cpu_count']} CPUs, "
         f"PostgreSQL {meta['machine']['postgresql']}, "
-        f"Python {meta['machine']['python']}"
+        f"Python {meta['machine']['python']}; "
+        + ", ".join(
+            f"{name} {versions.get(name) or '–'}"
+            for name in ("pgqueuer", "procrastinate", "oban", "graphile-worker")
+        )
     )
     return "\n".join(out)
 
@@ -283,6 +356,10 @@ async def run_round(
         return await pgq.run_round(admin, sizes, round_no, best)
     if system == pcr.NAME:
         return await pcr.run_round(admin, sizes, round_no)
+    if system == obn.NAME:
+        return await obn.run_round(admin, sizes, round_no, sizes.drain_jobs_for(system))
+    if system == gw.NAME:
+        return await gw.run_round(admin, sizes, round_no, sizes.drain_jobs_for(system))
     try:
         return await jq.run_round(admin, sizes, round_no)
     except jq.ServiceDied as exc:
@@ -300,16 +377,42 @@ def num(m: dict[str, Any], key: str, fmt: str = "{:,.0f}") -> str:
     return fmt.format(value) if isinstance(value, int | float) else "–"
 
 
+async def prepare_peers(admin: Admin, extra: dict[str, Any]) -> None:
+    """Template databases for every peer; oban's venv and graphile-worker's npm packages are
+    installed when missing, and a peer that cannot run here is recorded as skipped."""
+    await pgq.prepare(admin)
+    await pcr.prepare(admin)
+    for name, module in ((obn.NAME, obn), (gw.NAME, gw)):
+        try:
+            extra[name] = await module.prepare(admin)
+        except SKIPPABLE[name] as exc:
+            log(f"{name}: skipped: {exc}")
+            extra[name] = {"skipped": str(exc)}
+
+
 async def run_rounds(
     admin: Admin, sizes: Sizes, raw: dict[str, list[dict[str, Any]]], extra: dict[str, Any]
 ) -> None:
-    """The pgqueuer sweep, then the rounds, the order of the systems rotating."""
-    await pgq.prepare(admin)
-    await pcr.prepare(admin)
+    """The pgqueuer sweep, then the rounds, the order of the systems rotating; skipped peers
+    are left out of the rotation."""
+    await prepare_peers(admin, extra)
+    active = [s for s in SYSTEMS if not extra.get(s, {}).get("skipped")]
     log("pgqueuer: sweeping batch_size × max_concurrent_tasks")
     sweep = await pgq.sweep(admin, sizes)
     best = sweep["best"]
     extra[pgq.NAME] = {"sweep": sweep, "settings": best}
+    extra[pcr.NAME] = {
+        "settings": {"concurrency": sizes.drain_concurrency, "pool": sizes.drain_concurrency + 1}
+    }
+    for name, settings in (
+        (obn.NAME, {"queue_limit": sizes.drain_concurrency, "pool": "1-10 (Oban.create_pool)"}),
+        (
+            gw.NAME,
+            {"concurrency": sizes.drain_concurrency, "maxPoolSize": sizes.drain_concurrency + 1},
+        ),
+    ):
+        if not extra[name].get("skipped"):
+            extra[name]["settings"] = settings
     log(
         "pgqueuer sweep: "
         + ", ".join(
@@ -318,10 +421,20 @@ async def run_rounds(
         )
     )
     for round_no in range(1, sizes.rounds + 1):
-        shift = (round_no - 1) % len(SYSTEMS)
-        for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
+        shift = (round_no - 1) % len(active)
+        for system in active[shift:] + active[:shift]:
             t0 = time.monotonic()
-            m = await run_round(admin, sizes, round_no, system, best)
+            try:
+                m = await run_round(admin, sizes, round_no, system, best)
+            except Exception as exc:
+                if system not in SKIPPABLE:
+                    raise
+                # A peer run in a child process that fails is reported, not fatal to the run.
+                log(f"warning: round {round_no} {system} failed: {exc}")
+                m = {"error": str(exc)[:2000]}
+                for name in list(admin.created):
+                    if name.startswith(f"jqbench_{system.split('-')[0]}_r{round_no}_"):
+                        await admin.drop(name)
             m["round"] = round_no
             m["seconds"] = time.monotonic() - t0
             raw[system].append(m)
@@ -336,12 +449,13 @@ async def run_rounds(
             )
 
 
-async def run_scale(admin: Admin, sizes: Sizes, started: float, extra: dict[str, Any]) -> None:
-    """jobqueue's scale part, stopping its big drain at the run's time budget."""
-    deadline = started + sizes.budget_seconds
+async def run_scale(admin: Admin, sizes: Sizes, extra: dict[str, Any]) -> None:
+    """jobqueue's scale part with its own time budget (``scale_budget_seconds`` from its start,
+    not a deadline on the whole run): the big drain stops there if the backlog is not done."""
+    deadline = time.monotonic() + sizes.scale_budget_seconds
     log(
         f"jobqueue scale: 10k vs {sizes.scale_large_backlog:,} backlog, RSS growth "
-        f"(stops at {sizes.budget_seconds:.0f} s of run time)"
+        f"(budget {sizes.scale_budget_seconds:.0f} s)"
     )
     try:
         scale = await jq.scale(admin, sizes, deadline)
@@ -370,7 +484,8 @@ def report(
     """Aggregate, write the JSON, print the table."""
     results: dict[str, Any] = {}
     for system in SYSTEMS:
-        medians, spread = aggregate(raw[system])
+        rounds_ok = [r for r in raw[system] if not r.get("error")]
+        medians, spread = aggregate(rounds_ok)
         entry: dict[str, Any] = {k: medians.get(k) for k, _, _, _ in METRICS}
         entry.update(
             {k: v for k, v in medians.items() if k not in entry and k not in ("round", "seconds")}
@@ -382,6 +497,10 @@ def report(
     scale = results[jq.NAME].get("scale")
     results[jq.NAME]["drain_1m_over_10k"] = scale["drain_1m_over_10k"] if scale else None
     results[jq.NAME]["rss_growth_mb"] = scale["rss_growth_mb"] if scale else None
+    value, missing = last_over_first(scale)
+    results[jq.NAME]["drain_1m_last_over_first"] = value
+    if missing:
+        results[jq.NAME]["drain_1m_last_over_first_missing"] = missing
     ratios = {}
     for key, _, higher, _ in METRICS:
         peer, value = best_peer(results, key, higher)
@@ -399,6 +518,9 @@ def report(
         "sizes": asdict(sizes),
         "machine": machine_info(pg_version, pg_full),
     }
+    for system in (obn.NAME, gw.NAME):
+        meta["machine"]["packages"].update(results[system].get("versions") or {})
+    meta["drain_jobs_per_system"] = {s: sizes.drain_jobs_for(s) for s in SYSTEMS}
     meta["targets"] = targets(results)
     document = {**meta, "ratios_jobqueue_over_best_peer": ratios, "systems": results}
     output = Path(os.environ.get("BENCH_OUTPUT", RESULTS_DIR / "latest.json"))
@@ -433,7 +555,7 @@ async def run() -> int:
         if only != "scale":
             await run_rounds(admin, sizes, raw, extra)
         if sizes.scale and only != "rounds":
-            await run_scale(admin, sizes, started, extra)
+            await run_scale(admin, sizes, extra)
     except BaseException:
         traceback.print_exc()
         await admin.drop_all_created()

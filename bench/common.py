@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -49,13 +49,21 @@ class Sizes:
     scale_small_backlog: int
     scale_large_backlog: int
     scale_window_jobs: int
-    budget_seconds: float
+    scale_budget_seconds: float
+
+    PEER_DRAIN_JOBS: ClassVar[dict[str, int]] = {"procrastinate": 5_000}
+    """Slow peers drain fewer jobs, so that one drain takes about 15 s or less (procrastinate
+    drains ~330–500 jobs/s here); a drain rate is a rate. Everyone else drains ``drain_jobs``."""
+
+    def drain_jobs_for(self, system: str) -> int:
+        """How many jobs ``system`` drains in a round (see :attr:`PEER_DRAIN_JOBS`)."""
+        return min(self.drain_jobs, self.PEER_DRAIN_JOBS.get(system, self.drain_jobs))
 
     @classmethod
     def from_env(cls) -> Sizes:
         """Full sizes (the issue's), or ``BENCH_QUICK=1`` for a quick development run."""
         quick = os.environ.get("BENCH_QUICK", "").strip() not in ("", "0", "false", "no")
-        budget = float(os.environ.get("BENCH_BUDGET_SECONDS", "500"))
+        budget = float(os.environ.get("BENCH_SCALE_BUDGET_SECONDS", "300"))
         if quick:
             return cls(
                 quick=True,
@@ -75,7 +83,7 @@ class Sizes:
                 scale_small_backlog=10_000,
                 scale_large_backlog=int(os.environ.get("BENCH_SCALE_JOBS", "200000")),
                 scale_window_jobs=10_000,
-                budget_seconds=budget,
+                scale_budget_seconds=budget,
             )
         return cls(
             quick=False,
@@ -95,7 +103,7 @@ class Sizes:
             scale_small_backlog=10_000,
             scale_large_backlog=int(os.environ.get("BENCH_SCALE_JOBS", "1000000")),
             scale_window_jobs=20_000,
-            budget_seconds=budget,
+            scale_budget_seconds=budget,
         )
 
 

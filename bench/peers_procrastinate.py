@@ -9,9 +9,10 @@ not deleted, after they succeed).
 - enqueue: ``task.defer_async()`` one job per call (single), ``peer_producers`` concurrent
   producers sharing an app whose pool has one connection each (concurrent), and one
   ``batch_defer_async`` call (batch).
-- drain: N jobs deferred with one batch call, then ``run_worker_async(concurrency=50,
-  wait=False)``; rate = N / (last ``succeeded`` event − first task start). Transactions:
-  ``pg_stat_database`` from before the worker's app opens to after it has closed.
+- drain: N jobs (5,000 at most: ``Sizes.PEER_DRAIN_JOBS``) deferred with one batch call, then
+  ``run_worker_async(concurrency=50, wait=False)``; rate = N / (last ``succeeded`` event −
+  first task start). Transactions: ``pg_stat_database`` from before the worker's app opens to
+  after it has closed.
 - pickup: an idle worker (``wait=True``) in this process; from the start of ``defer_async`` to
   the task's first line.
 """
@@ -140,6 +141,7 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
         "drain_until_return_jobs_per_s": rate(jobs, returned - _first[0]),
         "transactions_per_job": (after - before) / jobs,
         "transactions": after - before,
+        "drain_jobs": jobs,
         "worker_cpu_us_per_job": cpu * 1e6 / jobs,
     }
 
@@ -187,6 +189,6 @@ async def run_round(admin: Admin, sizes: Sizes, round_no: int) -> dict[str, Any]
     await admin.drop(db)
 
     db = await admin.create(f"jqbench_procrastinate_r{round_no}_drain", TEMPLATE)
-    m.update(await drain(admin, db, sizes.drain_jobs, sizes.drain_concurrency))
+    m.update(await drain(admin, db, sizes.drain_jobs_for(NAME), sizes.drain_concurrency))
     await admin.drop(db)
     return m
