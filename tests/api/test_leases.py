@@ -231,7 +231,7 @@ async def _waiting(client: AppClient) -> bool:
 async def test_lease_long_poll_ends_empty_after_the_wait(start_app: AppFactory) -> None:
     client = await remote_app(start_app)
     answer = await lease(client, wait_seconds=0.3)
-    assert answer.json() == {"leases": [], "drain": False}
+    assert answer.json() == {"leases": [], "drain": False, "completed": [], "failed": []}
 
 
 async def test_lease_worker_key_only_its_queues_and_nothing_else(start_app: AppFactory) -> None:
@@ -351,9 +351,14 @@ async def test_lease_waiting_requests_answer_drain_when_the_service_stops(
     client.runtime.leases.drain()
     answer = await waiting
     assert time.monotonic() - started < 1.0
-    assert answer.json() == {"leases": [], "drain": True}
+    assert answer.json() == {"leases": [], "drain": True, "completed": [], "failed": []}
     await enqueue(client)
-    assert (await lease(client)).json() == {"leases": [], "drain": True}
+    assert (await lease(client)).json() == {
+        "leases": [],
+        "drain": True,
+        "completed": [],
+        "failed": [],
+    }
 
 
 async def test_lease_500_idle_long_polls_hold_no_database_connection(
@@ -489,3 +494,60 @@ async def test_lease_bodies_naming_a_key_twice_are_400(start_app: AppFactory) ->
     )
     assert answer.status_code == 400
     assert "worker" in answer.json()["detail"]
+
+
+async def test_lease_carrying_reports_writes_them_then_leases_without_waiting(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    from jobqueue.api.routes._lease_schemas import LeasesOut
+
+    client = await remote_app(start_app)
+    done_id, failed_id, next_id = [await enqueue(client) for _ in range(3)]
+    tokens = [item["token"] for item in (await lease(client, max_jobs=2)).json()["leases"]]
+    started = time.monotonic()
+    answer = await lease(
+        client,
+        max_jobs=5,
+        wait_seconds=10,
+        complete=[{"token": tokens[0], "result": {"ok": 1}}],
+        fail=[{"token": tokens[1], "message": "boom", "retryable": False}],
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [item["job"]["id"] for item in body["leases"]] == [next_id]
+    assert body["completed"] == [
+        {"job_id": done_id, "status": "done", "repeated": False, "token": tokens[0]}
+    ]
+    assert body["failed"] == [
+        {"job_id": failed_id, "status": "failed", "repeated": False, "token": tokens[1]}
+    ]
+    LeasesOut.model_validate(body)
+    done, failed = await job_row(db, done_id), await job_row(db, failed_id)
+    assert (done["status"], json.loads(done["result"])) == ("done", {"ok": 1})
+    assert (failed["status"], failed["error"]) == ("failed", "Error: boom")
+    # Nothing is due now: a call carrying a report answers at once instead of waiting 10 s.
+    again = await lease(
+        client, wait_seconds=10, complete=[{"token": tokens[0], "result": {"ok": 1}}]
+    )
+    assert time.monotonic() - started < 5
+    assert again.json()["leases"] == []
+    assert again.json()["completed"][0]["repeated"] is True
+
+
+async def test_lease_carrying_a_bad_report_writes_and_leases_nothing(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    client = await remote_app(start_app, max_result_bytes=100)
+    first, second = await enqueue(client), await enqueue(client)
+    token = (await lease(client)).json()["leases"][0]["token"]
+    # A result over the limit: 422, the completion not written, the second job not leased.
+    too_big = await lease(client, complete=[{"token": token, "result": "x" * 200}])
+    assert too_big.status_code == 422
+    assert "JOBQUEUE_MAX_RESULT_BYTES" in too_big.json()["detail"]
+    # A fine completion beside a failure whose token is malformed: 404, neither written.
+    bad_token = await lease(
+        client, complete=[{"token": token, "result": 1}], fail=[{"token": "jl1.!!!"}]
+    )
+    assert bad_token.status_code == 404
+    assert (await job_row(db, first))["status"] == "in_progress"
+    assert (await job_row(db, second))["status"] == "todo"

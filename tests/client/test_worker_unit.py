@@ -60,12 +60,6 @@ class FakeLease:
 
 
 @dataclass(frozen=True)
-class FakeBatch:
-    leases: list[FakeLease]
-    drain: bool = False
-
-
-@dataclass(frozen=True)
 class FakeItem:
     token: str
     status: str
@@ -84,6 +78,14 @@ class FakeReport:
     status: str
     repeated: bool = False
     token: str | None = None
+
+
+@dataclass(frozen=True)
+class FakeBatch:
+    leases: list[FakeLease]
+    drain: bool = False
+    completed: list[FakeReport] = field(default_factory=list)
+    failed: list[FakeReport] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +109,7 @@ class FakeService:
     failed: dict[int, dict[str, Any]] = field(default_factory=dict)
     release_calls: list[list[str]] = field(default_factory=list)
     lease_errors: list[Exception] = field(default_factory=list)
+    carry_errors: list[Exception] = field(default_factory=list)
     report_errors: list[Exception] = field(default_factory=list)
     statuses: dict[int, str] = field(default_factory=dict)
     cancel: set[int] = field(default_factory=set)
@@ -132,8 +135,11 @@ class FakeService:
         lease_seconds: float | None = None,
         wait_seconds: float = 0.0,
         worker: str | dict[str, Any] | None = None,
+        complete: Iterable[tuple[str, Any]] = (),
+        fail: Iterable[Mapping[str, Any]] = (),
     ) -> FakeBatch:
         loop = asyncio.get_running_loop()
+        completes, fails = list(complete), list(fail)
         self.lease_calls.append(
             (
                 loop.time(),
@@ -145,11 +151,19 @@ class FakeService:
                     "wait_seconds": wait_seconds,
                     "worker": worker,
                     "held": len(self.held),
+                    "carried": len(completes) + len(fails),
                 },
             )
         )
         if self.lease_errors:
             raise self.lease_errors.pop(0)
+        if (completes or fails) and self.carry_errors:
+            raise self.carry_errors.pop(0)
+        # Carried reports: written first, as the service does; such a call does not wait.
+        completed = await self.complete_many(completes) if completes else []
+        failed = await self.fail_many(fails) if fails else []
+        if completes or fails:
+            wait_seconds = 0.0
         if not self.todo:
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
@@ -162,7 +176,7 @@ class FakeService:
             leases.append(
                 FakeLease(token, job, datetime.now(UTC), self.lease_seconds, self.heartbeat_seconds)
             )
-        return FakeBatch(leases)
+        return FakeBatch(leases, completed=completed, failed=failed)
 
     async def heartbeat(
         self, tokens: Sequence[str], lease_seconds: float | None = None
@@ -297,6 +311,50 @@ async def test_worker_concurrency_limit_is_never_exceeded() -> None:
     assert all(1 <= call["max_jobs"] <= 3 for _, call in service.lease_calls)
 
 
+async def test_worker_reports_ride_on_the_next_lease_call() -> None:
+    service = FakeService()
+    service.add(*(FakeJob(i, payload={"n": i}) for i in range(1, 21)))
+    worker = make_worker(service, concurrency=4)
+
+    @worker.task("work")
+    async def work(payload: dict[str, int]) -> int:
+        if payload["n"] % 5 == 0:
+            raise Discard("multiples of five are refused")
+        return payload["n"]
+
+    async with running(worker):
+        await until(lambda: len(service.completed) + len(service.failed) == 20, "20 reports")
+
+    assert service.completed == {i: i for i in range(1, 21) if i % 5}
+    assert sorted(service.failed) == [5, 10, 15, 20]
+    # No-op tasks end as soon as they start: their slots free while their reports wait, so the
+    # lease call that follows carries them (one request per batch instead of two).
+    carried = sum(call["carried"] for _, call in service.lease_calls)
+    assert carried >= 16, service.lease_calls
+
+
+async def test_worker_reports_a_failed_lease_call_carried_are_sent_on_their_own() -> None:
+    service = FakeService()
+    service.add(FakeJob(1), FakeJob(2))
+    worker = make_worker(service, concurrency=1)
+
+    @worker.task("work")
+    async def work(payload: Any) -> str:
+        return "ok"
+
+    # The first lease call carrying a report fails: that report is sent by the reports loop
+    # on its own (POST /leases/complete), and every job is completed once.
+    service.carry_errors = [unavailable()]
+    async with running(worker):
+        await until(lambda: len(service.completed) == 2, "2 jobs completed")
+
+    assert service.completed == {1: "ok", 2: "ok"}
+    assert service.carry_errors == []
+    carrying = [call for _, call in service.lease_calls if call["carried"]]
+    assert len(carrying) >= 1
+    assert [tokens for kind, tokens in service.report_calls].count(["jl1.1.1"]) == 1
+
+
 async def test_worker_lease_request_names_tasks_queues_and_worker() -> None:
     service = FakeService()
     worker = make_worker(service, queues=["a", "b"], concurrency=7, lease_seconds=12.0)
@@ -315,6 +373,7 @@ async def test_worker_lease_request_names_tasks_queues_and_worker() -> None:
         "wait_seconds": 0.05,
         "worker": {"name": "test-worker", "host": worker.host, "slots": 7},
         "held": 0,
+        "carried": 0,
     }
 
 

@@ -32,6 +32,8 @@ class AsyncLeaseMethods:
         lease_seconds: float | None = None,
         wait_seconds: float = 0.0,
         worker: str | Mapping[str, Any] | None = None,
+        complete: Iterable[tuple[str, Any]] = (),
+        fail: Iterable[Failure | Mapping[str, Any]] = (),
     ) -> LeaseBatch:
         """Lease jobs, waiting up to ``wait_seconds``: see :meth:`JobQueue.lease`."""
         call = calls.lease(
@@ -42,6 +44,8 @@ class AsyncLeaseMethods:
             wait_seconds,
             worker,
             self.timeout,
+            complete,
+            fail,
         )
         return await self._run(call)
 

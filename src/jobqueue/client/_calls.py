@@ -230,10 +230,22 @@ def lease(
     wait_seconds: float,
     worker: str | Mapping[str, Any] | None,
     timeout: float,
+    complete: Iterable[tuple[str, Any]] = (),
+    fail: Iterable[Failure | JsonObject] = (),
 ) -> Call[LeaseBatch]:
     """``POST /leases``: not repeatable once sent (a lost answer would lease jobs nobody runs
-    until their leases expire), except after a 429, which leased nothing."""
+    until their leases expire), except after a 429, which leased nothing (reports it carried
+    were written, and answer ``repeated`` when sent again)."""
     body: dict[str, Any] = {"queues": list(queues), "max_jobs": max_jobs}
+    completions = [{"token": token, "result": result} for token, result in complete]
+    if completions:
+        body["complete"] = completions
+    failures = [
+        failure.to_json(with_token=True) if isinstance(failure, Failure) else dict(failure)
+        for failure in fail
+    ]
+    if failures:
+        body["fail"] = failures
     body["wait_seconds"] = wait_seconds
     if tasks is not None:
         body["tasks"] = list(tasks)

@@ -4,7 +4,7 @@ report routes answer, and :class:`Failure`, what :meth:`JobQueue.fail_many` take
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -98,10 +98,15 @@ class LeaseBatch:
         drain: True when the service that answered is shutting down: finish what you hold,
             back off a few seconds, then lease again (another replica, or the restarted one,
             answers).
+        completed: the answers to the ``complete`` reports the call carried, in their order
+            (as :meth:`JobQueue.complete_many`'s); empty when it carried none.
+        failed: the same for the ``fail`` reports it carried.
     """
 
     leases: list[Lease]
     drain: bool
+    completed: list[Report] = field(default_factory=list)
+    failed: list[Report] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LeaseBatch:
@@ -109,6 +114,8 @@ class LeaseBatch:
         return cls(
             leases=[Lease.from_json(item) for item in data.get("leases", [])],
             drain=bool(data.get("drain", False)),
+            completed=[Report.from_json(item) for item in data.get("completed", [])],
+            failed=[Report.from_json(item) for item in data.get("failed", [])],
         )
 
 

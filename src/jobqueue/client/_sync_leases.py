@@ -31,6 +31,8 @@ class SyncLeaseMethods:
         lease_seconds: float | None = None,
         wait_seconds: float = 0.0,
         worker: str | Mapping[str, Any] | None = None,
+        complete: Iterable[tuple[str, Any]] = (),
+        fail: Iterable[Failure | Mapping[str, Any]] = (),
     ) -> LeaseBatch:
         """Lease jobs to run (``POST /leases``), waiting up to ``wait_seconds`` for one.
 
@@ -48,11 +50,14 @@ class SyncLeaseMethods:
             worker: this worker process's name (1 to 100 of ``A-Za-z0-9_.:@-``, unique per
                 process), or ``{"name": ..., "host": ..., "slots": ...}``; it shows in
                 :meth:`workers` and announces the worker's ``tasks``. None: ``<host>:<pid>``.
+            complete: ``(token, result)`` reports to carry, as :meth:`complete_many` takes:
+                written before the lease; a call that carries reports does not wait.
+            fail: failures to carry, as :meth:`fail_many` takes.
 
         Returns:
-            A :class:`LeaseBatch`: ``leases`` (empty when nothing came within the wait) and
+            A :class:`LeaseBatch`: ``leases`` (empty when nothing came within the wait),
             ``drain`` (True: the service is stopping; finish what you hold, back off, lease
-            again).
+            again), and ``completed``/``failed``, the carried reports' answers.
 
         Raises:
             Forbidden: the key's role may not lease, or not from these queues.
@@ -67,6 +72,8 @@ class SyncLeaseMethods:
             wait_seconds,
             worker,
             self.timeout,
+            complete,
+            fail,
         )
         return self._run(call)
 

@@ -209,7 +209,7 @@ class Worker:
         self._state = WorkerState(self)
         self._reporter = Reporter(self)
         self._attempts = Attempts(self._state, self.tasks, self._reporter)
-        self._leasing = Leasing(self._state, self._attempts)
+        self._leasing = Leasing(self._state, self._attempts, self._reporter)
         self._heartbeats = Heartbeats(self._state)
         self._shutdown = Shutdown(self._state)
 

@@ -1,5 +1,6 @@
 """A remote worker's lease loop: long-polls ``POST /leases`` for as many jobs as there are free
-slots; backs off while the service cannot be reached or answers 503 or 429."""
+slots, carrying the reports waiting to be sent; backs off while the service cannot be reached or
+answers 503 or 429."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import asyncio
 
 from jobqueue.client._worker_attempts import Attempts
 from jobqueue.client._worker_protocols import LeaseClient
+from jobqueue.client._worker_reports import Reporter
 from jobqueue.client._worker_state import WorkerState, jittered, log_failure
 
 
 class Leasing:
     """Leases jobs for the free slots of ``state`` and starts each with ``attempts``."""
 
-    def __init__(self, state: WorkerState, attempts: Attempts) -> None:
+    def __init__(self, state: WorkerState, attempts: Attempts, reporter: Reporter) -> None:
         self.state = state
         self.config = state.config
         self.attempts = attempts
+        self.reporter = reporter
 
     async def run(self, client: LeaseClient, names: list[str]) -> None:
         """Lease for the free slots until cancelled; back off while the service is down."""
@@ -33,6 +36,7 @@ class Leasing:
             if pause > 0:
                 await asyncio.sleep(pause)
                 continue
+            carried = self.reporter.take()
             try:
                 batch = await client.lease(
                     self.config.queues,
@@ -41,14 +45,22 @@ class Leasing:
                     lease_seconds=self.config.lease_seconds,
                     wait_seconds=self.config.wait_seconds,
                     worker=identity,
+                    complete=carried.complete_items() if carried else (),
+                    fail=carried.fail_items() if carried else (),
                 )
-            except Exception as exc:  # the loop's boundary: nothing may end it
+            except BaseException as exc:
+                if carried is not None:
+                    self.reporter.not_carried(carried)
+                if not isinstance(exc, Exception):
+                    raise  # cancelled: the reports loop still sends them
                 pause = jittered(delay)
                 log_failure("lease_failed", exc, retry_in=pause)
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, self.config.backoff_max_seconds)
                 continue
             delay = self.config.backoff_min_seconds
+            if carried is not None:
+                self.reporter.carried(carried, batch)
             # The service starts a lease as it answers: its end is counted from the answer.
             received = loop.time()
             for lease in batch.leases:

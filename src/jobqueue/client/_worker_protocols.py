@@ -54,6 +54,10 @@ class LeaseBatchLike(Protocol):
     def leases(self) -> Sequence[LeaseLike]: ...
     @property
     def drain(self) -> bool: ...
+    @property
+    def completed(self) -> Sequence[ReportLike]: ...
+    @property
+    def failed(self) -> Sequence[ReportLike]: ...
 
 
 class HeartbeatItemLike(Protocol):
@@ -91,7 +95,8 @@ class ReportLike(Protocol):
 
 class LeaseClient(Protocol):
     """The lease methods of ``jobqueue.client.AsyncJobQueue`` the worker calls; a test passes
-    a fake. Reports go in batches (``POST /leases/complete``, ``/fail``, ``/release``): a lost
+    a fake. Reports go in batches (``POST /leases/complete``, ``/fail``, ``/release``, or
+    carried by a lease call's ``complete`` and ``fail``): a lost
     lease is an item with ``status`` ``lease_lost``. Errors: ``ServiceUnavailable`` (503),
     ``TooManyRequests`` (429), ``ConnectionFailed`` (transport), other ``ApiError``s (4xx/5xx;
     a batch refused with 422 wrote nothing)."""
@@ -105,6 +110,8 @@ class LeaseClient(Protocol):
         lease_seconds: float | None = None,
         wait_seconds: float = 0.0,
         worker: str | dict[str, Any] | None = None,
+        complete: Iterable[tuple[str, Any]] = (),
+        fail: Iterable[Mapping[str, Any]] = (),
     ) -> LeaseBatchLike: ...
 
     async def heartbeat(

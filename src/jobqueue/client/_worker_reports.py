@@ -1,6 +1,11 @@
 """A remote worker's reports: each attempt's outcome completes or fails its job, group-committed
 (what finishes while one ``POST /leases/complete`` or ``/fail`` is on its way goes in the
-next batch), retried with backoff while the service is down."""
+next batch), retried with backoff while the service is down.
+
+Reports ride on the next lease call when one is about to go (``POST /leases`` with ``complete``
+and ``fail``: one request per batch instead of two): the lease loop takes them
+(:meth:`Reporter.take`) just before it calls, and what it does not take, because no lease call
+is coming (no free slot, a long-poll in flight, a pause), the reports loop sends itself."""
 
 from __future__ import annotations
 
@@ -12,7 +17,12 @@ from typing import Any
 
 from jobqueue.client._errors import ApiError
 from jobqueue.client._worker_outcomes import Outcome, failure_fields
-from jobqueue.client._worker_protocols import SERVICE_DOWN, LeaseClient, ReportLike
+from jobqueue.client._worker_protocols import (
+    SERVICE_DOWN,
+    LeaseBatchLike,
+    LeaseClient,
+    ReportLike,
+)
 from jobqueue.client._worker_state import (
     LEASE_LOST,
     LOST,
@@ -40,9 +50,26 @@ class _Outgoing:
     answer: asyncio.Future[ReportLike | None]
 
 
+@dataclass(eq=False)
+class Carried:
+    """The reports a lease call carries: one batch of completions, one of failures."""
+
+    completes: list[_Outgoing]
+    fails: list[_Outgoing]
+
+    def complete_items(self) -> list[tuple[str, Any]]:
+        """The ``complete`` items of the lease call."""
+        return [(i.held.lease.token, i.result) for i in self.completes]
+
+    def fail_items(self) -> list[dict[str, Any]]:
+        """The ``fail`` items of the lease call."""
+        return [{"token": i.held.lease.token, **(i.fields or {})} for i in self.fails]
+
+
 class Reporter:
     """Sends the reports of a worker's attempts: :meth:`report` queues one and waits for its
-    answer; :meth:`run` (the reports loop) sends them in batches."""
+    answer; :meth:`run` (the reports loop) sends them in batches, or the lease loop carries them
+    (:meth:`take`, :meth:`carried`, :meth:`not_carried`)."""
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -98,6 +125,9 @@ class Reporter:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
+            # One turn of the loop first: a lease call about to go (a slot freed by the same
+            # attempts) takes these reports with it.
+            await asyncio.sleep(0)
             waiting = [item for item in self._outbox if not item.answer.done()]
             self._outbox = []
             batches = [
@@ -105,6 +135,39 @@ class Reporter:
                 *_batches([item for item in waiting if item.fields is not None]),
             ]
             await asyncio.gather(*(self._deliver(client, batch) for batch in batches))
+
+    def take(self) -> Carried | None:
+        """The waiting reports for a lease call to carry (a batch of each kind at most), taken
+        out of the outbox; None when none waits."""
+        waiting = [item for item in self._outbox if not item.answer.done()]
+        if not waiting:
+            return None
+        completes = _batches([item for item in waiting if item.fields is None])
+        fails = _batches([item for item in waiting if item.fields is not None])
+        carried = Carried(completes[0] if completes else [], fails[0] if fails else [])
+        taken = {id(item) for item in (*carried.completes, *carried.fails)}
+        self._outbox = [item for item in waiting if id(item) not in taken]
+        if self._outbox:
+            self._outbox_ready.set()
+        return carried
+
+    def carried(self, carried: Carried, batch: LeaseBatchLike) -> None:
+        """The lease call that carried ``carried`` was answered: hand each report its answer
+        (reports the answer does not cover go back to the reports loop)."""
+        unanswered: list[_Outgoing] = []
+        for items, reports in ((carried.completes, batch.completed), (carried.fails, batch.failed)):
+            if items and len(reports) == len(items):
+                self._answer(items, reports)
+            else:
+                unanswered.extend(items)
+        if unanswered:
+            self.not_carried(Carried(unanswered, []))
+
+    def not_carried(self, carried: Carried) -> None:
+        """The lease call failed: its reports go back to the reports loop, which sends them on
+        its own (a report written before the failure answers ``repeated`` then)."""
+        self._outbox[:0] = [*carried.completes, *carried.fails]
+        self._outbox_ready.set()
 
     async def _deliver(self, client: LeaseClient, items: list[_Outgoing]) -> None:
         """Send one batch of reports of one kind and hand each its answer. While the service is

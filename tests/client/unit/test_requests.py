@@ -271,6 +271,30 @@ def test_request_lease_body_and_socket_timeout_past_the_wait() -> None:
     assert read_timeout(request) >= 30.0
 
 
+def test_request_lease_carrying_reports_sends_them_and_reads_their_answers() -> None:
+    report = {"job_id": 7, "status": "done", "repeated": False, "token": "t7"}
+    failed = {"job_id": 8, "status": "todo", "repeated": True, "token": "t8"}
+    script = Script(
+        answer(200, {"leases": [], "drain": False, "completed": [report], "failed": [failed]})
+    )
+
+    with script.client() as jq:
+        batch = jq.lease(
+            "default",
+            worker="w",
+            complete=[("t7", {"ok": 1})],
+            fail=[{"token": "t8", "message": "boom", "retryable": True}],
+        )
+
+    body = script.body()
+    assert body["complete"] == [{"token": "t7", "result": {"ok": 1}}]
+    assert body["fail"] == [{"token": "t8", "message": "boom", "retryable": True}]
+    assert [(r.job_id, r.status, r.repeated, r.token) for r in batch.completed] == [
+        (7, "done", False, "t7")
+    ]
+    assert [(r.job_id, r.status, r.repeated) for r in batch.failed] == [(8, "todo", True)]
+
+
 def test_request_lease_defaults_and_one_queue_name() -> None:
     script = Script(answer(200, {"leases": [], "drain": False}))
 

@@ -100,17 +100,37 @@ class LeaseIn(BaseModel):
     worker: WorkerName | WorkerIn = Field(
         description="The worker's name, or {name, host, slots}: shown on the processes page."
     )
+    complete: list[CompleteItem] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=remote.MAX_TOKENS,
+        description="Reports riding on this call, as the items of POST /leases/complete: "
+        "written before the lease, answered in `completed`. A call that carries reports does "
+        "not wait.",
+    )
+    fail: list[FailItem] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=remote.MAX_TOKENS,
+        description="As `complete`, for the items of POST /leases/fail (answered in `failed`).",
+    )
+
+    @property
+    def carries_reports(self) -> bool:
+        """True when the call carries reports (it then does not wait)."""
+        return bool(self.complete or self.fail)
 
     def to_request(self, client_host: str, default_lease_seconds: float) -> remote.LeaseRequest:
         """The use case's request; ``client_host`` and ``max_jobs`` fill what the worker did
-        not say about itself."""
+        not say about itself. A call that carries reports waits 0 s: their answers must not
+        sit in a long-poll."""
         worker = self.worker if isinstance(self.worker, WorkerIn) else WorkerIn(name=self.worker)
         return remote.LeaseRequest(
             queues=tuple(dict.fromkeys(self.queues)),
             tasks=None if self.tasks is None else tuple(dict.fromkeys(self.tasks)),
             max_jobs=self.max_jobs,
             lease_seconds=self.lease_seconds or default_lease_seconds,
-            wait_seconds=self.wait_seconds,
+            wait_seconds=0.0 if self.carries_reports else self.wait_seconds,
             worker=remote.RemoteWorker(
                 name=worker.name,
                 host=worker.host or client_host[:255],
@@ -173,6 +193,12 @@ class LeasesOut(BaseModel):
 
     leases: list[LeaseOut]
     drain: bool
+    completed: list[ReportItemOut] = Field(
+        default_factory=list, description="The answers to `complete`, in its order."
+    )
+    failed: list[ReportItemOut] = Field(
+        default_factory=list, description="The answers to `fail`, in its order."
+    )
 
 
 class HeartbeatIn(BaseModel):
@@ -369,8 +395,21 @@ def _json(value: Any) -> Response:
     return Response(_ENCODER.encode(value).encode(), media_type="application/json")
 
 
-def leases_answer(granted: list[remote.Granted], drain: bool) -> Response:
-    """The :class:`LeasesOut` of ``granted``, as a response."""
+def _report_items(reports: list[remote.Report]) -> list[dict[str, Any]]:
+    return [
+        {"job_id": r.job_id, "status": r.status, "repeated": r.repeated, "token": r.token}
+        for r in reports
+    ]
+
+
+def leases_answer(
+    granted: list[remote.Granted],
+    drain: bool,
+    completed: list[remote.Report] | None = None,
+    failed: list[remote.Report] | None = None,
+) -> Response:
+    """The :class:`LeasesOut` of ``granted`` (and of the reports the call carried), as a
+    response."""
     return _json(
         {
             "leases": [
@@ -392,6 +431,8 @@ def leases_answer(granted: list[remote.Granted], drain: bool) -> Response:
                 for g in granted
             ],
             "drain": drain,
+            "completed": _report_items(completed or []),
+            "failed": _report_items(failed or []),
         }
     )
 
@@ -416,11 +457,8 @@ def renewals_answer(renewals: list[remote.Renewal], drain: bool) -> Response:
 
 def reports_answer(reports: list[remote.Report]) -> Response:
     """The :class:`ReportsOut` of ``reports``, as a response."""
-    return _json(
-        {
-            "leases": [
-                {"job_id": r.job_id, "status": r.status, "repeated": r.repeated, "token": r.token}
-                for r in reports
-            ]
-        }
-    )
+    return _json({"leases": _report_items(reports)})
+
+
+LeaseIn.model_rebuild()  # its report items are defined below it
+LeasesOut.model_rebuild()

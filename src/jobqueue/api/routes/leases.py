@@ -93,7 +93,10 @@ def caller(request: Request) -> leases.Caller:
     "",
     response_model=LeasesOut,
     openapi_extra=WORKER,
-    responses={429: {"model": ErrorOut, "description": "Too many waiting lease requests."}},
+    responses={
+        **NOT_FOUND,
+        429: {"model": ErrorOut, "description": "Too many waiting lease requests."},
+    },
 )
 async def lease(body: LeaseIn, request: Request, remote: Remote) -> Response:
     """Lease up to ``max_jobs`` jobs of ``queues`` (and ``tasks``), waiting up to
@@ -103,14 +106,31 @@ async def lease(body: LeaseIn, request: Request, remote: Remote) -> Response:
     Each lease has a token for the reports, its expiry, and the heartbeat interval to use
     (seconds). ``drain: true``: the service is stopping; stop leasing for a few seconds.
 
-    Errors: 403 (a queue the key may not lease from), 422 (a bad body), 429 (this key, or the
-    process, has too many waiting requests: retry after ``Retry-After``), 503.
+    Reports may ride on the call: ``complete`` and ``fail`` take the items of ``POST
+    /leases/complete`` and ``/leases/fail``, are written first (fenced as there) and answered
+    in ``completed`` and ``failed``; such a call does not wait. One request per batch instead
+    of two: a remote drain's API and worker CPU per job fell by about a fifth (docs/workers.md).
+
+    Errors: 403 (a queue the key may not lease from), 404 (a report's token malformed or not
+    this key's: nothing was written or leased), 422 (a bad body, or a result that cannot be
+    stored: nothing written or leased), 429 (this key, or the process, has too many waiting
+    requests: retry after ``Retry-After``; reports it carried were written), 503.
     """
+    who = caller(request)
+    completed: list[leases.Report] = []
+    failed: list[leases.Report] = []
+    if body.fail:  # every token checked before anything is written
+        for item in body.fail:
+            leases.LeaseToken.decode(item.token, who.key_name)
+    if body.complete:
+        completed = await remote.complete(who, [(i.token, i.result) for i in body.complete])
+    if body.fail:
+        failed = await remote.fail(who, [(i.token, i.failure()) for i in body.fail])
     request_ = body.to_request(_client_host(request), remote.default_lease_seconds)
-    granted = await unless_disconnected(request.receive, remote.lease(caller(request), request_))
+    granted = await unless_disconnected(request.receive, remote.lease(who, request_))
     if granted is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return leases_answer(granted, remote.draining)
+    return leases_answer(granted, remote.draining, completed, failed)
 
 
 def _client_host(request: Request) -> str:
