@@ -355,6 +355,30 @@ async def test_worker_reports_a_failed_lease_call_carried_are_sent_on_their_own(
     assert [tokens for kind, tokens in service.report_calls].count(["jl1.1.1"]) == 1
 
 
+async def test_worker_stops_carrying_reports_when_the_service_refuses_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A service older than the lease call's complete/fail fields: a 422 for every call that
+    # carries reports. The worker goes on (the reports are sent on their own), and after three
+    # refusals in a row it carries none.
+    service = FakeService()
+    service.add(*(FakeJob(i) for i in range(1, 9)))
+    refused = ValidationFailed(422, "extra fields not permitted: complete")
+    service.carry_errors = [refused] * 100
+    worker = make_worker(service, concurrency=1)
+
+    @worker.task("work")
+    async def work(payload: Any) -> str:
+        return "ok"
+
+    async with running(worker):
+        await until(lambda: len(service.completed) == 8, "8 jobs completed")
+
+    assert service.completed == {i: "ok" for i in range(1, 9)}
+    assert len(service.carry_errors) == 100 - 3
+    assert "lease_reports_not_carried" in caplog.text
+
+
 async def test_worker_lease_request_names_tasks_queues_and_worker() -> None:
     service = FakeService()
     worker = make_worker(service, queues=["a", "b"], concurrency=7, lease_seconds=12.0)
