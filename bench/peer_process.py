@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import Admin, process_cpu_seconds
+from bench.common import Admin, Sizes, percentile, process_cpu_seconds
 
 STDERR_TAIL = 4_000
 """How much of a failed child's stderr goes into the exception (characters)."""
@@ -163,3 +163,42 @@ async def measured_drain(
         await child.kill()
     after = await admin.settled_xacts(database)
     return done, cpu, after - before
+
+
+async def child_round(
+    admin: Admin,
+    sizes: Sizes,
+    *,
+    name: str,
+    template: str,
+    command: list[str],
+    cwd: Path,
+    enqueue: Callable[[str, Sizes], Awaitable[dict[str, Any]]],
+    drain: Callable[[Admin, str, int, int], Awaitable[dict[str, Any]]],
+    round_no: int,
+    drain_jobs: int,
+) -> dict[str, Any]:
+    """One round of a child-process peer: enqueue, pickup (the child's ``pickup`` phase, its
+    latencies in ms), drain, each on a fresh database made from ``template``."""
+    m: dict[str, Any] = {}
+    db = await admin.create(f"jqbench_{name}_r{round_no}_enqueue", template)
+    m.update(await enqueue(admin.dsn(db), sizes))
+    await admin.drop(db)
+
+    db = await admin.create(f"jqbench_{name}_r{round_no}_pickup", template)
+    spec = {
+        "phase": "pickup",
+        "dsn": admin.dsn(db),
+        "jobs": sizes.pickup_jobs,
+        "concurrency": sizes.drain_concurrency,
+        "gap_seconds": sizes.pickup_gap_seconds,
+    }
+    latencies = (await run_phase(command, spec, cwd))["latencies_ms"]
+    m["pickup_p50_ms"] = percentile(latencies, 50)
+    m["pickup_p99_ms"] = percentile(latencies, 99)
+    await admin.drop(db)
+
+    db = await admin.create(f"jqbench_{name}_r{round_no}_drain", template)
+    m.update(await drain(admin, db, drain_jobs, sizes.drain_concurrency))
+    await admin.drop(db)
+    return m

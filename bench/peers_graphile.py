@@ -29,8 +29,8 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.common import REPO_ROOT, Admin, Sizes, connection, log, percentile, rate
-from bench.peer_process import measured_drain, run_phase
+from bench.common import REPO_ROOT, Admin, Sizes, connection, log, rate
+from bench.peer_process import child_round, measured_drain, run_phase
 
 NAME = "graphile-worker"
 TEMPLATE = "jqbench_tpl_graphile"
@@ -139,28 +139,18 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
 
 async def run_round(admin: Admin, sizes: Sizes, round_no: int, drain_jobs: int) -> dict[str, Any]:
     """One round: enqueue, pickup, drain, each on a fresh database."""
-    m: dict[str, Any] = {}
-    db = await admin.create(f"jqbench_graphile_r{round_no}_enqueue", TEMPLATE)
-    m.update(await enqueue(admin.dsn(db), sizes))
-    await admin.drop(db)
-
-    db = await admin.create(f"jqbench_graphile_r{round_no}_pickup", TEMPLATE)
-    spec = {
-        "phase": "pickup",
-        "dsn": admin.dsn(db),
-        "jobs": sizes.pickup_jobs,
-        "concurrency": sizes.drain_concurrency,
-        "gap_seconds": sizes.pickup_gap_seconds,
-    }
-    latencies = (await run_phase(argv(), spec, DIR))["latencies_ms"]
-    m["pickup_p50_ms"] = percentile(latencies, 50)
-    m["pickup_p99_ms"] = percentile(latencies, 99)
-    await admin.drop(db)
-
-    db = await admin.create(f"jqbench_graphile_r{round_no}_drain", TEMPLATE)
-    m.update(await drain(admin, db, drain_jobs, sizes.drain_concurrency))
-    await admin.drop(db)
-    return m
+    return await child_round(
+        admin,
+        sizes,
+        name="graphile",
+        template=TEMPLATE,
+        command=argv(),
+        cwd=DIR,
+        enqueue=enqueue,
+        drain=drain,
+        round_no=round_no,
+        drain_jobs=drain_jobs,
+    )
 
 
 def main() -> int:

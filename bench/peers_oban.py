@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, Admin, Sizes, connection, fetch_one, log, percentile, rate
-from bench.peer_process import measured_drain, run_phase
+from bench.common import REPO_ROOT, Admin, Sizes, connection, fetch_one, log, rate
+from bench.peer_process import child_round, measured_drain, run_phase
 
 NAME = "oban"
 TEMPLATE = "jqbench_tpl_oban"
@@ -170,28 +170,18 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
 
 async def run_round(admin: Admin, sizes: Sizes, round_no: int, drain_jobs: int) -> dict[str, Any]:
     """One round: enqueue, pickup, drain, each on a fresh database."""
-    m: dict[str, Any] = {}
-    db = await admin.create(f"jqbench_oban_r{round_no}_enqueue", TEMPLATE)
-    m.update(await enqueue(admin.dsn(db), sizes))
-    await admin.drop(db)
-
-    db = await admin.create(f"jqbench_oban_r{round_no}_pickup", TEMPLATE)
-    spec = {
-        "phase": "pickup",
-        "dsn": admin.dsn(db),
-        "jobs": sizes.pickup_jobs,
-        "concurrency": sizes.drain_concurrency,
-        "gap_seconds": sizes.pickup_gap_seconds,
-    }
-    latencies = (await run_phase(argv(), spec, BENCH_DIR))["latencies_ms"]
-    m["pickup_p50_ms"] = percentile(latencies, 50)
-    m["pickup_p99_ms"] = percentile(latencies, 99)
-    await admin.drop(db)
-
-    db = await admin.create(f"jqbench_oban_r{round_no}_drain", TEMPLATE)
-    m.update(await drain(admin, db, drain_jobs, sizes.drain_concurrency))
-    await admin.drop(db)
-    return m
+    return await child_round(
+        admin,
+        sizes,
+        name="oban",
+        template=TEMPLATE,
+        command=argv(),
+        cwd=BENCH_DIR,
+        enqueue=enqueue,
+        drain=drain,
+        round_no=round_no,
+        drain_jobs=drain_jobs,
+    )
 
 
 def main() -> int:
