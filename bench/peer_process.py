@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import Admin, Sizes, percentile, process_cpu_seconds
+from bench.common import Admin, Sizes, connection, percentile, process_cpu_seconds, rate
 
 STDERR_TAIL = 4_000
 """How much of a failed child's stderr goes into the exception (characters)."""
@@ -202,3 +202,43 @@ async def child_round(
     m.update(await drain(admin, db, drain_jobs, sizes.drain_concurrency))
     await admin.drop(db)
     return m
+
+
+async def child_enqueue(
+    command: list[str], cwd: Path, dsn: str, sizes: Sizes, *, name: str, count_sql: str
+) -> dict[str, Any]:
+    """The child's ``enqueue`` phase: single, concurrent and batch rates, in that order, on one
+    database; ``count_sql`` counts the stored jobs, which must be all of them (20 warm-up)."""
+    spec = {
+        "phase": "enqueue",
+        "dsn": dsn,
+        "producers": sizes.peer_producers,
+        "single": sizes.enqueue_single_jobs,
+        "concurrent": sizes.enqueue_concurrent_jobs,
+        "batch": sizes.enqueue_batch_jobs,
+    }
+    result = await run_phase(command, spec, cwd)
+    async with connection(dsn) as conn:
+        stored = await conn.fetchval(count_sql)
+    expected = (
+        20 + sizes.enqueue_single_jobs + sizes.enqueue_concurrent_jobs + sizes.enqueue_batch_jobs
+    )
+    if stored != expected:
+        raise RuntimeError(f"{name} enqueue: {stored} rows, expected {expected}")
+    return {k: v for k, v in result.items() if k != "event"}
+
+
+def drain_figures(
+    jobs: int, first: float, last: float, returned: float, transactions: int, cpu: float
+) -> dict[str, Any]:
+    """A drain's figures from its first task start, last completion and the child's return
+    (seconds), its transactions and its CPU seconds."""
+    return {
+        "drain_jobs_per_s": rate(jobs, last - first),
+        "drain_seconds": last - first,
+        "drain_until_return_jobs_per_s": rate(jobs, returned - first),
+        "drain_jobs": jobs,
+        "transactions_per_job": transactions / jobs,
+        "transactions": transactions,
+        "worker_cpu_us_per_job": cpu * 1e6 / jobs,
+    }

@@ -29,8 +29,14 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.common import REPO_ROOT, Admin, Sizes, connection, log, rate
-from bench.peer_process import child_round, measured_drain, run_phase
+from bench.common import REPO_ROOT, Admin, Sizes, connection, log
+from bench.peer_process import (
+    child_enqueue,
+    child_round,
+    drain_figures,
+    measured_drain,
+    run_phase,
+)
 
 NAME = "graphile-worker"
 TEMPLATE = "jqbench_tpl_graphile"
@@ -86,23 +92,8 @@ async def prepare(admin: Admin) -> dict[str, Any]:
 
 async def enqueue(dsn: str, sizes: Sizes) -> dict[str, Any]:
     """Single, concurrent and batch enqueue rates, in that order, on one database."""
-    spec = {
-        "phase": "enqueue",
-        "dsn": dsn,
-        "producers": sizes.peer_producers,
-        "single": sizes.enqueue_single_jobs,
-        "concurrent": sizes.enqueue_concurrent_jobs,
-        "batch": sizes.enqueue_batch_jobs,
-    }
-    result = await run_phase(argv(), spec, DIR)
-    async with connection(dsn) as conn:
-        stored = await conn.fetchval("SELECT count(*) FROM graphile_worker.jobs")
-    expected = (
-        20 + sizes.enqueue_single_jobs + sizes.enqueue_concurrent_jobs + sizes.enqueue_batch_jobs
-    )
-    if stored != expected:
-        raise RuntimeError(f"graphile-worker enqueue: {stored} rows, expected {expected}")
-    return {k: v for k, v in result.items() if k != "event"}
+    count = "SELECT count(*) FROM graphile_worker.jobs"
+    return await child_enqueue(argv(), DIR, dsn, sizes, name="graphile-worker", count_sql=count)
 
 
 async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dict[str, Any]:
@@ -124,17 +115,14 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
             f"graphile-worker drain: {done['completed']} completed, {done['failed']} failed "
             f"of {jobs}, {left} left"
         )
-    first = done["first_started_ms"] / 1000.0
-    busy = done["last_completed_ms"] / 1000.0 - first
-    return {
-        "drain_jobs_per_s": rate(jobs, busy),
-        "drain_seconds": busy,
-        "drain_until_return_jobs_per_s": rate(jobs, done["returned_ms"] / 1000.0 - first),
-        "drain_jobs": jobs,
-        "transactions_per_job": transactions / jobs,
-        "transactions": transactions,
-        "worker_cpu_us_per_job": cpu * 1e6 / jobs,
-    }
+    return drain_figures(
+        jobs,
+        done["first_started_ms"] / 1000.0,
+        done["last_completed_ms"] / 1000.0,
+        done["returned_ms"] / 1000.0,
+        transactions,
+        cpu,
+    )
 
 
 async def run_round(admin: Admin, sizes: Sizes, round_no: int, drain_jobs: int) -> dict[str, Any]:

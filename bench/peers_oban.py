@@ -28,8 +28,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, Admin, Sizes, connection, fetch_one, log, rate
-from bench.peer_process import child_round, measured_drain, run_phase
+from bench.common import REPO_ROOT, Admin, Sizes, connection, fetch_one, log
+from bench.peer_process import (
+    child_enqueue,
+    child_round,
+    drain_figures,
+    measured_drain,
+    run_phase,
+)
 
 NAME = "oban"
 TEMPLATE = "jqbench_tpl_oban"
@@ -116,23 +122,8 @@ async def prepare(admin: Admin) -> dict[str, Any]:
 
 async def enqueue(dsn: str, sizes: Sizes) -> dict[str, Any]:
     """Single, concurrent and batch enqueue rates, in that order, on one database."""
-    spec = {
-        "phase": "enqueue",
-        "dsn": dsn,
-        "producers": sizes.peer_producers,
-        "single": sizes.enqueue_single_jobs,
-        "concurrent": sizes.enqueue_concurrent_jobs,
-        "batch": sizes.enqueue_batch_jobs,
-    }
-    result = await run_phase(argv(), spec, BENCH_DIR)
-    async with connection(dsn) as conn:
-        stored = await conn.fetchval("SELECT count(*) FROM oban_jobs")
-    expected = (
-        20 + sizes.enqueue_single_jobs + sizes.enqueue_concurrent_jobs + sizes.enqueue_batch_jobs
-    )
-    if stored != expected:
-        raise RuntimeError(f"oban enqueue: {stored} rows, expected {expected}")
-    return {k: v for k, v in result.items() if k != "event"}
+    count = "SELECT count(*) FROM oban_jobs"
+    return await child_enqueue(argv(), BENCH_DIR, dsn, sizes, name="oban", count_sql=count)
 
 
 async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dict[str, Any]:
@@ -155,17 +146,9 @@ async def drain(admin: Admin, database: str, jobs: int, concurrency: int) -> dic
         )
     if row["ok"] != jobs:
         raise RuntimeError(f"oban drain: {row['ok']} completed of {jobs}")
-    first = done["first_started"]
-    busy = row["last"] - first
-    return {
-        "drain_jobs_per_s": rate(jobs, busy),
-        "drain_seconds": busy,
-        "drain_until_return_jobs_per_s": rate(jobs, done["returned"] - first),
-        "drain_jobs": jobs,
-        "transactions_per_job": transactions / jobs,
-        "transactions": transactions,
-        "worker_cpu_us_per_job": cpu * 1e6 / jobs,
-    }
+    return drain_figures(
+        jobs, done["first_started"], row["last"], done["returned"], transactions, cpu
+    )
 
 
 async def run_round(admin: Admin, sizes: Sizes, round_no: int, drain_jobs: int) -> dict[str, Any]:
