@@ -490,9 +490,14 @@ def _finite(value: float | None, option: str) -> float | None:
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
+    from jobqueue.api.bodies import loads_unique
+    from jobqueue.errors import DuplicateKey
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = loads_unique(text.encode("utf-8", "surrogatepass"))  # as the API reads a body
+    except DuplicateKey as exc:
+        _fail(f"{option}: {exc}")
+    except (ValueError, RecursionError) as exc:
         _fail(f"{option} is not valid JSON: {exc}")
     if not isinstance(value, dict):
         _fail(f"{option} must be a JSON object, e.g. '{{\"seconds\": 2}}'")

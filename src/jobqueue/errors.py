@@ -136,6 +136,13 @@ class BodyNotUtf8(JobQueueError):
     MUST be UTF-8, without a byte order mark). The message says what was found."""
 
 
+class ContentEncodingNotSupported(JobQueueError):
+    """A request body sent with a ``Content-Encoding`` other than ``identity`` (gzip, br, ...):
+    the service reads bodies as sent, so an encoded body would be read as garbage and a body
+    that claims an encoding it does not have would be taken on trust (RFC 9110, section
+    15.5.16: 415 for a content coding the server does not support)."""
+
+
 class DuplicateKey(JobQueueError):
     """A JSON object in a request body names the same key twice (``{"task": "a", "task":
     "b"}``): RFC 8259, section 4, says the names within an object SHOULD be unique and leaves

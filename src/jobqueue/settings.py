@@ -284,7 +284,11 @@ class Settings(BaseSettings):
         "claims fast over a big backlog. 0: leave it to autovacuum.",
     )
     vacuum_interval_seconds: float = Field(
-        gt=0, le=3600, default=5.0, description="How often the dead-row count is read, s."
+        ge=0.5,
+        le=3600,
+        default=5.0,
+        description="How often the dead-row count is read, s (0.5 to 3600: a read costs a "
+        "transaction).",
     )
     retention_interval_seconds: float = Field(
         gt=0,

@@ -171,3 +171,50 @@ async def test_create_job_invalid_utf8_body_is_400_saying_so(client: httpx.Async
         "detail": "the request body is not valid UTF-8 (byte 33): send the JSON encoded as "
         "UTF-8 without a byte order mark (RFC 8259, section 8.1)"
     }
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/json", "application/x-json", "application/jsonx", "application/json-seq"]
+)
+async def test_create_job_json_like_content_type_is_415_not_422(
+    client: httpx.AsyncClient, db: asyncpg.Connection, content_type: str
+) -> None:
+    # FastAPI parses application/json and application/*+json only; these bodies were objects,
+    # and the answer said "must be a JSON object" (fresh-user finding).
+    response = await client.post(
+        "/jobs", content=b'{"task": "echo"}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    assert "Content-Type: application/json" in response.json()["detail"]
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "GZIP"])
+async def test_create_job_with_a_content_encoding_is_415(
+    client: httpx.AsyncClient, db: asyncpg.Connection, encoding: str
+) -> None:
+    # A gzip body was answered "looks like UTF-16" and a plain one claiming gzip was taken.
+    response = await client.post(
+        "/jobs",
+        content=b'{"task": "echo"}',
+        headers={**JSON, "content-encoding": encoding},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["detail"] == (
+        f"Content-Encoding {encoding!r} is not supported: send the body uncompressed, without "
+        "a Content-Encoding header"
+    )
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+    identity = await client.post(
+        "/jobs", content=b'{"task": "echo"}', headers={**JSON, "content-encoding": "identity"}
+    )
+    assert identity.status_code == 201
+
+
+def test_cli_enqueue_payload_naming_a_key_twice_exits_2() -> None:
+    # The API refuses {"a": 1, "a": 2}; the CLI used to send {"a": 2}.
+    result = CliRunner().invoke(
+        cli, ["enqueue", "echo", "--payload", '{"a": 1, "a": 2}', "--url", "http://127.0.0.1:1"]
+    )
+    assert result.exit_code == 2
+    assert "--payload: duplicate key 'a' in the object at $" in result.output

@@ -551,3 +551,28 @@ async def test_lease_carrying_a_bad_report_writes_and_leases_nothing(
     assert bad_token.status_code == 404
     assert (await job_row(db, first))["status"] == "in_progress"
     assert (await job_row(db, second))["status"] == "todo"
+
+
+async def test_lease_batch_naming_a_lease_twice_is_422_and_writes_nothing(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # Both items answered "done" while the second result was dropped (fresh-user finding).
+    client = await remote_app(start_app)
+    job_id = await enqueue(client)
+    token = (await lease(client)).json()["leases"][0]["token"]
+    twice = await client.post(
+        "/leases/complete",
+        json={"leases": [{"token": token, "result": 1}, {"token": token, "result": 2}]},
+    )
+    assert twice.status_code == 422
+    assert twice.json()["detail"] == (
+        "leases[0] and leases[1] name the same lease: report each lease once"
+    )
+    carried = await lease(client, complete=[{"token": token, "result": 1}], fail=[{"token": token}])
+    assert carried.status_code == 422
+    assert carried.json()["detail"] == (
+        "complete[0] and fail[0] name the same lease: report each lease once"
+    )
+    released = await client.post("/leases/release", json={"tokens": [token, token]})
+    assert released.status_code == 422
+    assert (await job_row(db, job_id))["status"] == "in_progress"

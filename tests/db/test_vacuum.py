@@ -3,10 +3,13 @@ and not before; the dead entries of claimed jobs leave the claim index."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobqueue.db.engine import create_engine
@@ -15,6 +18,10 @@ from tests.conftest import AppFactory
 from tests.helpers import wait_until
 
 JOBS = 300
+
+
+def _url(database_url: str, **parts: Any) -> str:
+    return make_url(database_url).set(**parts).render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -102,3 +109,36 @@ async def test_the_app_runs_the_loop_unless_it_is_off(start_app: AppFactory) -> 
     loops = client.runtime.loops
     assert isinstance(loops, Supervisor)
     assert "vacuum" in loops.states
+
+
+async def test_a_vacuum_running_elsewhere_is_skipped_not_waited_for(
+    engine: AsyncEngine, db: asyncpg.Connection, database_url: str
+) -> None:
+    await _claimed_jobs(db)
+    other = await asyncpg.connect(_url(database_url, drivername="postgresql"))
+    try:
+        async with other.transaction():  # the lock a VACUUM of the table holds
+            await other.execute("LOCK TABLE jobs IN SHARE UPDATE EXCLUSIVE MODE")
+            vacuum = Vacuum(engine, JOBS, 5.0)
+            assert not await vacuum.vacuum_once()
+            assert vacuum.enabled
+    finally:
+        await other.close()
+    assert await _dead_rows(db) >= JOBS
+
+
+async def test_a_role_that_may_not_vacuum_the_table_stops_trying(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    role = f"jq_novacuum_{uuid.uuid4().hex[:12]}"
+    await db.execute(f"CREATE ROLE {role} LOGIN")
+    engine = create_engine(_url(database_url, username=role), 2, 5.0)
+    try:
+        await _claimed_jobs(db)
+        vacuum = Vacuum(engine, JOBS, 5.0)
+        assert not await vacuum.vacuum_once()
+        assert not vacuum.enabled  # told once; the loop does nothing from now on
+        assert await _dead_rows(db) >= JOBS
+    finally:
+        await engine.dispose()
+        await db.execute(f"DROP ROLE {role}")

@@ -32,7 +32,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from jobqueue.errors import BodyNotUtf8, DuplicateKey
+from jobqueue.errors import BodyNotUtf8, ContentEncodingNotSupported, DuplicateKey
 
 SEND_UTF8 = "send the JSON encoded as UTF-8 without a byte order mark (RFC 8259, section 8.1)"
 
@@ -196,6 +196,12 @@ class Utf8JsonRoute(APIRoute):
             return handler
 
         async def checked(request: Request) -> Response:
+            encoding = request.headers.get("content-encoding")
+            if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+                raise ContentEncodingNotSupported(
+                    f"Content-Encoding {encoding[:40]!r} is not supported: send the body "
+                    "uncompressed, without a Content-Encoding header"
+                )
             content_type = request.headers.get("content-type")
             if not declares_json(content_type):
                 return await handler(request)

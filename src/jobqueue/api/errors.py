@@ -11,6 +11,7 @@
 | InvalidCursor       | 400    |
 | BodyNotUtf8         | 400    |
 | DuplicateKey        | 400    |
+| ContentEncodingNotSupported | 415 |
 | TooManyWaiting      | 429 (with ``Retry-After``, RFC 6585 section 4) |
 | JobStateConflict    | 409    |
 | IdempotencyConflict | 409    |
@@ -54,10 +55,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jobqueue.api.bodies import declares_json
 from jobqueue.api.methods import allowed_methods
 from jobqueue.db.engine import DRIVER_ERRORS
 from jobqueue.errors import (
     BodyNotUtf8,
+    ContentEncodingNotSupported,
     DatabaseUnavailable,
     DuplicateKey,
     IdempotencyConflict,
@@ -104,6 +107,7 @@ STATUS_BY_ERROR: list[tuple[type[JobQueueError], int]] = [
     (InvalidCursor, 400),
     (BodyNotUtf8, 400),
     (DuplicateKey, 400),
+    (ContentEncodingNotSupported, 415),
     (TooManyWaiting, 429),
     (JobStateConflict, 409),
     (IdempotencyConflict, 409),
@@ -175,7 +179,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in errors
     ):
         content_type = request.headers.get("content-type", "")
-        if "json" not in content_type:
+        if not declares_json(content_type or None):  # text/json: FastAPI did not parse it
             return JSONResponse(
                 {
                     "detail": f"send the body as JSON with 'Content-Type: application/json' "

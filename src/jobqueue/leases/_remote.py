@@ -369,6 +369,7 @@ class RemoteLeases:
                 storable JSON); nothing was written.
             DatabaseUnavailable.
         """
+        check_unique_tokens([text for text, _ in items])
         outcomes: list[tuple[str, LeaseToken, Outcome]] = []
         for text, value in items:
             token = LeaseToken.decode(text, caller.key_name)
@@ -391,6 +392,7 @@ class RemoteLeases:
             LeaseNotFound: a token is malformed or another key's (nothing was written).
             DatabaseUnavailable.
         """
+        check_unique_tokens([text for text, _ in items])
         parsed = [(text, LeaseToken.decode(text, caller.key_name), f) for text, f in items]
         async with connect(self.engine) as conn:
             rows = await conn.fetch(sql.MAX_ATTEMPTS, [token.job_id for _, token, _ in parsed])
@@ -492,6 +494,7 @@ class RemoteLeases:
             LeaseNotFound: a token is malformed or another key's (nothing was released).
             DatabaseUnavailable.
         """
+        check_unique_tokens(tokens)
         parsed = [(text, LeaseToken.decode(text, caller.key_name)) for text in tokens]
         groups: dict[str, list[LeaseToken]] = {}
         for _, token in parsed:
@@ -514,3 +517,27 @@ class RemoteLeases:
 def _outcome_label(status: JobStatus) -> str:
     """The ``outcome`` label of ``jobqueue_jobs_finished_total`` for a status written."""
     return "retried" if status is JobStatus.TODO else status.value
+
+
+def check_unique_tokens(tokens: Sequence[str], places: Sequence[str] | None = None) -> None:
+    """Refuse a batch that names a lease twice: two reports of one attempt would be written
+    once and the other answered as if written too.
+
+    Args:
+        tokens: the batch's tokens, in order.
+        places: what to call each item in the message (default ``leases[i]``, the batch
+            routes' field).
+
+    Raises:
+        InvalidJobRequest: a token is listed twice (the message names both items).
+    """
+    seen: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        first = seen.setdefault(token, index)
+        if first != index:
+            a, b = (
+                (places[first], places[index])
+                if places
+                else (f"leases[{first}]", f"leases[{index}]")
+            )
+            raise InvalidJobRequest(f"{a} and {b} name the same lease: report each lease once")

@@ -14,8 +14,8 @@ floor keeps a vacuum's cost, which grows with the table (each one scans every in
 ``jobs``), small beside the claims it saves on a table holding many finished rows. Every process
 runs it; VACUUM takes a lock that a second VACUUM of the same table does not wait for
 (``SKIP_LOCKED``), and a finished VACUUM resets the estimate, so processes do not repeat each
-other's work. A role that may not vacuum ``jobs`` (not its owner) gets a warning from PostgreSQL
-and nothing happens; autovacuum still runs.
+other's work. A role that may not vacuum ``jobs`` (not its owner) logs ``vacuum_not_permitted``
+once and the loop stops trying; autovacuum still runs.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ class Vacuum:
         """Check the estimate and vacuum when it is due.
 
         Returns:
-            True when a VACUUM ran (or was skipped by PostgreSQL for a concurrent one).
+            True when a VACUUM ran; False when none was due, or PostgreSQL skipped the table (a
+            concurrent VACUUM holds it: ``jobs_vacuum_skipped``; this role may not vacuum it:
+            ``vacuum_not_permitted``, logged once, after which the loop does nothing).
 
         Raises:
             DatabaseUnavailable: the database cannot be reached.
@@ -76,15 +78,31 @@ class Vacuum:
         if not self.due(dead, live):
             return False
         started = time.perf_counter()
+        skipped: list[str] = []  # what PostgreSQL said when it skipped the table
+
+        def heard(_conn: object, message: asyncpg.PostgresLogMessage) -> None:
+            text = str(message.message or "")
+            if "skipping" in text:
+                skipped.append(text[:300])
+
         async with connect(self.engine) as raw:  # no transaction: VACUUM cannot run in one
-            await raw.execute(retention.VACUUM_JOBS)
+            raw.add_log_listener(heard)
+            try:
+                await raw.execute(retention.VACUUM_JOBS)
+            finally:
+                raw.remove_log_listener(heard)
+        if skipped and "lock not available" not in skipped[0]:
+            # Not the table's owner: every later try would be skipped too.
+            log.warning("vacuum_not_permitted", detail=skipped[0], dead_rows=dead)
+            self.dead_rows = 0
+            return False
         log.info(
-            "jobs_vacuumed",
+            "jobs_vacuum_skipped" if skipped else "jobs_vacuumed",
             dead_rows=dead,
             live_rows=live,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        return True
+        return not skipped
 
     async def run(self) -> None:
         """Check every ``interval_seconds`` until cancelled; a database fault is logged and the

@@ -119,9 +119,12 @@ async def lease(body: LeaseIn, request: Request, remote: Remote) -> Response:
     who = caller(request)
     completed: list[leases.Report] = []
     failed: list[leases.Report] = []
-    if body.fail:  # every token checked before anything is written
-        for item in body.fail:
-            leases.LeaseToken.decode(item.token, who.key_name)
+    # Every token checked before anything is written: well formed, this key's, named once.
+    carried = [(f"complete[{n}]", i.token) for n, i in enumerate(body.complete or ())]
+    carried += [(f"fail[{n}]", i.token) for n, i in enumerate(body.fail or ())]
+    leases.check_unique_tokens([token for _, token in carried], [place for place, _ in carried])
+    for item in body.fail or ():
+        leases.LeaseToken.decode(item.token, who.key_name)
     if body.complete:
         completed = await remote.complete(who, [(i.token, i.result) for i in body.complete])
     if body.fail:
