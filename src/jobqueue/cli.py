@@ -489,16 +489,27 @@ def _finite(value: float | None, option: str) -> float | None:
     return value
 
 
-def _json_object(text: str, option: str) -> dict[str, Any]:
+def _load_json(text: str, what: str) -> Any:
+    """``text`` parsed as the API parses a body: a key named twice, NaN or Infinity (not
+    JSON, RFC 8259 section 6) end the command with exit 2 and a message naming ``what``."""
     from jobqueue.api.bodies import loads_unique
     from jobqueue.errors import DuplicateKey
 
     try:
-        value = loads_unique(text.encode("utf-8", "surrogatepass"))  # as the API reads a body
+        value = loads_unique(text.encode("utf-8", "surrogatepass"))
     except DuplicateKey as exc:
-        _fail(f"{option}: {exc}")
+        _fail(f"{what}: {exc}")
     except (ValueError, RecursionError) as exc:
-        _fail(f"{option} is not valid JSON: {exc}")
+        _fail(f"{what} is not valid JSON: {exc}")
+    try:
+        json.dumps(value, allow_nan=False)  # NaN, Infinity and 1e999 parse, but are not JSON
+    except (ValueError, RecursionError):
+        _fail(f"{what} holds NaN, Infinity or a number too large for a float: not JSON")
+    return value
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    value = _load_json(text, option)
     if not isinstance(value, dict):
         _fail(f"{option} must be a JSON object, e.g. '{{\"seconds\": 2}}'")
     return value
@@ -573,10 +584,7 @@ def enqueue_batch(
     key: ServiceKey = None,
 ) -> None:
     """Create up to 10,000 jobs all or nothing; prints their ids, one a line."""
-    try:
-        body = json.load(file)
-    except json.JSONDecodeError as exc:
-        _fail(f"{file.name} is not valid JSON: {exc}")
+    body = _load_json(file.read(), file.name)
     jobs = body.get("jobs") if isinstance(body, dict) and set(body) == {"jobs"} else body
     if not isinstance(jobs, list) or not all(isinstance(job, dict) for job in jobs):
         _fail(f'{file.name} must hold a list of job objects, or {{"jobs": [...]}}')

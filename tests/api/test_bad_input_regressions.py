@@ -218,3 +218,33 @@ def test_cli_enqueue_payload_naming_a_key_twice_exits_2() -> None:
     )
     assert result.exit_code == 2
     assert "--payload: duplicate key 'a' in the object at $" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (
+            ["enqueue-batch", "-"],
+            '[{"task": "echo", "task": "fail"}]',
+            "<stdin>: duplicate key 'task' in the object at $[0]",
+        ),
+        (
+            ["enqueue", "echo", "--payload", '{"a": NaN}'],
+            None,
+            "--payload holds NaN, Infinity or a number too large for a float: not JSON",
+        ),
+        (
+            ["enqueue-batch", "-"],
+            '[{"task": "echo", "payload": {"a": 1e999}}]',
+            "<stdin> holds NaN, Infinity or a number too large for a float: not JSON",
+        ),
+    ],
+)
+def test_cli_json_input_the_api_would_refuse_exits_2(
+    args: list[str], stdin: str | None, message: str
+) -> None:
+    # enqueue-batch sent {"task": "fail"} for a task named twice, and NaN in a payload ended
+    # in a traceback (fresh-user findings).
+    result = CliRunner().invoke(cli, [*args, "--url", "http://127.0.0.1:1"], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.output

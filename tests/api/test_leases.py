@@ -576,3 +576,14 @@ async def test_lease_batch_naming_a_lease_twice_is_422_and_writes_nothing(
     released = await client.post("/leases/release", json={"tokens": [token, token]})
     assert released.status_code == 422
     assert (await job_row(db, job_id))["status"] == "in_progress"
+
+
+async def test_lease_empty_report_lists_carry_nothing(start_app: AppFactory) -> None:
+    # docs/workers.md says the lists are optional: an empty one is the same as none.
+    client = await remote_app(start_app)
+    job_id = await enqueue(client)
+    answer = await lease(client, complete=[], fail=[])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [item["job"]["id"] for item in body["leases"]] == [job_id]
+    assert (body["completed"], body["failed"]) == ([], [])

@@ -110,6 +110,7 @@ class FakeService:
     release_calls: list[list[str]] = field(default_factory=list)
     lease_errors: list[Exception] = field(default_factory=list)
     carry_errors: list[Exception] = field(default_factory=list)
+    carried_written: list[int | None] = field(default_factory=list)
     report_errors: list[Exception] = field(default_factory=list)
     statuses: dict[int, str] = field(default_factory=dict)
     cancel: set[int] = field(default_factory=set)
@@ -162,6 +163,7 @@ class FakeService:
         # Carried reports: written first, as the service does; such a call does not wait.
         completed = await self.complete_many(completes) if completes else []
         failed = await self.fail_many(fails) if fails else []
+        self.carried_written.extend(report.job_id for report in [*completed, *failed])
         if completes or fails:
             wait_seconds = 0.0
         if not self.todo:
@@ -355,16 +357,15 @@ async def test_worker_reports_a_failed_lease_call_carried_are_sent_on_their_own(
     assert [tokens for kind, tokens in service.report_calls].count(["jl1.1.1"]) == 1
 
 
-async def test_worker_stops_carrying_reports_when_the_service_refuses_them(
+async def test_worker_stops_carrying_reports_when_the_service_does_not_take_them(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A service older than the lease call's complete/fail fields: a 422 for every call that
-    # carries reports. The worker goes on (the reports are sent on their own), and after three
-    # refusals in a row it carries none.
+    # A service older than the lease call's complete/fail fields answers 422 naming them as
+    # extra fields: the worker goes on (the reports are sent on their own) and carries none.
     service = FakeService()
     service.add(*(FakeJob(i) for i in range(1, 9)))
-    refused = ValidationFailed(422, "extra fields not permitted: complete")
-    service.carry_errors = [refused] * 100
+    extra = [{"loc": ["body", "complete"], "msg": "Extra inputs", "type": "extra_forbidden"}]
+    service.carry_errors = [ValidationFailed(422, extra) for _ in range(100)]
     worker = make_worker(service, concurrency=1)
 
     @worker.task("work")
@@ -375,8 +376,30 @@ async def test_worker_stops_carrying_reports_when_the_service_refuses_them(
         await until(lambda: len(service.completed) == 8, "8 jobs completed")
 
     assert service.completed == {i: "ok" for i in range(1, 9)}
-    assert len(service.carry_errors) == 100 - 3
+    assert len(service.carry_errors) == 99  # one refusal, then no call carried reports
     assert "lease_reports_not_carried" in caplog.text
+
+
+async def test_worker_a_report_refused_on_a_lease_call_is_not_carried_again() -> None:
+    # Results the service refuses (422) made the lease calls carrying them fail, and after
+    # three such calls the worker carried no report any more (fresh-user finding). Now a refused
+    # report goes on its own (its attempt fails, "too large"), and the others still ride.
+    service = FakeService(refuse="too large")
+    service.add(*(FakeJob(i, payload={"n": i}) for i in range(1, 41)))
+    worker = make_worker(service, concurrency=4)
+
+    @worker.task("work")
+    async def work(payload: dict[str, int]) -> Any:
+        await asyncio.sleep(0.001 * (payload["n"] % 3))
+        return "too large" if payload["n"] % 4 == 0 else payload["n"]
+
+    async with running(worker):
+        await until(lambda: len(service.completed) + len(service.failed) == 40, "40 reports")
+
+    assert service.completed == {i: i for i in range(1, 41) if i % 4}
+    assert sorted(service.failed) == list(range(4, 41, 4))
+    late = [job_id for job_id in service.carried_written if job_id is not None and job_id > 20]
+    assert late, service.carried_written  # reports of the last jobs still rode on lease calls
 
 
 async def test_worker_lease_request_names_tasks_queues_and_worker() -> None:

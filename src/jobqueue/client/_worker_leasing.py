@@ -9,17 +9,26 @@ import asyncio
 from jobqueue.client._errors import ApiError
 from jobqueue.client._worker_attempts import Attempts
 from jobqueue.client._worker_protocols import LeaseClient
-from jobqueue.client._worker_reports import Reporter
+from jobqueue.client._worker_reports import Carried, Reporter
 from jobqueue.client._worker_state import WorkerState, jittered, log, log_failure
-
-MAX_CARRY_REFUSALS = 3
-"""Lease calls carrying reports refused in a row before a worker stops carrying them (a service
-older than the ``complete``/``fail`` fields of ``POST /leases`` refuses every one with 422)."""
 
 
 def _refused(exc: Exception) -> bool:
     """A 4xx other than 429: the call was refused for what it carried."""
     return isinstance(exc, ApiError) and 400 <= exc.status_code < 500 and exc.status_code != 429
+
+
+def _fields_unknown(exc: Exception) -> bool:
+    """A 422 that names ``complete`` or ``fail`` as fields the service does not take: it is
+    older than reports on lease calls."""
+    if not isinstance(exc, ApiError) or exc.status_code != 422 or not isinstance(exc.detail, list):
+        return False
+    return any(
+        isinstance(item, dict)
+        and item.get("type") == "extra_forbidden"
+        and list(item.get("loc") or [])[-1:] in (["complete"], ["fail"])
+        for item in exc.detail
+    )
 
 
 class Leasing:
@@ -30,29 +39,18 @@ class Leasing:
         self.config = state.config
         self.attempts = attempts
         self.reporter = reporter
-        self.refusals = 0
-        """Lease calls carrying reports refused in a row (4xx): the next call carries none."""
-        self.skip_carry = False
+        self.carry = True
+        """False once the service said it takes no reports on lease calls (an older one)."""
 
-    def _carry(self) -> bool:
-        """Whether the next lease call carries the waiting reports."""
-        if self.skip_carry:
-            self.skip_carry = False
-            return False
-        return self.refusals < MAX_CARRY_REFUSALS
-
-    def _carry_refused(self) -> None:
-        """A lease call was refused for the reports it carried (a result too large, a token
-        not this key's: the reports loop sorts them out one by one), or by a service that
-        takes no reports on lease calls: the next call carries none, and after
-        :data:`MAX_CARRY_REFUSALS` in a row none ever does."""
-        self.refusals += 1
-        self.skip_carry = True
-        if self.refusals == MAX_CARRY_REFUSALS:
-            log.warning(
-                "lease_reports_not_carried refusals=%d: reports go on their own from now on",
-                self.refusals,
-            )
+    def _carry_refused(self, carried: Carried, exc: Exception) -> None:
+        """A lease call was refused for the reports it carried: they go to the reports loop,
+        never carried again (it sorts them out one by one: a result too large fails its
+        attempt); a service that takes no reports on lease calls at all is not sent any
+        more."""
+        self.reporter.not_carried(carried, carry_again=False)
+        if _fields_unknown(exc):
+            self.carry = False
+            log.warning("lease_reports_not_carried: the service takes no reports on lease calls")
 
     async def run(self, client: LeaseClient, names: list[str]) -> None:
         """Lease for the free slots until cancelled; back off while the service is down."""
@@ -69,7 +67,7 @@ class Leasing:
             if pause > 0:
                 await asyncio.sleep(pause)
                 continue
-            carried = self.reporter.take() if self._carry() else None
+            carried = self.reporter.take() if self.carry else None
             try:
                 batch = await client.lease(
                     self.config.queues,
@@ -82,13 +80,13 @@ class Leasing:
                     fail=carried.fail_items() if carried else (),
                 )
             except BaseException as exc:
+                if carried is not None and isinstance(exc, Exception) and _refused(exc):
+                    self._carry_refused(carried, exc)  # the reports were at fault: at once
+                    continue
                 if carried is not None:
                     self.reporter.not_carried(carried)
                 if not isinstance(exc, Exception):
                     raise  # cancelled: the reports loop still sends them
-                if carried is not None and _refused(exc):
-                    self._carry_refused()  # the reports were at fault, not the lease: at once
-                    continue
                 pause = jittered(delay)
                 log_failure("lease_failed", exc, retry_in=pause)
                 await asyncio.sleep(pause)
@@ -96,7 +94,6 @@ class Leasing:
                 continue
             delay = self.config.backoff_min_seconds
             if carried is not None:
-                self.refusals = 0
                 self.reporter.carried(carried, batch)
             # The service starts a lease as it answers: its end is counted from the answer.
             received = loop.time()

@@ -48,6 +48,8 @@ class _Outgoing:
     result: Any
     size: int
     answer: asyncio.Future[ReportLike | None]
+    carry: bool = True
+    """False once a lease call carrying it was refused: the reports loop sends it."""
 
 
 @dataclass(eq=False)
@@ -140,10 +142,11 @@ class Reporter:
         """The waiting reports for a lease call to carry (a batch of each kind at most), taken
         out of the outbox; None when none waits."""
         waiting = [item for item in self._outbox if not item.answer.done()]
-        if not waiting:
+        carriable = [item for item in waiting if item.carry]
+        if not carriable:
             return None
-        completes = _batches([item for item in waiting if item.fields is None])
-        fails = _batches([item for item in waiting if item.fields is not None])
+        completes = _batches([item for item in carriable if item.fields is None])
+        fails = _batches([item for item in carriable if item.fields is not None])
         carried = Carried(completes[0] if completes else [], fails[0] if fails else [])
         taken = {id(item) for item in (*carried.completes, *carried.fails)}
         self._outbox = [item for item in waiting if id(item) not in taken]
@@ -163,10 +166,15 @@ class Reporter:
         if unanswered:
             self.not_carried(Carried(unanswered, []))
 
-    def not_carried(self, carried: Carried) -> None:
+    def not_carried(self, carried: Carried, carry_again: bool = True) -> None:
         """The lease call failed: its reports go back to the reports loop, which sends them on
-        its own (a report written before the failure answers ``repeated`` then)."""
-        self._outbox[:0] = [*carried.completes, *carried.fails]
+        its own (a report written before the failure answers ``repeated`` then); with
+        ``carry_again`` False (the call was refused for them) no lease call carries them
+        again."""
+        items = [*carried.completes, *carried.fails]
+        for item in items:
+            item.carry = item.carry and carry_again
+        self._outbox[:0] = items
         self._outbox_ready.set()
 
     async def _deliver(self, client: LeaseClient, items: list[_Outgoing]) -> None:

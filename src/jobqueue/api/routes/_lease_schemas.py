@@ -102,15 +102,13 @@ class LeaseIn(BaseModel):
     )
     complete: list[CompleteItem] | None = Field(
         default=None,
-        min_length=1,
         max_length=remote.MAX_TOKENS,
         description="Reports riding on this call, as the items of POST /leases/complete: "
         "written before the lease, answered in `completed`. A call that carries reports does "
-        "not wait.",
+        "not wait (an empty list or null carries none).",
     )
     fail: list[FailItem] | None = Field(
         default=None,
-        min_length=1,
         max_length=remote.MAX_TOKENS,
         description="As `complete`, for the items of POST /leases/fail (answered in `failed`).",
     )
