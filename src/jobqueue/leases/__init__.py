@@ -27,7 +27,7 @@ from jobqueue.leases._outcomes import (
     failed,
     succeeded,
 )
-from jobqueue.leases._remote import RemoteLeases, check_unique_tokens
+from jobqueue.leases._remote import RemoteLeases
 from jobqueue.leases._remote_types import (
     LEASE_LOST,
     MAX_JOBS,
@@ -97,7 +97,6 @@ __all__ = [
     "ResultTooLarge",
     "RetryPolicy",
     "cancelled",
-    "check_unique_tokens",
     "claim",
     "describe_error",
     "encode_result",

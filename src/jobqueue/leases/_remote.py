@@ -365,11 +365,56 @@ class RemoteLeases:
 
         Raises:
             LeaseNotFound: a token is malformed or another key's (nothing was written).
-            InvalidJobRequest: a result that cannot be stored (too large, too deep, not
-                storable JSON); nothing was written.
+            InvalidJobRequest: a token named twice, or a result that cannot be stored (too
+                large, too deep, not storable JSON); nothing was written.
             DatabaseUnavailable.
         """
         check_unique_tokens([text for text, _ in items])
+        return await self._write_completions(self._completions(caller, items))
+
+    async def fail(self, caller: Caller, items: Sequence[tuple[str, Failure]]) -> list[Report]:
+        """Write failed attempts, fenced by their leases: back to ``todo`` after a delay when
+        retryable with attempts left, else ``failed`` (``cancelled`` when a cancel was
+        requested).
+
+        Raises:
+            LeaseNotFound: a token is malformed or another key's (nothing was written).
+            InvalidJobRequest: a token named twice (nothing was written).
+            DatabaseUnavailable.
+        """
+        check_unique_tokens([text for text, _ in items])
+        return await self._write_failures(self._failures(caller, items))
+
+    async def report(
+        self,
+        caller: Caller,
+        completes: Sequence[tuple[str, Any]],
+        fails: Sequence[tuple[str, Failure]],
+    ) -> tuple[list[Report], list[Report]]:
+        """The reports a lease call carries: every token and result of both kinds checked
+        before anything is written, then the completions, then the failures.
+
+        Returns:
+            the reports of ``completes`` and of ``fails``, each in order.
+
+        Raises:
+            LeaseNotFound, InvalidJobRequest: as :meth:`complete` and :meth:`fail`, a token
+                named twice across both (``complete[i]``, ``fail[j]``); nothing was written.
+            DatabaseUnavailable.
+        """
+        places = [f"complete[{i}]" for i in range(len(completes))]
+        places += [f"fail[{i}]" for i in range(len(fails))]
+        check_unique_tokens([text for text, _ in (*completes, *fails)], places)
+        completions = self._completions(caller, completes)
+        failures = self._failures(caller, fails)
+        completed = await self._write_completions(completions) if completions else []
+        failed = await self._write_failures(failures) if failures else []
+        return completed, failed
+
+    def _completions(
+        self, caller: Caller, items: Sequence[tuple[str, Any]]
+    ) -> list[tuple[str, LeaseToken, Outcome]]:
+        """Each completion's token and ``done`` outcome; raises before anything is written."""
         outcomes: list[tuple[str, LeaseToken, Outcome]] = []
         for text, value in items:
             token = LeaseToken.decode(text, caller.key_name)
@@ -381,19 +426,21 @@ class RemoteLeases:
                 raise InvalidJobRequest(f"job {token.job_id}: the result: {exc}") from None
             outcome = Outcome(token.job_id, token.attempt, JobStatus.DONE, result_json=result_json)
             outcomes.append((text, token, outcome))
+        return outcomes
+
+    @staticmethod
+    def _failures(
+        caller: Caller, items: Sequence[tuple[str, Failure]]
+    ) -> list[tuple[str, LeaseToken, Failure]]:
+        """Each failure with its token; raises before anything is written."""
+        return [(text, LeaseToken.decode(text, caller.key_name), f) for text, f in items]
+
+    async def _write_completions(
+        self, outcomes: list[tuple[str, LeaseToken, Outcome]]
+    ) -> list[Report]:
         return await self._finish(outcomes, repeat_outcomes={JobStatus.DONE.value})
 
-    async def fail(self, caller: Caller, items: Sequence[tuple[str, Failure]]) -> list[Report]:
-        """Write failed attempts, fenced by their leases: back to ``todo`` after a delay when
-        retryable with attempts left, else ``failed`` (``cancelled`` when a cancel was
-        requested).
-
-        Raises:
-            LeaseNotFound: a token is malformed or another key's (nothing was written).
-            DatabaseUnavailable.
-        """
-        check_unique_tokens([text for text, _ in items])
-        parsed = [(text, LeaseToken.decode(text, caller.key_name), f) for text, f in items]
+    async def _write_failures(self, parsed: list[tuple[str, LeaseToken, Failure]]) -> list[Report]:
         async with connect(self.engine) as conn:
             rows = await conn.fetch(sql.MAX_ATTEMPTS, [token.job_id for _, token, _ in parsed])
         # A job that is gone gets attempt + 1: its write is refused by the fence anyway.

@@ -119,16 +119,12 @@ async def lease(body: LeaseIn, request: Request, remote: Remote) -> Response:
     who = caller(request)
     completed: list[leases.Report] = []
     failed: list[leases.Report] = []
-    # Every token checked before anything is written: well formed, this key's, named once.
-    carried = [(f"complete[{n}]", i.token) for n, i in enumerate(body.complete or ())]
-    carried += [(f"fail[{n}]", i.token) for n, i in enumerate(body.fail or ())]
-    leases.check_unique_tokens([token for _, token in carried], [place for place, _ in carried])
-    for item in body.fail or ():
-        leases.LeaseToken.decode(item.token, who.key_name)
-    if body.complete:
-        completed = await remote.complete(who, [(i.token, i.result) for i in body.complete])
-    if body.fail:
-        failed = await remote.fail(who, [(i.token, i.failure()) for i in body.fail])
+    if body.carries_reports:
+        completed, failed = await remote.report(
+            who,
+            [(i.token, i.result) for i in body.complete or ()],
+            [(i.token, i.failure()) for i in body.fail or ()],
+        )
     request_ = body.to_request(_client_host(request), remote.default_lease_seconds)
     granted = await unless_disconnected(request.receive, remote.lease(who, request_))
     if granted is None:
