@@ -240,10 +240,7 @@ def lease(
     completions = [{"token": token, "result": result} for token, result in complete]
     if completions:
         body["complete"] = completions
-    failures = [
-        failure.to_json(with_token=True) if isinstance(failure, Failure) else dict(failure)
-        for failure in fail
-    ]
+    failures = _failure_items(fail)
     if failures:
         body["fail"] = failures
     body["wait_seconds"] = wait_seconds
@@ -308,11 +305,17 @@ def complete_many(items: Iterable[tuple[str, Any]]) -> Call[list[Report]]:
 
 def fail_many(failures: Iterable[Failure | JsonObject]) -> Call[list[Report]]:
     """``POST /leases/fail``: repeatable."""
-    leases = [
+    return Call.repeatable(
+        "POST", "/leases/fail", _reports, body={"leases": _failure_items(failures)}
+    )
+
+
+def _failure_items(failures: Iterable[Failure | JsonObject]) -> list[JsonObject]:
+    """The items of ``POST /leases/fail`` (and of a lease call's ``fail``)."""
+    return [
         failure.to_json(with_token=True) if isinstance(failure, Failure) else dict(failure)
         for failure in failures
     ]
-    return Call.repeatable("POST", "/leases/fail", _reports, body={"leases": leases})
 
 
 def release_many(tokens: Iterable[str]) -> Call[list[Report]]:

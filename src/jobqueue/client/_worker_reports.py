@@ -61,11 +61,11 @@ class Carried:
 
     def complete_items(self) -> list[tuple[str, Any]]:
         """The ``complete`` items of the lease call."""
-        return [(i.held.lease.token, i.result) for i in self.completes]
+        return _completion_items(self.completes)
 
     def fail_items(self) -> list[dict[str, Any]]:
         """The ``fail`` items of the lease call."""
-        return [{"token": i.held.lease.token, **(i.fields or {})} for i in self.fails]
+        return _failure_items(self.fails)
 
 
 class Reporter:
@@ -212,10 +212,8 @@ class Reporter:
     async def _post(self, client: LeaseClient, items: list[_Outgoing]) -> Sequence[ReportLike]:
         """One ``POST /leases/complete`` or ``/leases/fail`` for ``items`` (all of one kind)."""
         if items[0].fields is None:
-            return await client.complete_many([(i.held.lease.token, i.result) for i in items])
-        return await client.fail_many(
-            [{"token": i.held.lease.token, **(i.fields or {})} for i in items]
-        )
+            return await client.complete_many(_completion_items(items))
+        return await client.fail_many(_failure_items(items))
 
     def _still_worth(self, item: _Outgoing, exc: BaseException, pause: float) -> bool:
         """Whether to try ``item`` again after ``pause`` seconds; if not, it is given up."""
@@ -258,6 +256,16 @@ class Reporter:
             duration_ms,
             "" if fields is None else f" error_type={fields['error_type']}",
         )
+
+
+def _completion_items(items: list[_Outgoing]) -> list[tuple[str, Any]]:
+    """``(token, result)`` of completions, as ``complete_many`` and a lease call take them."""
+    return [(i.held.lease.token, i.result) for i in items]
+
+
+def _failure_items(items: list[_Outgoing]) -> list[dict[str, Any]]:
+    """The bodies of failures, as ``fail_many`` and a lease call take them."""
+    return [{"token": i.held.lease.token, **(i.fields or {})} for i in items]
 
 
 def _batches(items: list[_Outgoing]) -> list[list[_Outgoing]]:
