@@ -348,3 +348,16 @@ async def test_ui_without_keys_needs_no_login(start_app: AppFactory) -> None:
     response = await client.get("/ui/login")
     assert response.status_code == 303
     assert response.headers["location"] == "/ui"
+
+
+async def test_two_authorization_headers_are_refused_whatever_their_order(
+    start_app: AppFactory,
+) -> None:
+    # The first one counted: "nope" then the admin key was a 401, the reverse a 200
+    # (fresh-user finding). Behind a proxy that appends its own header that is a trap.
+    client = await keyed_app(start_app)
+    for first, second in ((ADMIN_KEY, "nope"), ("nope", ADMIN_KEY)):
+        headers = [("authorization", f"Bearer {first}"), ("authorization", f"Bearer {second}")]
+        response = await client.get("/jobs", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["detail"] == ("the request has 2 Authorization headers: send one")

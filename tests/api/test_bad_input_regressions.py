@@ -248,3 +248,16 @@ def test_cli_json_input_the_api_would_refuse_exits_2(
     result = CliRunner().invoke(cli, [*args, "--url", "http://127.0.0.1:1"], input=stdin)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+async def test_create_job_without_a_content_type_is_415(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    # The body is an object, but FastAPI parses JSON only when the request says so; the answer
+    # was "must be a JSON object" (fresh-user finding).
+    response = await client.post("/jobs", content=b'{"task": "echo"}')  # no Content-Type
+    assert response.status_code == 415, response.text
+    assert response.json()["detail"] == (
+        "send the body as JSON with 'Content-Type: application/json' (got 'no Content-Type')"
+    )
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0

@@ -587,3 +587,34 @@ async def test_lease_empty_report_lists_carry_nothing(start_app: AppFactory) -> 
     body = answer.json()
     assert [item["job"]["id"] for item in body["leases"]] == [job_id]
     assert (body["completed"], body["failed"]) == ([], [])
+
+
+async def test_lease_batch_naming_a_lease_twice_with_an_edited_token_is_422(
+    start_app: AppFactory, db: asyncpg.Connection
+) -> None:
+    # A worker may edit the lease length in its own token: another text, the same lease. Both
+    # items answered "done" while the second result was dropped (fresh-user finding).
+    import base64
+
+    client = await remote_app(start_app)
+    job_id = await enqueue(client)
+    token = (await lease(client)).json()["leases"][0]["token"]
+    body = token.removeprefix("jl1.")
+    job, attempt, _lease_ms, worker = (
+        base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().split(".", 3)
+    )
+    edited = _forge(f"{job}.{attempt}.20000.{worker}")
+    assert edited != token
+    twice = await client.post(
+        "/leases/complete",
+        json={"leases": [{"token": token, "result": 1}, {"token": edited, "result": 2}]},
+    )
+    assert twice.status_code == 422
+    assert twice.json()["detail"] == (
+        "leases[0] and leases[1] name the same lease: report each lease once"
+    )
+    carried = await lease(client, complete=[{"token": token}], fail=[{"token": edited}])
+    assert carried.json()["detail"] == (
+        "complete[0] and fail[0] name the same lease: report each lease once"
+    )
+    assert (await job_row(db, job_id))["status"] == "in_progress"

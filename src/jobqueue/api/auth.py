@@ -231,9 +231,15 @@ class Access:
             if unsafe and (reason := cross_site_reason(request)):
                 raise PermissionDenied(f"refused: {reason}", reason="cross_site", via="open")
             return Principal("anonymous", Role.ADMIN, "open")
-        authorization = request.headers.get("authorization")
-        if authorization is not None:
-            return self._bearer(authorization)
+        authorizations = request.headers.getlist("authorization")
+        if len(authorizations) > 1:  # which one counts would depend on the reader
+            raise NotAuthenticated(
+                f"the request has {len(authorizations)} Authorization headers: send one",
+                invalid_token=True,
+                reason="malformed",
+            )
+        if authorizations:
+            return self._bearer(authorizations[0])
         token = request.cookies.get(SESSION_COOKIE)
         if token is None:
             raise NotAuthenticated(

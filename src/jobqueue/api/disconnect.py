@@ -16,6 +16,9 @@ from starlette.types import Receive
 
 T = TypeVar("T")
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status recorded for a request whose client went away before its answer (nginx's 499)."""
+
 
 async def until_disconnected(receive: Receive) -> None:
     """Return once ``receive`` yields ``http.disconnect`` (body chunks, if any, are dropped:

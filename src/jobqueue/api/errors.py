@@ -179,7 +179,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in errors
     ):
         content_type = request.headers.get("content-type", "")
-        if not declares_json(content_type or None):  # text/json: FastAPI did not parse it
+        # None given, or text/json: FastAPI did not parse the body as JSON.
+        if not content_type or not declares_json(content_type):
             return JSONResponse(
                 {
                     "detail": f"send the body as JSON with 'Content-Type: application/json' "

@@ -33,11 +33,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from jobqueue.api.auth import TRUSTED_PROXY
+from jobqueue.api.disconnect import CLIENT_CLOSED_REQUEST
 from jobqueue.metrics import Metrics
 
 log = structlog.get_logger("jobqueue.http")
@@ -156,6 +158,11 @@ class RequestMiddleware:
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away (or sent a body uvicorn could not read, which it answered
+            # itself): not a fault of ours, so not a 500 in the log and the metrics.
+            status = CLIENT_CLOSED_REQUEST
+            log.info("request_aborted", method=scope.get("method", "")[:16])
         except Exception:
             status = 500
             log.exception(

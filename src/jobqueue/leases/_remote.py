@@ -369,8 +369,9 @@ class RemoteLeases:
                 large, too deep, not storable JSON); nothing was written.
             DatabaseUnavailable.
         """
-        check_unique_tokens([text for text, _ in items])
-        return await self._write_completions(self._completions(caller, items))
+        completions = self._completions(caller, items)
+        check_unique_tokens([token for _, token, _ in completions])
+        return await self._write_completions(completions)
 
     async def fail(self, caller: Caller, items: Sequence[tuple[str, Failure]]) -> list[Report]:
         """Write failed attempts, fenced by their leases: back to ``todo`` after a delay when
@@ -382,8 +383,9 @@ class RemoteLeases:
             InvalidJobRequest: a token named twice (nothing was written).
             DatabaseUnavailable.
         """
-        check_unique_tokens([text for text, _ in items])
-        return await self._write_failures(self._failures(caller, items))
+        failures = self._failures(caller, items)
+        check_unique_tokens([token for _, token, _ in failures])
+        return await self._write_failures(failures)
 
     async def report(
         self,
@@ -402,11 +404,12 @@ class RemoteLeases:
                 named twice across both (``complete[i]``, ``fail[j]``); nothing was written.
             DatabaseUnavailable.
         """
-        places = [f"complete[{i}]" for i in range(len(completes))]
-        places += [f"fail[{i}]" for i in range(len(fails))]
-        check_unique_tokens([text for text, _ in (*completes, *fails)], places)
         completions = self._completions(caller, completes)
         failures = self._failures(caller, fails)
+        places = [f"complete[{i}]" for i in range(len(completes))]
+        places += [f"fail[{i}]" for i in range(len(fails))]
+        tokens = [token for _, token, _ in completions] + [token for _, token, _ in failures]
+        check_unique_tokens(tokens, places)
         completed = await self._write_completions(completions) if completions else []
         failed = await self._write_failures(failures) if failures else []
         return completed, failed
@@ -541,8 +544,8 @@ class RemoteLeases:
             LeaseNotFound: a token is malformed or another key's (nothing was released).
             DatabaseUnavailable.
         """
-        check_unique_tokens(tokens)
         parsed = [(text, LeaseToken.decode(text, caller.key_name)) for text in tokens]
+        check_unique_tokens([token for _, token in parsed])
         groups: dict[str, list[LeaseToken]] = {}
         for _, token in parsed:
             groups.setdefault(token.worker_id, []).append(token)
@@ -566,21 +569,22 @@ def _outcome_label(status: JobStatus) -> str:
     return "retried" if status is JobStatus.TODO else status.value
 
 
-def check_unique_tokens(tokens: Sequence[str], places: Sequence[str] | None = None) -> None:
+def check_unique_tokens(tokens: Sequence[LeaseToken], places: Sequence[str] | None = None) -> None:
     """Refuse a batch that names a lease twice: two reports of one attempt would be written
-    once and the other answered as if written too.
+    once and the other answered as if written too. Compared by attempt, not by text: a worker
+    may edit the lease length in its own token, which makes another text for the same lease.
 
     Args:
-        tokens: the batch's tokens, in order.
+        tokens: the batch's tokens, decoded, in order.
         places: what to call each item in the message (default ``leases[i]``, the batch
             routes' field).
 
     Raises:
         InvalidJobRequest: a token is listed twice (the message names both items).
     """
-    seen: dict[str, int] = {}
+    seen: dict[AttemptKey, int] = {}
     for index, token in enumerate(tokens):
-        first = seen.setdefault(token, index)
+        first = seen.setdefault(token.key, index)
         if first != index:
             a, b = (
                 (places[first], places[index])

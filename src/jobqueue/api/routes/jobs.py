@@ -21,7 +21,7 @@ from jobqueue.api.audit import audited
 from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.bodies import Utf8JsonRoute
 from jobqueue.api.deps import Service
-from jobqueue.api.disconnect import unless_disconnected
+from jobqueue.api.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
 from jobqueue.api.guard import GuardedRoute
 from jobqueue.api.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -78,9 +78,6 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES, ro
 
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id."), BigintDigits]
 
-CLIENT_CLOSED_REQUEST = 499
-"""The status logged (and counted) for a long-poll whose client left before the answer: nginx's
-"client closed request". Nobody receives it."""
 
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {

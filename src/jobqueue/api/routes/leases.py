@@ -20,7 +20,7 @@ from jobqueue import leases
 from jobqueue.access import Role
 from jobqueue.api.auth import ACCESS_RESPONSES, needs
 from jobqueue.api.deps import get_runtime
-from jobqueue.api.disconnect import unless_disconnected
+from jobqueue.api.disconnect import CLIENT_CLOSED_REQUEST, unless_disconnected
 from jobqueue.api.routes._lease_schemas import (
     CompleteIn,
     CompleteManyIn,
@@ -44,8 +44,6 @@ from jobqueue.api.routes.jobs import WRITE_ERRORS, JobsRoute
 from jobqueue.api.schemas import ErrorOut
 from jobqueue.api.state import Runtime
 from jobqueue.errors import LeaseLost
-
-CLIENT_CLOSED_REQUEST = 499
 
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     status: answer for status, answer in WRITE_ERRORS.items() if status != 409
